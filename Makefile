@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test` each set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# img2dataset imports albumentations, which otherwise checks the package index at import.
+export NO_ALBUMENTATIONS_UPDATE := 1
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned exactly: a looser pin pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m wit_pipeline.demo --output demo-out
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@echo "benchmarks live in bench/; see bench/README.md for each command"
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

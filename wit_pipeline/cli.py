@@ -1,0 +1,73 @@
+"""`wit`: one subcommand per stage. Entry point only: parses flags, builds configs, calls the library.
+
+Each subcommand lives in `wit_pipeline/commands/<name>.py` and exposes `register(subparsers)`,
+which adds its parser and sets `run(args) -> int`. Heavy imports happen inside `run`, so
+`wit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# One line per subcommand; the module's `register` defines its flags.
+COMMANDS = [
+    "wit_pipeline.commands.download",
+]
+
+
+class UsageError(Exception):
+    """A bad flag value, a missing input or an unreadable file: reported in one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wit",
+        description="Curate CLIP-style image-text datasets: ingest, balance, download, dedup, reshard, train.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMANDS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # img2dataset imports albumentations, which otherwise checks the package index at import time.
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after a bare `--` goes to the engine untouched (Beam runner flags, for example).
+    passthrough: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    args.passthrough = passthrough
+    try:
+        return int(args.run(args) or 0)
+    except UsageError as err:
+        print(f"wit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def usage_errors(*error_types):
+    """Decorator for a command's `run`: the given exception types become one-line UsageErrors."""
+
+    def wrap(run):
+        def guarded(args):
+            try:
+                return run(args)
+            except error_types as err:
+                raise UsageError(str(err)) from err
+
+        return guarded
+
+    return wrap
+
+
+if __name__ == "__main__":
+    sys.exit(main())

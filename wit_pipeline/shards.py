@@ -1,0 +1,158 @@
+"""Shard files: WebDataset tars, their Parquet sidecars, stats and completion markers.
+
+A shard `NNNNN` in a folder is `NNNNN.tar` (members `<uid>.jpg|.txt|.json`), `NNNNN.parquet`
+(one row per input row, failures included), `NNNNN_stats.json`, and `NNNNN.done`, written last by
+an atomic rename. A shard without its marker is unfinished: readers skip it, reruns redo it whole.
+Paths go through fsspec, so local folders, gs:// and s3:// all work.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+import uuid
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SHARD_DIGITS = 5
+_SHARD_NAME = re.compile(r"^(\d{5,})\.done$")
+
+
+def shard_name(shard_id: int) -> str:
+    """`00042` for shard 42: sortable names, as img2dataset writes them."""
+    return f"{shard_id:0{SHARD_DIGITS}d}"
+
+
+def join(folder: str, name: str) -> str:
+    return folder.rstrip("/") + "/" + name
+
+
+def makedirs(folder: str) -> None:
+    fs, path = fsspec.core.url_to_fs(folder)
+    fs.makedirs(path, exist_ok=True)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either nothing or the whole file.
+
+    Local files go through a temporary name and os.replace; object stores make an upload visible
+    only once it is complete, so a plain write is already atomic there.
+    """
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+        tmp = f"{fs_path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, fs_path)
+    else:
+        with fs.open(fs_path, "wb") as f:
+            f.write(data)
+
+
+def marker_path(folder: str, shard_id: int) -> str:
+    return join(folder, f"{shard_name(shard_id)}.done")
+
+
+def is_done(folder: str, shard_id: int) -> bool:
+    fs, path = fsspec.core.url_to_fs(marker_path(folder, shard_id))
+    return fs.exists(path)
+
+
+def mark_done(folder: str, shard_id: int, stats: dict) -> None:
+    """Write the shard's stats, then its completion marker: the marker is always last."""
+    write_atomic(join(folder, f"{shard_name(shard_id)}_stats.json"), json_bytes(stats))
+    write_atomic(marker_path(folder, shard_id), json_bytes({"shard": shard_name(shard_id)}))
+
+
+def finished_shards(folder: str) -> list[int]:
+    """Ids of the shards in `folder` that carry a completion marker, sorted."""
+    fs, path = fsspec.core.url_to_fs(folder)
+    if not fs.exists(path):
+        return []
+    ids = []
+    for entry in fs.ls(path, detail=False):
+        match = _SHARD_NAME.match(entry.rstrip("/").rsplit("/", 1)[-1])
+        if match:
+            ids.append(int(match.group(1)))
+    return sorted(ids)
+
+
+def json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+class TarSampleWriter:
+    """Writes WebDataset samples to one tar: `<key>.<ext>` members, in the order written.
+
+    Member headers carry fixed owner and time, so the same samples in the same order give the
+    same bytes on every machine and rerun.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        self._file = fs.open(fs_path, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.USTAR_FORMAT)
+        self.count = 0
+        self.bytes_written = 0
+
+    def write(self, key: str, members: dict[str, bytes]) -> None:
+        """Add one sample: `members` maps an extension (`jpg`, `txt`, `json`) to its bytes."""
+        for ext, data in members.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            info.uname = info.gname = ""
+            self._tar.addfile(info, io.BytesIO(data))
+            self.bytes_written += len(data)
+        self.count += 1
+
+    def close(self) -> None:
+        self._tar.close()
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
+    """Write `rows` (dicts keyed by field name) as one Parquet file of `schema`."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def iter_tar(path: str):
+    """Yield (key, {ext: bytes}) for each sample of a WebDataset tar, grouping members by key."""
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        key, sample = None, {}
+        for member in tar:
+            if not member.isfile():
+                continue
+            stem, _, ext = member.name.rpartition("/")[-1].partition(".")
+            if key is not None and stem != key:
+                yield key, sample
+                sample = {}
+            key = stem
+            sample[ext] = tar.extractfile(member).read()
+        if key is not None:
+            yield key, sample
