@@ -80,6 +80,9 @@ PAIR_FIELDS = [
     pa.field("source_id", pa.string()),
     pa.field("page_url", pa.string()),
     pa.field("license", pa.string()),
+    # Set when the image is already on disk (COCO with --image-root): download reads this path
+    # instead of fetching `url`, while `url` stays the canonical address that keys the pair.
+    pa.field("image_path", pa.string()),
     pa.field("status", pa.string(), nullable=False),
     pa.field("error", pa.string()),
 ]

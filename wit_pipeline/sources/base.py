@@ -1,0 +1,55 @@
+"""The contract every source follows: list units of work, read one unit as a stream of records.
+
+A record is a dict keyed by the schema's field names (`wit_pipeline.schema.PAIR_FIELDS` at least:
+uid, url, caption, source, source_id, page_url, license, image_path, status, error) plus any
+extra columns the user asked to keep. A malformed input line is a record too, with status
+`malformed_record` and an error that says where and what, never an exception and never a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from wit_pipeline import schema
+
+
+@dataclass(frozen=True)
+class SourceShard:
+    """One unit of work: which input, and which part of it (row range, byte range, record range)."""
+
+    shard_id: int
+    path: str
+    start: int = 0
+    stop: int | None = None
+    options: tuple = field(default_factory=tuple)
+
+
+class Source(Protocol):
+    """What an engine needs from a source. Instances pickle cheaply: no open files, no models."""
+
+    name: str
+
+    def shards(self) -> list[SourceShard]:
+        """The units of work, in a deterministic order (same input, same list, on every engine)."""
+
+    def read(self, shard: SourceShard) -> Iterator[dict]:
+        """Stream the records of one unit; never loads the whole input into memory."""
+
+
+def make_record(url, caption, source: str, source_id=None, page_url=None, license=None,
+                image_path=None, status: str = schema.OK, error: str | None = None) -> dict:
+    """A record of the pair fields with its uid computed; the single way sources build records."""
+    return {
+        "uid": schema.uid(url, caption),
+        "url": url,
+        "caption": caption,
+        "source": source,
+        "source_id": None if source_id is None else str(source_id),
+        "page_url": page_url,
+        "license": license,
+        "image_path": image_path,
+        "status": schema.check_status(status),
+        "error": error,
+    }
