@@ -17,3 +17,23 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+import pytest  # noqa: E402
+
+from wit_pipeline.devserver import ImageServer  # noqa: E402
+
+COCO_IMAGES = TEST_DATA / "coco" / "images"
+
+
+@pytest.fixture(scope="session")
+def image_server():
+    """A real HTTP server on 127.0.0.1 serving the real COCO test images, with web misbehaviours."""
+    with ImageServer(str(COCO_IMAGES), host="127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def second_loopback_server():
+    """The same server on 127.0.0.2: another loopback address, outside a 127.0.0.1/32 allowance."""
+    with ImageServer(str(COCO_IMAGES), host="127.0.0.2") as server:
+        yield server

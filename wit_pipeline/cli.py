@@ -22,12 +22,20 @@ class UsageError(Exception):
     """A bad flag value, a missing input or an unreadable file: reported in one line, exit 2."""
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="wit",
         description="Curate CLIP-style image-text datasets: ingest, balance, download, dedup, reshard, train.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=OneLineErrorParser)
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
     return parser
@@ -67,6 +75,35 @@ def usage_errors(*error_types):
         return guarded
 
     return wrap
+
+
+# argparse types for flag values: a bad value is rejected by argparse with the flag's name, exit 2.
+def positive_int(text: str) -> int:
+    value = _parse(int, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _parse(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parse(float, text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _parse(kind, text):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a valid {kind.__name__}: {text!r}") from None
 
 
 if __name__ == "__main__":

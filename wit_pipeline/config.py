@@ -7,6 +7,7 @@ Library functions take their config object as an argument; only entry points (`w
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,8 @@ class FetchConfig:
     max_pixels: int = 89_478_485
     per_host_connections: int = 4
     allow_private: bool = False
+    # Networks exempted from the address guard without turning it off (tests allow 127.0.0.1/32).
+    allow_networks: tuple[str, ...] = ()
     user_agent_token: str | None = "wit"
     # img2dataset's defaults plus noai/noimageai, the directives the issue asks to honour.
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
@@ -83,6 +86,11 @@ class FetchConfig:
         _require(self.max_redirects >= 0, "max_redirects must be >= 0")
         _require(self.max_bytes > 0, "max_bytes must be positive")
         _require(self.per_host_connections > 0, "per_host_connections must be positive")
+        for network in self.allow_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"allow_networks: {network!r} is not an IP network (e.g. 127.0.0.1/32)") from None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ STATUSES: dict[str, str] = {
     "too_large_area": "the image's area exceeds the maximum",
     "bad_aspect_ratio": "the image's aspect ratio exceeds the maximum",
     "resize_error": "the resizer failed (see error)",
+    "file_not_found": "the local image file (image_path) is missing or unreadable",
     "internal_error": "an unexpected error while processing this row (traceback in error)",
 }
 

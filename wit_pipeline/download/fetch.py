@@ -1,0 +1,295 @@
+"""One polite, safe HTTP fetch: the crawler around img2dataset's per-image work.
+
+img2dataset fetches with a bare `urllib.request.urlopen`. Around the same urllib machinery this
+module adds what a web-scale crawler needs: the destination address is checked after DNS
+resolution and after every redirect (and the socket connects to the checked address, so DNS
+rebinding cannot slip past), redirects are bounded, the body is capped, the Content-Type and
+X-Robots-Tag opt-outs are honoured (with img2dataset's own header parser), and 429/5xx/connection
+errors are retried with exponential backoff that honours Retry-After.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import http.client
+import ipaddress
+import random
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from img2dataset.downloader import is_disallowed
+
+from wit_pipeline.config import FetchConfig
+from wit_pipeline.schema import http_status_name
+
+_READ_CHUNK = 64 * 1024
+# Types that image hosts commonly send for images; anything else (text/html above all) is refused.
+_GENERIC_BINARY_TYPES = {"application/octet-stream", "binary/octet-stream", "application/binary"}
+
+
+@dataclass
+class FetchResult:
+    """The outcome of one fetch: the body, or the status and reason it failed."""
+
+    data: bytes | None
+    status: str
+    error: str | None = None
+    http_status: int | None = None
+    attempts: int = 1
+
+
+class FetchError(Exception):
+    """A failure with a known status; `retryable` marks the ones worth another attempt."""
+
+    def __init__(self, status: str, message: str, http_status: int | None = None,
+                 retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.http_status = http_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def user_agent(token: str | None) -> str:
+    # img2dataset's browser-like string plus a token that robots directives can address.
+    agent = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
+    return f"{agent} (compatible; {token}; +https://github.com/wit-pipeline)" if token else agent
+
+
+def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
+    """Fetch `url` with retries; never raises for a per-URL failure, returns its status instead."""
+    opener = _build_opener(config)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            data, http_status = _fetch_once(opener, url, config)
+            return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
+        except FetchError as err:
+            if not err.retryable or attempt > config.retries:
+                return FetchResult(None, err.status, str(err), err.http_status, attempt)
+            delay = _retry_delay(err, attempt, config)
+            if delay is None:
+                return FetchResult(None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s",
+                                   err.http_status, attempt)
+            sleep(delay)
+
+
+def _retry_delay(err: FetchError, attempt: int, config: FetchConfig) -> float | None:
+    """Seconds to wait before the next attempt, or None when the server asks for too long."""
+    if err.retry_after is not None:
+        return err.retry_after if err.retry_after <= config.max_retry_after else None
+    backoff = min(config.backoff_max, config.backoff_base * 2 ** (attempt - 1))
+    return backoff * (0.5 + random.random() / 2)  # jitter so that retries do not synchronise
+
+
+def _fetch_once(opener, url: str, config: FetchConfig) -> tuple[bytes, int]:
+    request = urllib.request.Request(url, headers={"User-Agent": user_agent(config.user_agent_token)})
+    try:
+        with opener.open(request, timeout=config.timeout) as response:
+            _check_headers(response.headers, config)
+            return _read_capped(response, config.max_bytes), response.status
+    except FetchError:
+        raise
+    except urllib.error.HTTPError as err:
+        raise _http_error(err) from None
+    except urllib.error.URLError as err:
+        raise _connection_error(err.reason) from None
+    except (OSError, http.client.HTTPException) as err:
+        raise _connection_error(err) from None
+
+
+def _http_error(err: urllib.error.HTTPError) -> FetchError:
+    retryable = err.code == 429 or err.code >= 500
+    retry_after = _parse_retry_after(err.headers.get("Retry-After")) if err.headers else None
+    return FetchError(http_status_name(err.code), f"HTTP {err.code} {err.reason}", err.code,
+                      retryable=retryable, retry_after=retry_after)
+
+
+def _connection_error(reason) -> FetchError:
+    if isinstance(reason, FetchError):
+        return reason
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        # Not retried: a host slower than the timeout is usually slow again, and retrying would
+        # multiply the worst-case time of the whole shard.
+        return FetchError("timeout", f"timed out: {reason}")
+    if isinstance(reason, socket.gaierror):
+        return FetchError("dns_error", f"host name did not resolve: {reason}")
+    if isinstance(reason, http.client.IncompleteRead):
+        return FetchError("connection_error", f"connection dropped mid-body: got {len(reason.partial)} bytes, "
+                          f"expected {reason.expected} more", retryable=True)
+    return FetchError("connection_error", f"{type(reason).__name__}: {reason}", retryable=True)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _check_headers(headers, config: FetchConfig) -> None:
+    directives = {d.strip().lower() for d in config.disallowed_header_directives}
+    token = config.user_agent_token.strip().lower() if config.user_agent_token else None
+    if directives and is_disallowed(headers, token, directives):
+        raise FetchError("opted_out", f"X-Robots-Tag: {', '.join(headers.get_all('X-Robots-Tag', []))}")
+    content_type = (headers.get_content_type() if headers.get("Content-Type") else "").lower()
+    if content_type and not content_type.startswith("image/") and content_type not in _GENERIC_BINARY_TYPES:
+        raise FetchError("bad_content_type", f"Content-Type {content_type} is not an image")
+    declared = headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > config.max_bytes:
+        raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {config.max_bytes} bytes")
+
+
+def _read_capped(response, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length")
+    chunks, total = [], 0
+    while True:
+        chunk = response.read(_READ_CHUNK)
+        if not chunk:
+            # http.client returns a short body silently when the peer closes early.
+            if declared and declared.isdigit() and total < int(declared):
+                raise FetchError("connection_error", f"connection dropped mid-body: got {total} of {declared} bytes",
+                                 retryable=True)
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > max_bytes:
+            raise FetchError("too_large_bytes", f"body exceeds the cap of {max_bytes} bytes")
+        chunks.append(chunk)
+
+
+# --- address guard -------------------------------------------------------------------------
+
+def is_public_address(address: str) -> bool:
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    ip = _ip(address)
+    return ip.is_global and not ip.is_multicast
+
+
+def _ip(address: str):
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which destination addresses a fetch may connect to."""
+
+    allow_private: bool = False
+    allow_networks: tuple = ()
+
+    @classmethod
+    def from_config(cls, config: FetchConfig) -> "AddressPolicy":
+        return cls(config.allow_private, tuple(ipaddress.ip_network(n, strict=False) for n in config.allow_networks))
+
+    def allows(self, address: str) -> bool:
+        if self.allow_private or is_public_address(address):
+            return True
+        ip = _ip(address)
+        return any(ip.version == net.version and ip in net for net in self.allow_networks)
+
+
+def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
+                               *, policy: AddressPolicy, **_):
+    """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
+    host, port = address
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise FetchError("dns_error", f"{host} did not resolve: {err}") from None
+    candidates = [info for info in infos if policy.allows(info[4][0])]
+    if not candidates:
+        resolved = sorted({info[4][0] for info in infos})
+        raise FetchError("private_address", f"{host} resolves to non-public address(es) {', '.join(resolved)}")
+    last_error = None
+    for family, socktype, proto, _, sockaddr in candidates:
+        sock = socket.socket(family, socktype, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as err:
+            sock.close()
+            last_error = err
+    raise last_error
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, policy: AddressPolicy, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = functools.partial(_guarded_create_connection, policy=policy)
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, policy: AddressPolicy, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = functools.partial(_guarded_create_connection, policy=policy)
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, policy: AddressPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_GuardedHTTPConnection, policy=self.policy), req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, policy: AddressPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_GuardedHTTPSConnection, policy=self.policy), req,
+                            context=self._context)
+
+
+class _BoundedRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows at most `max_redirects` redirects, to http(s) only, and stops at the first repeat."""
+
+    def __init__(self, max_redirects: int):
+        super().__init__()
+        self.max_redirects = max_redirects
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        visited = getattr(req, "wit_visited", [req.full_url])
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise FetchError("invalid_url", f"redirect to a non-http(s) URL: {newurl[:200]}")
+        if newurl in visited:
+            raise FetchError("too_many_redirects", f"redirect loop back to {newurl[:200]}")
+        if len(visited) > self.max_redirects:
+            raise FetchError("too_many_redirects", f"more than {self.max_redirects} redirects")
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            new.wit_visited = visited + [newurl]
+        return new
+
+
+def _build_opener(config: FetchConfig) -> urllib.request.OpenerDirector:
+    # build_opener replaces the default handlers of the same class with ours; proxies are not used
+    # because a proxy would resolve names itself and defeat the address guard.
+    policy = AddressPolicy.from_config(config)
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        _GuardedHTTPHandler(policy),
+        _GuardedHTTPSHandler(policy),
+        _BoundedRedirectHandler(config.max_redirects),
+    )

@@ -1,0 +1,67 @@
+"""Hands work to download threads so that no host holds more than its share of connections.
+
+A plain thread pool with a per-host semaphore would park threads on a slow host's semaphore;
+here a thread only ever receives an item whose host has a free slot, so one slow host cannot
+occupy every thread while items for other hosts wait.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from collections import deque
+
+
+def host_of(url: str | None) -> str:
+    try:
+        return (urllib.parse.urlsplit(url or "").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class HostFairQueue:
+    """Items grouped by host; `take()` returns one whose host is under its cap, round-robin."""
+
+    def __init__(self, items: list, host: callable, per_host: int):
+        self._per_host = per_host
+        self._host = host
+        self._pending: dict[str, deque] = {}
+        for item in items:
+            self._pending.setdefault(host(item), deque()).append(item)
+        self._active: dict[str, int] = {}
+        self._ready = deque(self._pending)  # hosts with pending items and a free slot
+        self._in_ready = set(self._ready)
+        self._cond = threading.Condition()
+
+    def take(self):
+        """The next item to work on, or None once every item has been handed out."""
+        with self._cond:
+            while True:
+                if self._ready:
+                    host = self._ready.popleft()
+                    self._in_ready.discard(host)
+                    item = self._pending[host].popleft()
+                    self._active[host] = self._active.get(host, 0) + 1
+                    self._requeue(host)
+                    return item
+                if not self._pending:
+                    return None
+                self._cond.wait()
+
+    def done(self, item) -> None:
+        """Release the host slot that `item` held."""
+        host = self._host(item)
+        with self._cond:
+            self._active[host] -= 1
+            self._requeue(host)
+            self._cond.notify()
+
+    def _requeue(self, host: str) -> None:
+        queue = self._pending.get(host)
+        if queue is not None and not queue:
+            del self._pending[host]
+            self._cond.notify_all()  # waiting threads may now find nothing left and exit
+            return
+        if queue and self._active.get(host, 0) < self._per_host and host not in self._in_ready:
+            self._ready.append(host)
+            self._in_ready.add(host)

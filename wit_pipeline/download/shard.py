@@ -1,0 +1,176 @@
+"""The download stage's unit of work: one shard of input rows in, one raw shard out.
+
+    raw/NNNNN.tar           WebDataset: <uid>.jpg|png|webp, <uid>.txt, <uid>.json for each ok row
+    raw/NNNNN.parquet       every input row, in input order, failures with status and error
+    raw/NNNNN_stats.json    counts per status, bytes, seconds
+    raw/NNNNN.done          completion marker, written last (atomic rename)
+
+A shard with a marker is skipped on rerun; one without is redone whole, overwriting what a killed
+run left, so a killed-and-rerun job holds every input uid exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+
+import fsspec
+
+from wit_pipeline import schema, shards
+from wit_pipeline.config import DownloadConfig
+from wit_pipeline.download.fetch import FetchResult, fetch
+from wit_pipeline.download.hashing import phash_hex, sha256_hex
+from wit_pipeline.download.hosts import HostFairQueue, host_of
+from wit_pipeline.download.image import ImageError, ImageResizer, check_image
+from wit_pipeline.sources.base import Source, SourceShard
+
+
+@dataclass(frozen=True)
+class DownloadTask:
+    """Everything a worker needs for one shard; pickles cheaply (no open files, no sessions)."""
+
+    source: Source
+    shard: SourceShard
+    output_dir: str
+    config: DownloadConfig
+
+
+def download_shard(task: DownloadTask) -> dict:
+    """Download one shard and return its stats; a finished shard is not redone."""
+    if shards.is_done(task.output_dir, task.shard.shard_id):
+        return _finished_stats(task) | {"skipped": True}
+    started = time.monotonic()
+    rows = list(task.source.read(task.shard))
+    _mark_duplicate_uids(rows)
+    extra = task.source.extra_columns(task.shard) if hasattr(task.source, "extra_columns") else {}
+    out_schema = schema.with_extra_columns(schema.RAW_SCHEMA, extra)
+    name = shards.shard_name(task.shard.shard_id)
+    tar_path = shards.join(task.output_dir, f"{name}.tar")
+    with shards.TarSampleWriter(tar_path) as tar:
+        for index, image in _process_rows(rows, task.config):
+            _store(rows[index], image, tar, task.config.resize.encode_format, out_schema)
+    shards.write_parquet(shards.join(task.output_dir, f"{name}.parquet"),
+                         [_schema_row(r, out_schema) for r in rows], out_schema)
+    stats = _stats(task.shard.shard_id, rows, tar, time.monotonic() - started)
+    shards.mark_done(task.output_dir, task.shard.shard_id, stats)
+    return stats
+
+
+def _mark_duplicate_uids(rows: list[dict]) -> None:
+    # A tar cannot hold two samples with one key. Ingest removes duplicate pairs globally; a raw
+    # URL list may still repeat one, and the repeat is recorded, not written twice.
+    seen = set()
+    for row in rows:
+        if row["status"] == schema.OK and row["uid"] in seen:
+            row["status"], row["error"] = "duplicate", "the same (url, caption) pair appears earlier in this shard"
+        seen.add(row["uid"])
+
+
+def _process_rows(rows: list[dict], config: DownloadConfig):
+    """Yield (row index, result) as rows finish, computed by a pool of threads, host-fairly.
+
+    Each result is either a stored image dict or a (status, error, http_status) failure; the
+    row dict itself is only written by the caller's thread.
+    """
+    todo = [i for i, row in enumerate(rows) if row["status"] == schema.OK]
+    if not todo:
+        return
+    resizer = ImageResizer(config.resize)
+    work = HostFairQueue(todo, host=lambda i: host_of(rows[i]["url"]), per_host=config.fetch.per_host_connections)
+    results: queue.Queue = queue.Queue(maxsize=config.threads * 2)
+
+    def worker():
+        while (index := work.take()) is not None:
+            try:
+                results.put((index, _process_one(rows[index], config, resizer)))
+            finally:
+                work.done(index)
+        results.put(None)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(config.threads, len(todo)))]
+    for thread in threads:
+        thread.start()
+    finished = 0
+    while finished < len(threads):
+        item = results.get()
+        if item is None:
+            finished += 1
+        else:
+            yield item
+    for thread in threads:
+        thread.join()
+
+
+def _process_one(row: dict, config: DownloadConfig, resizer: ImageResizer) -> dict:
+    try:
+        fetched = _read_local(row["image_path"], config) if row.get("image_path") else fetch(row["url"], config.fetch)
+        if fetched.status != schema.OK:
+            return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
+        check_image(fetched.data, config.fetch.max_pixels)
+        image = resizer(fetched.data)
+        return {
+            "status": schema.OK,
+            "error": None,
+            "http_status": fetched.http_status,
+            "data": image.data,
+            "width": image.width,
+            "height": image.height,
+            "original_width": image.original_width,
+            "original_height": image.original_height,
+            "bytes": len(image.data),
+            "sha256": sha256_hex(image.data),
+            "phash": phash_hex(image.data) if config.compute_phash else None,
+        }
+    except ImageError as err:
+        return {"status": err.status, "error": str(err), "http_status": fetched.http_status}
+    except Exception:  # noqa: BLE001 - the per-sample boundary: record the traceback, keep the shard going
+        return {"status": "internal_error", "error": traceback.format_exc(limit=5)[-2000:], "http_status": None}
+
+
+def _read_local(path: str, config: DownloadConfig) -> FetchResult:
+    """An image already on disk (COCO with --image-root): read it under the same byte cap."""
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        if fs.size(fs_path) > config.fetch.max_bytes:
+            return FetchResult(None, "too_large_bytes", f"{path} is larger than {config.fetch.max_bytes} bytes")
+        return FetchResult(fs.cat_file(fs_path), schema.OK)
+    except FileNotFoundError:
+        return FetchResult(None, "file_not_found", f"no such image file: {path}")
+    except OSError as err:
+        return FetchResult(None, "file_not_found", f"cannot read image file {path}: {err}")
+
+
+def _store(row: dict, result: dict, tar: shards.TarSampleWriter, extension: str, out_schema) -> None:
+    data = result.pop("data", None)
+    row.update(result)
+    if row["status"] != schema.OK:
+        return
+    meta = {k: v for k, v in _schema_row(row, out_schema).items() if v is not None}
+    tar.write(row["uid"], {extension: data, "txt": (row["caption"] or "").encode(), "json": json.dumps(meta).encode()})
+
+
+def _schema_row(row: dict, out_schema) -> dict:
+    return {name: row.get(name) for name in out_schema.names}
+
+
+def _stats(shard_id: int, rows: list[dict], tar: shards.TarSampleWriter, seconds: float) -> dict:
+    statuses = Counter(row["status"] for row in rows)
+    return {
+        "shard": shards.shard_name(shard_id),
+        "rows": len(rows),
+        "ok": statuses.get(schema.OK, 0),
+        "statuses": dict(sorted(statuses.items())),
+        "bytes": tar.bytes_written,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _finished_stats(task: DownloadTask) -> dict:
+    path = shards.join(task.output_dir, f"{shards.shard_name(task.shard.shard_id)}_stats.json")
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    return json.loads(fs.cat_file(fs_path))

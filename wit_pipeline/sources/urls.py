@@ -1,0 +1,303 @@
+"""URL lists: Parquet, CSV, TSV and JSONL files (optionally gzip-compressed), or a folder of them.
+
+Column names are configurable and default to img2dataset's conventions. Parquet inputs are split
+into row ranges in place; text formats are streamed once into Parquet shard files under a staging
+folder (as img2dataset does with its feather shards), so that no shard ever needs the whole file
+and every worker can open its own shard directly, gzip or not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.parse
+from collections.abc import Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from wit_pipeline import schema, shards
+from wit_pipeline.config import IMG2DATASET_CAPTION_COLS, IMG2DATASET_URL_COLS, UrlListConfig
+from wit_pipeline.sources.base import SourceShard, make_record
+
+FORMATS = ("parquet", "csv", "tsv", "jsonl")
+_STAGING_DONE = "_SUCCESS"
+# wit's own columns that a later stage's Parquet output carries and that we keep as they are.
+_CARRIED = [f.name for f in schema.TEXT_SCHEMA if f.name not in ("uid", "url", "caption", "status", "error")]
+
+
+class InputError(ValueError):
+    """The input cannot be read as a URL list; the message says which file and why."""
+
+
+def infer_format(path: str) -> str:
+    name = path.lower().rsplit("/", 1)[-1]
+    for suffix in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(suffix)
+    ext = name.rsplit(".", 1)[-1]
+    ext = {"json": "jsonl", "ndjson": "jsonl", "txt": "tsv"}.get(ext, ext)
+    if ext not in FORMATS:
+        raise InputError(f"{path}: cannot tell the format from the name; use one of {', '.join(FORMATS)}")
+    return ext
+
+
+def list_inputs(path: str) -> list[str]:
+    """The input files: `path` itself, or the URL-list files directly inside the folder `path`."""
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    if not fs.exists(fs_path):
+        raise InputError(f"input not found: {path}")
+    if not fs.isdir(fs_path):
+        return [path]
+    protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
+    files = []
+    for entry in sorted(fs.ls(fs_path, detail=True), key=lambda e: e["name"]):
+        name = entry["name"].rsplit("/", 1)[-1]
+        if entry["type"] != "file" or name.startswith(("_", ".")):
+            continue
+        try:
+            infer_format(name)
+        except InputError:
+            continue
+        files.append(protocol + entry["name"] if protocol and "://" not in entry["name"] else entry["name"])
+    if not files:
+        raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}")
+    return files
+
+
+def validate_pair(url, caption) -> tuple[str, str | None]:
+    """The status and reason for a raw (url, caption) pair before anything is fetched."""
+    if not isinstance(url, str) or not url.strip():
+        return "invalid_url", "url is null or empty"
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+    except ValueError as err:
+        return "invalid_url", f"url does not parse: {err}"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "invalid_url", f"url scheme {parts.scheme!r} is not http or https"
+    if not parts.hostname:
+        return "invalid_url", "url has no host"
+    if caption is None:
+        return "missing_caption", "caption is null"
+    return schema.OK, None
+
+
+class UrlListSource:
+    """A URL+caption list as a wit source: `shards()` plans the work, `read()` streams one shard."""
+
+    name = "urls"
+
+    def __init__(self, path: str, config: UrlListConfig, staging_dir: str):
+        self.path = path
+        self.config = config
+        self.staging_dir = staging_dir
+
+    def shards(self) -> list[SourceShard]:
+        """Row-range shards of `shard_size` rows, numbered in input order across files."""
+        planned: list[SourceShard] = []
+        for file in list_inputs(self.path):
+            fmt = self.config.input_format or infer_format(file)
+            parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
+            for parquet_file in parquet_files:
+                rows = _parquet_rows(parquet_file)
+                for start in range(0, rows, self.config.shard_size):
+                    stop = min(start + self.config.shard_size, rows)
+                    planned.append(SourceShard(len(planned), parquet_file, start, stop, (file,)))
+        return planned
+
+    def read(self, shard: SourceShard) -> Iterator[dict]:
+        origin = shard.options[0] if shard.options else shard.path
+        table = _read_rows(shard.path, shard.start, shard.stop)
+        if "_wit_error" in table.schema.names:
+            table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
+        url_col, caption_col = self._resolve_columns(table.schema.names, origin)
+        carried = [c for c in _CARRIED if c in table.schema.names]
+        columns = [url_col, caption_col, *carried, *self.config.keep_cols]
+        data = table.select(columns).to_pydict()
+        base = origin.rsplit("/", 1)[-1]
+        errors = table.column("_wit_error").to_pylist() if "_wit_error" in table.schema.names else None
+        for i in range(table.num_rows):
+            url, caption = data[url_col][i], data[caption_col][i]
+            status, error = validate_pair(url, caption)
+            if errors and errors[i]:
+                status, error = "malformed_record", errors[i]
+            record = make_record(url.strip() if status == schema.OK else url, caption, source=self.name,
+                                 source_id=f"{base}:{shard.start + i}", status=status, error=error)
+            record["row_index"] = shard.start + i
+            for name in carried:
+                if data[name][i] is not None:
+                    record[name] = data[name][i]
+            for name in self.config.keep_cols:
+                record[name] = data[name][i]
+            yield record
+
+    def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
+        """Arrow types of the user's --keep-cols, as found in the shard's file."""
+        if not self.config.keep_cols:
+            return {}
+        names = pq.read_schema(shard.path)
+        return {name: names.field(name).type for name in self.config.keep_cols}
+
+    def _resolve_columns(self, names: list[str], origin: str) -> tuple[str, str]:
+        names = [n for n in names if n != "_wit_error"]
+        url_col = _pick_column(names, self.config.url_col, IMG2DATASET_URL_COLS, "url", origin)
+        caption_col = _pick_column(names, self.config.caption_col, IMG2DATASET_CAPTION_COLS, "caption", origin)
+        missing = [c for c in self.config.keep_cols if c not in names]
+        if missing:
+            raise InputError(f"{origin}: --keep-cols {missing} not found; columns are {names}")
+        return url_col, caption_col
+
+    def _stage_text_file(self, file: str, fmt: str, first_shard: int) -> list[str]:
+        """Stream a text-format file once into Parquet files of shard_size rows; reuse them on rerun."""
+        stage = shards.join(self.staging_dir, f"{first_shard:05d}-{_safe_name(file)}")
+        fs, stage_path = fsspec.core.url_to_fs(stage)
+        done = shards.join(stage, _STAGING_DONE)
+        if fs.exists(fsspec.core.url_to_fs(done)[1]):
+            return [shards.join(stage, n) for n in json.loads(fs.cat(fsspec.core.url_to_fs(done)[1]))]
+        fs.makedirs(stage_path, exist_ok=True)
+        names = []
+        for index, batch in enumerate(_text_batches(file, fmt, self.config.shard_size)):
+            name = f"{index:05d}.parquet"
+            with fs.open(f"{stage_path}/{name}", "wb") as f:
+                pq.write_table(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch, f)
+            names.append(name)
+        shards.write_atomic(done, json.dumps(names).encode())
+        return [shards.join(stage, n) for n in names]
+
+
+def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
+    """A staged part made only of malformed lines lacks the file's columns: add them as nulls."""
+    for name in names:
+        if name not in table.schema.names and not any(alt in table.schema.names for alt in
+                                                      IMG2DATASET_URL_COLS + IMG2DATASET_CAPTION_COLS):
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
+def _pick_column(names, wanted, alternatives, what, origin) -> str:
+    if wanted in names:
+        return wanted
+    default = "url" if what == "url" else "caption"
+    if wanted == default:  # the user left the default: accept img2dataset's spellings too
+        for alternative in alternatives:
+            if alternative in names:
+                return alternative
+    raise InputError(f"{origin}: no {what} column {wanted!r}; columns are {names} (use --{what}-col)")
+
+
+def _safe_name(path: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in path.rsplit("/", 1)[-1])[:80]
+
+
+def _parquet_rows(path: str) -> int:
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "rb") as f:
+        try:
+            return pq.ParquetFile(f).metadata.num_rows
+        except pa.ArrowInvalid as err:
+            raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+
+
+def _read_rows(path: str, start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        groups, offset, first = [], 0, None
+        for g in range(parquet.num_row_groups):
+            n = parquet.metadata.row_group(g).num_rows
+            if offset + n > start and offset < stop:
+                groups.append(g)
+                first = offset if first is None else first
+            offset += n
+        table = parquet.read_row_groups(groups) if groups else parquet.schema_arrow.empty_table()
+    return table.slice(start - (first or 0), stop - start)
+
+
+def _text_batches(path: str, fmt: str, rows_per_batch: int) -> Iterator[pa.Table]:
+    """Stream a CSV/TSV/JSONL file (any fsspec compression) as tables of `rows_per_batch` rows."""
+    with _open_text(path) as f:
+        batches = _jsonl_batches(f, path) if fmt == "jsonl" else _csv_batches(path, fmt)
+        pending: list[pa.Table] = []
+        count = 0
+        for table in batches:
+            while table.num_rows:
+                take = min(rows_per_batch - count, table.num_rows)
+                pending.append(table.slice(0, take))
+                table = table.slice(take)
+                count += take
+                if count == rows_per_batch:
+                    yield pa.concat_tables(pending, promote_options="permissive")
+                    pending, count = [], 0
+        if pending:
+            yield pa.concat_tables(pending, promote_options="permissive")
+
+
+def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
+    """CSV/TSV as tables of string columns; a row with the wrong field count becomes an error row."""
+    delimiter = "\t" if fmt == "tsv" else ","
+    names = _csv_header(path, delimiter)
+    bad_rows: list[dict] = []
+
+    def record_bad_row(row) -> str:
+        bad_rows.append({"_wit_error": f"line {row.number}: {row.text[:200]!r}: expected "
+                                       f"{row.expected_columns} fields, got {row.actual_columns}"})
+        return "skip"  # skipped by the parser only: it comes back below as a malformed_record row
+
+    # Every column as a string: URL lists carry ids and numbers that must not be reinterpreted,
+    # and a type guessed from the first block can fail on a later one.
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+                                   quoted_strings_can_be_null=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=record_bad_row)
+    try:
+        with _open_text(path) as f:
+            reader = pacsv.open_csv(f, parse_options=parse, convert_options=convert,
+                                    read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False))
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+                if bad_rows:
+                    yield pa.Table.from_pylist(bad_rows)
+                    bad_rows.clear()
+    except (pa.ArrowInvalid, OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read as {fmt.upper()}: {err}") from None
+    if bad_rows:
+        yield pa.Table.from_pylist(bad_rows)
+
+
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    try:
+        with _open_text(path) as f:
+            reader = pacsv.open_csv(f, parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                                    read_options=pacsv.ReadOptions(block_size=1 << 16, use_threads=False))
+            return reader.schema.names
+    except (pa.ArrowInvalid, OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read the header: {err}") from None
+
+
+def _open_text(path: str):
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    return fs.open(fs_path, "rb", compression=fsspec.utils.infer_compression(fs_path))
+
+
+def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]:
+    rows: list[dict] = []
+    try:
+        for line_number, line in enumerate(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                value = {"_wit_error": f"line {line_number}: not JSON: {err}"}
+            if not isinstance(value, dict):
+                value = {"_wit_error": f"line {line_number}: not a JSON object"}
+            rows.append({k: (v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+                         for k, v in value.items()})
+            if len(rows) == batch_rows:
+                yield pa.Table.from_pylist(rows)
+                rows = []
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read: {err}") from None
+    if rows:
+        yield pa.Table.from_pylist(rows)
