@@ -116,7 +116,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _route_slow(self, rest):
         time.sleep(float(rest[0]))
-        self._send(200, self._image(rest[1]))
+        self._send(200, self._image(rest[-1]))
 
     def _route_redirect(self, rest):
         self._redirect(f"/img/{rest[-1]}")

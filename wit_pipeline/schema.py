@@ -134,3 +134,20 @@ def schema_to_json(schema: pa.Schema) -> str:
 def empty_row(schema: pa.Schema) -> dict:
     """A row of `schema` with every column null, to be filled in by a stage."""
     return {name: None for name in schema.names}
+
+
+def write_snapshots(folder: str) -> list[str]:
+    """Write `<folder>/<name>.json` for every schema in SCHEMAS; returns the paths written.
+
+    Regenerate after an intended schema change with:
+    python -c "from wit_pipeline.schema import write_snapshots; write_snapshots('schemas')"
+    """
+    import os
+
+    paths = []
+    for name, value in SCHEMAS.items():
+        path = os.path.join(folder, f"{name}.json")
+        with open(path, "w") as f:
+            f.write(schema_to_json(value))
+        paths.append(path)
+    return paths

@@ -8,6 +8,7 @@ and every worker can open its own shard directly, gzip or not.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import urllib.parse
@@ -99,15 +100,17 @@ class UrlListSource:
         for file in list_inputs(self.path):
             fmt = self.config.input_format or infer_format(file)
             parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
+            row_offset = 0  # row number within the original file, for provenance
             for parquet_file in parquet_files:
                 rows = _parquet_rows(parquet_file)
                 for start in range(0, rows, self.config.shard_size):
                     stop = min(start + self.config.shard_size, rows)
-                    planned.append(SourceShard(len(planned), parquet_file, start, stop, (file,)))
+                    planned.append(SourceShard(len(planned), parquet_file, start, stop, (file, row_offset)))
+                    row_offset += stop - start
         return planned
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
-        origin = shard.options[0] if shard.options else shard.path
+        origin, first_row = shard.options if shard.options else (shard.path, shard.start)
         table = _read_rows(shard.path, shard.start, shard.stop)
         if "_wit_error" in table.schema.names:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
@@ -123,8 +126,7 @@ class UrlListSource:
             if errors and errors[i]:
                 status, error = "malformed_record", errors[i]
             record = make_record(url.strip() if status == schema.OK else url, caption, source=self.name,
-                                 source_id=f"{base}:{shard.start + i}", status=status, error=error)
-            record["row_index"] = shard.start + i
+                                 source_id=f"{base}:{first_row + i}", status=status, error=error)
             for name in carried:
                 if data[name][i] is not None:
                     record[name] = data[name][i]
@@ -268,11 +270,12 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
 def _csv_header(path: str, delimiter: str) -> list[str]:
     try:
         with _open_text(path) as f:
-            reader = pacsv.open_csv(f, parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-                                    read_options=pacsv.ReadOptions(block_size=1 << 16, use_threads=False))
-            return reader.schema.names
-    except (pa.ArrowInvalid, OSError, EOFError) as err:
+            header = next(csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), delimiter=delimiter), None)
+    except (OSError, EOFError, csv.Error) as err:
         raise InputError(f"{path}: cannot read the header: {err}") from None
+    if not header:
+        raise InputError(f"{path}: empty file, no header line")
+    return header
 
 
 def _open_text(path: str):
@@ -295,9 +298,15 @@ def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]
             rows.append({k: (v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
                          for k, v in value.items()})
             if len(rows) == batch_rows:
-                yield pa.Table.from_pylist(rows)
+                yield _string_table(rows)
                 rows = []
     except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read: {err}") from None
     if rows:
-        yield pa.Table.from_pylist(rows)
+        yield _string_table(rows)
+
+
+def _string_table(rows: list[dict]) -> pa.Table:
+    # Lines may differ in keys (a malformed line has only _wit_error): take the union of all keys.
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    return pa.Table.from_pylist(rows, schema=pa.schema([(name, pa.string()) for name in names]))

@@ -1,0 +1,63 @@
+"""`wit` as a user meets it: help for every flag, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def wit(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "wit_pipeline", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_describes_every_download_flag():
+    result = wit("download", "--help")
+    assert result.returncode == 0
+    for flag in ["--input", "--output", "--url-col", "--caption-col", "--keep-cols", "--shard-size", "--processes",
+                 "--threads", "--timeout", "--retries", "--image-size", "--resize-mode", "--min-image-size",
+                 "--max-aspect-ratio", "--allow-private", "--engine"]:
+        assert flag in result.stdout
+    assert wit("--help").returncode == 0
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_bad_values_missing_inputs_and_unreadable_files_fail_in_one_line(tmp_path):
+    one_line_error(wit("download", "--input", str(tmp_path / "nope.parquet"), "--output", str(tmp_path)),
+                   "input not found", "nope.parquet")
+    one_line_error(wit("download", "--input", "x", "--output", "y", "--threads", "0"), "--threads", "positive")
+    one_line_error(wit("download", "--input", "x", "--output", "y", "--timeout", "soon"), "--timeout")
+    one_line_error(wit("download", "--input", "x", "--output", "y", "--resize-mode", "stretch"), "--resize-mode")
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    one_line_error(wit("download", "--input", str(garbage), "--output", str(tmp_path / "o")),
+                   "garbage.parquet", "not a readable Parquet file")
+    one_line_error(wit("download", "--input", str(garbage), "--output", str(tmp_path / "o"),
+                       "--allow-network", "localhost"), "allow_networks", "localhost")
+    one_line_error(wit("nonsense"), "invalid choice")
+
+
+def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
+    names = sorted(image_server.images)[:3]
+    rows = [{"URL": f"{image_server.url}/img/{name}", "TEXT": f"photo {name}", "pid": i} for i, name in enumerate(names)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
+    result = wit("download", "--input", str(tmp_path / "urls.parquet"), "--output", str(tmp_path / "out"),
+                 "--processes", "1", "--allow-network", "127.0.0.1/32", "--keep-cols", "pid", "--image-size", "48")
+    assert result.returncode == 0, result.stderr
+    totals = json.loads(result.stdout)
+    assert totals["statuses"] == {"ok": 3} and totals["rows"] == 3
+    table = pq.read_table(tmp_path / "out" / "raw" / "00000.parquet")
+    assert table.column("pid").to_pylist() == [0, 1, 2]
+    assert set(table.column("width").to_pylist()) == {48}
