@@ -8,6 +8,8 @@ turn that into an `unreadable_input` row that names the file and the point reach
 
 from __future__ import annotations
 
+import contextlib
+import io
 import zlib
 from collections.abc import Iterator
 
@@ -54,9 +56,37 @@ def one_shard_per_file(paths: list[str] | str) -> list[SourceShard]:
     return [SourceShard(shard_id=i, path=path) for i, path in enumerate(expand_inputs(paths))]
 
 
-def open_input(path: str):
-    """A binary file object for `path`, decompressed by its extension (.gz, .bz2, ...)."""
-    return fsspec.open(path, "rb", compression="infer")
+class TruncatedInputError(OSError):
+    """A compressed input ends before its end-of-stream marker."""
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Iterator[io.BufferedReader]:
+    """A binary file object for `path`, decompressed by its extension (.gz, .bz2, ...).
+
+    A truncated compressed stream raises TruncatedInputError rather than gzip's EOFError, because
+    some readers (warcio) take an EOFError for the normal end of the archive and stop silently.
+    """
+    with fsspec.open(path, "rb", compression="infer") as f:
+        yield io.BufferedReader(_EofIsAnError(f), buffer_size=1 << 20)
+
+
+class _EofIsAnError(io.RawIOBase):
+    def __init__(self, stream):
+        # read1 returns what one underlying read decompressed, so the data before a truncation
+        # reaches the reader before the error does; read() would drop it with the exception.
+        self._read = getattr(stream, "read1", stream.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._read(len(buffer))
+        except EOFError as err:
+            raise TruncatedInputError(f"compressed stream ends early ({err})") from err
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def iter_lines(path: str) -> Iterator[tuple[int, bytes | Exception]]:
