@@ -5,10 +5,10 @@ Most YFCC100M titles were never written by a person: the camera's file name (`IM
 (`Picture 023`, `Untitled`), or the photo's tags pasted as its title. The rule, in order:
 
 1. empty: nothing left after stripping whitespace and punctuation;
-2. camera_file_name: one token (after dropping an image/video extension) that holds digits and at
-   most one short letter run (`IMG_1234`, `DSCN0042`, `_MG_1234`, `20080612_123456`), or a generic
-   word (`image`, `photo`, `picture`, `scan`, `untitled` ...) followed only by digits and dates;
-3. date_or_digits: no letters at all (`2008-06-12`, `12/25/2007 14:33`, `001`);
+2. date_or_digits: no letters at all (`2008-06-12`, `12/25/2007 14:33`, `100_0123`, `001`);
+3. camera_file_name: one token (after dropping an image/video extension) that holds digits and
+   one short letter run (`IMG_1234`, `DSCN0042`, `_MG_1234`, `P1010001.JPG`), or a generic word
+   (`image`, `photo`, `picture`, `scan`, `untitled` ...) followed only by digits and dates;
 4. tags_only: hashtags only, or a comma/semicolon list of three or more items of one or two words;
 5. too_few_words: fewer than two content words (two or more letters, not a function word like
    "of" or a generic word like "copy"), or fewer letter words than other tokens (`Sunset`,
@@ -52,10 +52,10 @@ def why_not_natural(text: str | None) -> str | None:
     if not any(ch.isalnum() for ch in text):
         return "empty"
     bare = _MEDIA_EXTENSION.sub("", text)
-    if _is_camera_file_name(bare) or _GENERIC_TITLE.match(bare):
-        return "camera_file_name"
     if not _HAS_LETTER.search(bare):
         return "date_or_digits"
+    if _is_camera_file_name(bare) or _GENERIC_TITLE.match(bare):
+        return "camera_file_name"
     if _is_tags_only(bare):
         return "tags_only"
     tokens = [token.strip(".,;:!?\"'()[]") for token in bare.split()]
