@@ -128,8 +128,9 @@ def main(argv=None) -> int:
         # A WAT file describes requests and responses alike: the whirlwind WAT's request record
         # (no links) and the iana response record (links, 2 image pairs), one after the other.
         wat = tmp / "repeated.warc.wat.gz"
-        repeat_bytes([(cc / "whirlwind.warc.wat.gz").read_bytes(), (tests / "commoncrawl" / "iana-numbers.warc.wat.gz").read_bytes()],
-                     wat, min_bytes)
+        request_record = (cc / "whirlwind.warc.wat.gz").read_bytes()
+        response_record = (tests / "commoncrawl" / "iana-numbers.warc.wat.gz").read_bytes()
+        repeat_bytes([request_record, response_record], wat, min_bytes)
         wat_row = report("wat (request + iana page)", wat, measure(WatSource(str(wat))))
         rows.append(wat_row)
     finally:
@@ -139,9 +140,10 @@ def main(argv=None) -> int:
     full_wat_s = args.wat_file_mb / rate
     cc2dataset_rate = args.wat_file_mb / CC2DATASET_SECONDS_PER_WAT
     print()
-    print(f"WAT: {rate:.2f} compressed MB/s per core -> a {args.wat_file_mb:.0f} MB WAT file takes {full_wat_s:.0f} s on one core")
-    print(f"cc2dataset: ~{CC2DATASET_SECONDS_PER_WAT:.0f} s per WAT file = {cc2dataset_rate:.2f} MB/s per core at that size; "
-          f"wit/cc2dataset time ratio {full_wat_s / CC2DATASET_SECONDS_PER_WAT:.2f}x")
+    print(f"WAT: {rate:.2f} compressed MB/s per core -> a {args.wat_file_mb:.0f} MB WAT file takes "
+          f"{full_wat_s:.0f} s on one core")
+    print(f"cc2dataset: ~{CC2DATASET_SECONDS_PER_WAT:.0f} s per WAT file = {cc2dataset_rate:.2f} MB/s per core at "
+          f"that size; wit/cc2dataset time ratio {full_wat_s / CC2DATASET_SECONDS_PER_WAT:.2f}x")
     print(json.dumps({"rows": rows, "wat_full_file_mb": round(args.wat_file_mb), "wat_full_file_s": round(full_wat_s),
                       "cpu_count": os.cpu_count()}))
     return 0

@@ -122,3 +122,26 @@ def test_shards_are_one_per_file_in_given_order(tmp_path):
     shutil.copy(CAPTIONS, second)
     source = CocoSource([str(second), str(CAPTIONS)])
     assert [(s.shard_id, s.path) for s in source.shards()] == [(0, str(second)), (1, str(CAPTIONS))]
+
+
+def test_a_file_that_is_not_json_is_an_unreadable_input_row(tmp_path):
+    path = tmp_path / "captions.json"
+    path.write_text('{"images": [{"id": 1, "file_name": "a.jpg"}, ')
+    records = read_all(path)
+    assert [r["status"] for r in records] == ["unreadable_input"]
+    assert "IncompleteJSONError" in records[0]["error"]
+
+
+def test_fsspec_urls_for_the_captions_and_the_image_root():
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/coco/annotations/captions_train2017.json", CAPTIONS.read_bytes())
+    memory.pipe("/coco/train2017/000000493652.jpg", (IMAGES / "000000493652.jpg").read_bytes())
+    try:
+        records = read_all("memory://coco/annotations/*.json", captions="first", image_root="memory://coco/train2017")
+    finally:
+        memory.rm("/coco", recursive=True)
+    assert len(records) == 80
+    assert [r["source_id"] for r in records if r["status"] == "ok"] == ["493652"]
+    assert records[0]["image_path"] == "memory://coco/train2017/000000493652.jpg"

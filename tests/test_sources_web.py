@@ -50,7 +50,8 @@ def test_iana_warc_gives_16_pairs():
 
 WHIRLWIND_PAIRS = [
     ("https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-wordmark-an.svg", "Biquipedia", None, None),
-    ("https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-tagline-an.svg", "A enciclopedia libre", 120, 14),
+    ("https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-tagline-an.svg",
+     "A enciclopedia libre", 120, 14),
     ("https://upload.wikimedia.org/wikipedia/commons/thumb/0/0a/Escudo_de_Escopete_%28Guadalajara%29.svg/"
      "70px-Escudo_de_Escopete_%28Guadalajara%29.svg.png", "Escudo d'armas", 70, 122),
     ("https://upload.wikimedia.org/wikipedia/commons/thumb/9/9c/Castilla-La_Mancha-loc.svg/"
@@ -92,9 +93,8 @@ def test_resolve_image_url():
 def test_largest_srcset_candidate():
     assert largest_srcset_candidate("a.jpg 300w, b.jpg 1200w, c.jpg 800w") == "b.jpg"
     assert largest_srcset_candidate("a.jpg, b.jpg 2x, c.jpg 1.5x") == "b.jpg"
-    assert largest_srcset_candidate("https://cdn.example/w_300,h_200/a.jpg 1x, https://cdn.example/w_600,h_400/a.jpg 2x") == (
-        "https://cdn.example/w_600,h_400/a.jpg"
-    )
+    with_commas = "https://cdn.example/w_300,h_200/a.jpg 1x, https://cdn.example/w_600,h_400/a.jpg 2x"
+    assert largest_srcset_candidate(with_commas) == "https://cdn.example/w_600,h_400/a.jpg"
     assert largest_srcset_candidate("a.jpg 2x, b.jpg 100w") == "b.jpg"
     assert largest_srcset_candidate("") is None
 
