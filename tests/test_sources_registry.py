@@ -49,3 +49,5 @@ def test_a_glob_expands_in_name_order_and_a_missing_input_is_named():
     assert [s.path.rsplit("/", 1)[1] for s in source.shards()] == ["iana.warc.gz", "whirlwind.warc.gz"]
     with pytest.raises(FileNotFoundError, match="no input file matches"):
         source_class("warc")(["/nonexistent/crawl-*.warc.gz"]).shards()
+    with pytest.raises(FileNotFoundError, match="no input file matches '/nonexistent/crawl.warc.gz'"):
+        source_class("warc")(["/nonexistent/crawl.warc.gz"]).shards()

@@ -193,3 +193,15 @@ def test_wat_base_href_and_protocol_relative_links(tmp_path):
     assert [r["url"] for r in read_all(WatSource(str(path)))] == [
         "https://static.example.org/img/a.jpg", "https://upload.example.org/b.jpg",
     ]
+
+
+def test_page_charset_from_header_then_meta_then_utf8():
+    from wit_pipeline.sources.warc import page_charset
+
+    latin = '<html><head><meta charset="iso-8859-1"></head><body><img src="a.jpg" alt="Café déjà vu">'
+    body = latin.encode("latin-1")
+    assert page_charset("text/html", body) == "iso-8859-1"
+    assert page_charset("text/html; charset=windows-1252", body) == "windows-1252"
+    assert page_charset("text/html; charset=nonsense", b"<p>") == "utf-8"
+    records = list(WarcSource([]).page_records(body, "http://example.org/", "<urn:uuid:2>", page_charset(None, body)))
+    assert records[0]["caption"] == "Café déjà vu"

@@ -33,6 +33,7 @@ def expand_inputs(paths: list[str] | str) -> list[str]:
     files: list[str] = []
     for path in paths:
         fs, _, found = fsspec.get_fs_token_paths(path)
+        found = [entry for entry in found if fs.exists(entry)]
         if not found:
             raise FileNotFoundError(f"no input file matches {path!r}")
         for entry in sorted(found):

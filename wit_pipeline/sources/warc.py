@@ -10,6 +10,8 @@ WARC-Record-ID is `source_id`, the same id the WAT route reports for that page.
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Iterator
 from urllib.parse import urljoin
 
@@ -30,6 +32,9 @@ from wit_pipeline.sources.files import (
 NAME = "warc"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _WARC_ERRORS = READ_ERRORS + (ArchiveLoadFailed,)
+# <meta charset="x"> and <meta http-equiv="Content-Type" content="text/html; charset=x">: a byte
+# scan of the page's head, as the HTML spec's encoding prescan does before any parsing.
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
 
 
 class WarcSource:
@@ -51,11 +56,12 @@ class WarcSource:
             try:
                 for number, record in enumerate(ArchiveIterator(f), start=1):
                     if _is_html_response(record):
+                        body = record.content_stream().read()
                         yield from self.page_records(
-                            record.content_stream().read(),
+                            body,
                             record.rec_headers.get_header("WARC-Target-URI"),
                             record.rec_headers.get_header("WARC-Record-ID"),
-                            _charset(record.http_headers.get_header("Content-Type")),
+                            page_charset(record.http_headers.get_header("Content-Type"), body),
                         )
             except _WARC_ERRORS as err:
                 yield unreadable_input_record(NAME, shard.path, f"WARC record {number + 1}", err)
@@ -174,18 +180,37 @@ def _is_html_response(record) -> bool:
     return content_type.startswith(_HTML_TYPES)
 
 
-def _charset(content_type: str | None) -> str:
-    """The charset a Content-Type names, if Python knows it; UTF-8 otherwise."""
+def page_charset(content_type: str | None, body: bytes) -> str:
+    """The page's encoding: the HTTP Content-Type charset, else a <meta> charset, else UTF-8.
+
+    The <meta> scan looks at the first 1024 bytes, the window of the HTML spec's prescan. A charset
+    name that Python does not know is passed over.
+    """
+    charset = _header_charset(content_type)
+    if not (charset and _known_codec(charset)):
+        charset = _meta_charset(body[:1024])
+    return charset if charset and _known_codec(charset) else "utf-8"
+
+
+def _header_charset(content_type: str | None) -> str | None:
     for part in (content_type or "").split(";")[1:]:
         name, _, value = part.strip().partition("=")
         if name.lower() == "charset":
-            charset = value.strip().strip("\"'")
-            try:
-                "".encode(charset)
-                return charset
-            except LookupError:
-                break
-    return "utf-8"
+            return value.strip().strip("\"'")
+    return None
+
+
+def _meta_charset(head: bytes) -> str | None:
+    match = _META_CHARSET.search(head)
+    return match.group(1).decode("ascii") if match else None
+
+
+def _known_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True
 
 
 def _dimension(value: str | None) -> int | None:
