@@ -3,10 +3,10 @@
 The file is one JSON object with `licenses`, `images` and `annotations` lists. It is streamed with
 ijson (the C yajl2 backend) in two passes: the first keeps a small tuple per image and the license
 table, the second streams the annotations. Two passes because JSON does not fix the key order, and
-an annotation can only be checked once its image is known. Memory is O(images) in `each` mode; the
-`first` and `join` modes also hold the captions grouped by image (COCO's largest file: 118,287
-images, 591,753 captions, about 80 MB of Python strings), because annotations are not grouped by
-image in the file.
+an annotation can only be checked once its image is known. Memory is O(images) in `each` and
+`first` modes; `join` also holds every caption grouped by image (COCO's largest file: 118,287 images,
+591,753 captions, about 80 MB of Python strings), because annotations are not grouped by image in
+the file.
 
 Local mode (`image_root`): each record's `image_path` names the file under the root and the
 download stage reads it instead of fetching `url`; `url` stays the canonical COCO address, so the
@@ -83,6 +83,7 @@ class CocoSource:
             return
         images = {image.image_id: _with_license(image, licenses) for image in images}
         on_disk = self._files_on_disk()
+        # each: only which images have a caption; first: the first caption; join: all of them.
         captions: dict[int, list[str]] = {}
         index = 0
         try:
@@ -129,16 +130,18 @@ class CocoSource:
             return _malformed(f"{where}: image_id {image_id!r} is not in the images list", caption, image_id)
         if not isinstance(caption, str):
             return _malformed(f"{where}: caption is {type(caption).__name__}, not a string", None, image_id)
-        captions.setdefault(image_id, []).append(caption.strip())
-        if self.config.captions != "each":
-            return None
-        return self._record(image, caption.strip(), on_disk)
+        texts = captions.setdefault(image_id, [])
+        if self.config.captions == "each":
+            return self._record(image, caption.strip(), on_disk)
+        if self.config.captions == "join" or not texts:
+            texts.append(caption.strip())
+        return None
 
     def _image_records(self, images: dict[int, _Image], captions, on_disk) -> Iterator[dict]:
         """Per-image records in images order: joined/first captions, and images without any caption."""
         for image_id, image in images.items():
             texts = captions.get(image_id)
-            if not texts:
+            if texts is None:
                 yield self._record(image, None, on_disk, status="missing_caption",
                                    error=f"image {image_id} has no annotation in this file")
             elif self.config.captions == "first":

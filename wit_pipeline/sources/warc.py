@@ -66,7 +66,8 @@ class WarcSource:
             except _WARC_ERRORS as err:
                 yield unreadable_input_record(NAME, shard.path, f"WARC record {number + 1}", err)
 
-    def page_records(self, body: bytes, page_url: str, record_id: str, charset: str = "utf-8") -> Iterator[dict]:
+    def page_records(self, body: bytes, page_url: str, record_id: str,
+                     charset: str = "utf-8") -> Iterator[dict]:
         """The pair records of one HTML page."""
         tree = LexborHTMLParser(body.decode(charset, errors="replace"))
         base_url = page_base_url(page_url, tree)
@@ -100,11 +101,13 @@ def pair_record(source: str, base_url: str, src: str, alt: str, page_url: str, r
     url = resolve_image_url(base_url, src)
     status, error = "ok", None
     if url is None:
-        scheme = src.split(":", 1)[0].lower() + ":" if ":" in src else ""
-        status = "invalid_url"
-        error = f"{page_url} ({record_id}): <img> src {src[:80]!r} is not an http(s) URL"
-        if scheme == "data:" or not src:
-            error = f"{page_url} ({record_id}): <img> src is {'a data: URI' if src else 'empty'}"
+        if not src:
+            what = "empty"
+        elif src.lower().startswith("data:"):
+            what = "a data: URI"
+        else:
+            what = f"{src[:80]!r}, not an http(s) URL"
+        status, error = "invalid_url", f"{page_url} ({record_id}): <img> src is {what}"
     return make_record(url, alt, source, source_id=record_id, page_url=page_url, status=status,
                        error=error, width_hint=width_hint, height_hint=height_hint)
 
