@@ -3,7 +3,7 @@
 The JSON is a WAT record in Common Crawl's published layout (Container / Envelope /
 Payload-Metadata / HTTP-Response-Metadata / HTML-Metadata), written by hand for the response record
 of http://www.iana.org/numbers in iana.warc.gz. All three <img> links of the page are there, in
-document order; the anchors are abbreviated (14 of the page's 66). This script only wraps it, as
+document order; the anchors are abbreviated (14 of the page's 61). This script only wraps it, as
 compact JSON, in a WARC `metadata` record after a `warcinfo` record, as a WAT file holds them.
 
     python tests/data/commoncrawl/make_iana_wat.py
