@@ -155,3 +155,47 @@ def load_toml(path: str) -> dict[str, Any]:
 def to_dict(config) -> dict[str, Any]:
     """A JSON-ready dict of a config object, for manifests and stats."""
     return dataclasses.asdict(config)
+
+
+@dataclass(frozen=True)
+class CocoConfig:
+    """How to read COCO caption files (`captions_*.json`)."""
+
+    # each: one pair per caption; first: the image's first caption in file order; join: all of an
+    # image's captions in one caption, in file order, each ended with a full stop.
+    captions: str = "each"
+    url_field: str = "coco_url"
+    # Local mode: the folder holding the images' `file_name`s; the download stage reads them from
+    # there instead of fetching, while `url` stays the canonical address, so uids do not change.
+    image_root: str | None = None
+
+    def __post_init__(self):
+        _require_choice("coco captions", self.captions, ("each", "first", "join"))
+        _require_choice("coco url_field", self.url_field, ("coco_url", "flickr_url"))
+
+
+@dataclass(frozen=True)
+class YfccConfig:
+    """How to read YFCC100M metadata (23-field official TSV, or the 25-field line-number + hash variant)."""
+
+    # title | description | both. `both` leaves out a part that is not natural language (a camera
+    # file name, a date) and joins the rest: CLIP kept "titles and/or descriptions".
+    caption: str = "both"
+
+    def __post_init__(self):
+        _require_choice("yfcc caption", self.caption, ("title", "description", "both"))
+
+
+@dataclass(frozen=True)
+class WarcConfig:
+    """How to turn the HTML responses of a WARC file into (img src, alt) pairs."""
+
+    # src: the <img src>; largest: the largest srcset candidate (by w, else x descriptor), src if none.
+    srcset: str = "src"
+
+    def __post_init__(self):
+        _require_choice("srcset", self.srcset, ("src", "largest"))
+
+
+def _require_choice(name: str, value, choices: tuple) -> None:
+    _require(value in choices, f"{name} must be {'|'.join(choices)}, not {value!r}")

@@ -36,6 +36,12 @@ STATUSES: dict[str, str] = {
     "missing_caption": "the caption is null",
     "malformed_record": "the source record could not be parsed (see error)",
     "duplicate": "the same (url, caption) pair appeared earlier in the input",
+    "unreadable_input": "the input stream failed part-way (truncated or corrupt compression, invalid "
+    "JSON, read error): the error names the file and where; rows after that point are lost",
+    "not_an_image": "the source marks the item as a video or other non-image media (YFCC marker 1)",
+    "missing_image_file": "local-image mode: the image file that the source names is not on disk",
+    "not_natural_language": "the caption is a camera file name, a date or digit run, empty, or tags "
+    "only (CLIP's natural-language rule for YFCC titles and descriptions)",
     # download: network
     "timeout": "the server was slower than the timeout",
     "connection_error": "the connection failed or dropped (after retries)",
@@ -84,6 +90,10 @@ PAIR_FIELDS = [
     # Set when the image is already on disk (COCO with --image-root): download reads this path
     # instead of fetching `url`, while `url` stays the canonical address that keys the pair.
     pa.field("image_path", pa.string()),
+    # The <img> width/height attributes of a crawled page (WARC), as written by the page: a hint
+    # for cheap size filtering before any fetch, not the image's real size.
+    pa.field("width_hint", pa.int32()),
+    pa.field("height_hint", pa.int32()),
     pa.field("status", pa.string(), nullable=False),
     pa.field("error", pa.string()),
 ]

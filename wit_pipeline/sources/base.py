@@ -1,9 +1,10 @@
 """The contract every source follows: list units of work, read one unit as a stream of records.
 
 A record is a dict keyed by the schema's field names (`wit_pipeline.schema.PAIR_FIELDS` at least:
-uid, url, caption, source, source_id, page_url, license, image_path, status, error) plus any
-extra columns the user asked to keep. A malformed input line is a record too, with status
-`malformed_record` and an error that says where and what, never an exception and never a skip.
+uid, url, caption, source, source_id, page_url, license, image_path, width_hint, height_hint,
+status, error) plus any extra columns the user asked to keep. A malformed input line is a record
+too, with status `malformed_record` and an error that says where and what, never an exception and
+never a skip.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Source(Protocol):
 
 
 def make_record(url, caption, source: str, source_id=None, page_url=None, license=None,
-                image_path=None, status: str = schema.OK, error: str | None = None) -> dict:
+                image_path=None, status: str = schema.OK, error: str | None = None,
+                width_hint: int | None = None, height_hint: int | None = None) -> dict:
     """A record of the pair fields with its uid computed; the single way sources build records."""
     return {
         "uid": schema.uid(url, caption),
@@ -50,6 +52,8 @@ def make_record(url, caption, source: str, source_id=None, page_url=None, licens
         "page_url": page_url,
         "license": license,
         "image_path": image_path,
+        "width_hint": width_hint,
+        "height_hint": height_hint,
         "status": schema.check_status(status),
         "error": error,
     }

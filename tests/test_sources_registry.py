@@ -1,0 +1,53 @@
+"""The SOURCES registry and the flags each source adds to `wit ingest`."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+
+import pytest
+
+from conftest import TEST_DATA
+from wit_pipeline.sources import SOURCES, source_class
+
+OWN_SOURCES = ["coco", "yfcc", "warc", "wat"]
+
+
+def parser_with_every_source_flag() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    for name in OWN_SOURCES:
+        source_class(name).add_arguments(parser)  # a clash between two sources' flags raises here
+    return parser
+
+
+def test_registry_names_every_source():
+    assert sorted(SOURCES) == ["coco", "urls", "warc", "wat", "yfcc"]
+    assert SOURCES["urls"] == "wit_pipeline.sources.urls:UrlListSource"
+    with pytest.raises(ValueError, match="unknown source 'flickr'; known sources: coco, urls, warc, wat, yfcc"):
+        source_class("flickr")
+
+
+@pytest.mark.parametrize("name, argv, path, expected", [
+    ("coco", ["--coco-captions", "join", "--image-root", "imgs"], "coco/captions_train2017.json",
+     {"captions": "join", "url_field": "coco_url", "image_root": "imgs"}),
+    ("yfcc", ["--yfcc-caption", "title"], "yfcc/yfcc100m_dataset_sample.tsv", {"caption": "title"}),
+    ("warc", ["--srcset", "largest"], "commoncrawl/iana.warc.gz", {"srcset": "largest"}),
+    ("wat", [], "commoncrawl/iana-numbers.warc.wat.gz", None),
+])
+def test_from_args_builds_a_picklable_source(name, argv, path, expected):
+    args = parser_with_every_source_flag().parse_args(argv)
+    source = source_class(name).from_args(args, [str(TEST_DATA / path)])
+    assert source.name == name
+    if expected is not None:
+        assert {k: getattr(source.config, k) for k in expected} == expected
+    clone = pickle.loads(pickle.dumps(source))
+    assert clone.shards() == source.shards() and len(source.shards()) == 1
+
+
+def test_a_glob_expands_in_name_order_and_a_missing_input_is_named():
+    source = source_class("warc")([str(TEST_DATA / "commoncrawl" / "*.warc.gz")])
+    assert [s.path.rsplit("/", 1)[1] for s in source.shards()] == ["iana.warc.gz", "whirlwind.warc.gz"]
+    with pytest.raises(FileNotFoundError, match="no input file matches"):
+        source_class("warc")(["/nonexistent/crawl-*.warc.gz"]).shards()
+    with pytest.raises(FileNotFoundError, match="no input file matches '/nonexistent/crawl.warc.gz'"):
+        source_class("warc")(["/nonexistent/crawl.warc.gz"]).shards()
