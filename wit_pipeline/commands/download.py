@@ -8,6 +8,7 @@ import os
 import sys
 
 from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int
+from wit_pipeline.sources.urls import UrlListSource
 
 
 def register(subparsers) -> None:
@@ -21,14 +22,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--input", required=True, help="URL list file or folder of list files")
     parser.add_argument("--output", required=True, help="output folder OUT (writes OUT/raw); local, gs:// or s3://")
-    source = parser.add_argument_group("input columns")
-    source.add_argument("--url-col", default="url", help="URL column (default url; also accepts img2dataset's URL)")
-    source.add_argument("--caption-col", default="caption",
-                        help="caption column (default caption; also accepts img2dataset's TEXT)")
-    source.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
-    source.add_argument("--input-format", choices=["parquet", "csv", "tsv", "jsonl"],
-                        help="input format (default: from the file name)")
-    source.add_argument("--shard-size", type=positive_int, default=10_000, help="rows per shard (default 10000)")
+    UrlListSource.add_arguments(parser)
     run = parser.add_argument_group("execution")
     run.add_argument("--engine", choices=["local", "beam"], default="local", help="local process pool or Apache Beam")
     run.add_argument("--processes", type=positive_int, default=os.cpu_count() or 1,
@@ -68,16 +62,12 @@ def register(subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from wit_pipeline.config import ConfigError, DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
+    from wit_pipeline.config import ConfigError, DownloadConfig, FetchConfig, ResizeConfig
     from wit_pipeline.download import stage
     from wit_pipeline.sources.urls import InputError
 
     try:
-        url_config = UrlListConfig(
-            url_col=args.url_col, caption_col=args.caption_col,
-            keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
-            shard_size=args.shard_size, input_format=args.input_format,
-        )
+        url_config = UrlListSource.config_from_args(args)
         config = DownloadConfig(
             fetch=FetchConfig(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
                               max_pixels=args.max_pixels, per_host_connections=args.per_host_connections,

@@ -89,15 +89,37 @@ class UrlListSource:
 
     name = "urls"
 
-    def __init__(self, path: str, config: UrlListConfig, staging_dir: str):
-        self.path = path
+    def __init__(self, paths: str | list[str], config: UrlListConfig = UrlListConfig(), staging_dir: str | None = None):
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
         self.config = config
+        # Where text-format inputs are staged as Parquet shards (kept, so that reruns reuse them).
         self.staging_dir = staging_dir
+
+    @staticmethod
+    def add_arguments(parser) -> None:
+        """The URL-list flags, shared by `wit download` and `wit ingest --source urls`."""
+        group = parser.add_argument_group("URL-list input")
+        group.add_argument("--url-col", default="url", help="URL column (default url; also accepts img2dataset's URL)")
+        group.add_argument("--caption-col", default="caption",
+                           help="caption column (default caption; also accepts img2dataset's TEXT)")
+        group.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
+        group.add_argument("--input-format", choices=list(FORMATS), help="input format (default: from the file name)")
+        group.add_argument("--shard-size", type=_positive_int, default=10_000, help="rows per shard (default 10000)")
+
+    @staticmethod
+    def config_from_args(args) -> UrlListConfig:
+        return UrlListConfig(url_col=args.url_col, caption_col=args.caption_col,
+                             keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
+                             shard_size=args.shard_size, input_format=args.input_format)
+
+    @classmethod
+    def from_args(cls, args, paths) -> "UrlListSource":
+        return cls(paths, cls.config_from_args(args), staging_dir=shards.join(args.output, "_staging/urls"))
 
     def shards(self) -> list[SourceShard]:
         """Row-range shards of `shard_size` rows, numbered in input order across files."""
         planned: list[SourceShard] = []
-        for file in list_inputs(self.path):
+        for file in (f for path in self.paths for f in list_inputs(path)):
             fmt = self.config.input_format or infer_format(file)
             parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
             row_offset = 0  # row number within the original file, for provenance
@@ -152,6 +174,8 @@ class UrlListSource:
 
     def _stage_text_file(self, file: str, fmt: str, first_shard: int) -> list[str]:
         """Stream a text-format file once into Parquet files of shard_size rows; reuse them on rerun."""
+        if self.staging_dir is None:
+            raise InputError(f"{file}: a {fmt} input needs a staging folder for its shards (staging_dir)")
         stage = shards.join(self.staging_dir, f"{first_shard:05d}-{_safe_name(file)}")
         fs, stage_path = fsspec.core.url_to_fs(stage)
         done = shards.join(stage, _STAGING_DONE)
@@ -175,6 +199,12 @@ def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
                                                       IMG2DATASET_URL_COLS + IMG2DATASET_CAPTION_COLS):
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
+
+
+def _positive_int(text: str) -> int:
+    from wit_pipeline.cli import positive_int
+
+    return positive_int(text)
 
 
 def _pick_column(names, wanted, alternatives, what, origin) -> str:
