@@ -89,3 +89,20 @@ def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     assert len(uids) == len(set(uids)) == len(rows)
     assert all(row["status"] == "ok" for row in raw_rows)
     assert {name.split(".")[0] for name in members} == set(uids)
+
+
+@pytest.mark.slow
+def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
+    from beam_jobs.download import run_pipeline
+    from beam_services import portable_runner_args
+
+    input_path = str(tmp_path / "urls.parquet")
+    url_list(input_path, image_server.url, copies=1)
+    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
+                            resize=ResizeConfig(image_size=48), threads=4)
+    url_config = UrlListConfig(shard_size=8)
+    stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 1)
+    with portable_runner_args(tmp_path) as beam_args:
+        totals = run_pipeline(stage.plan_tasks(input_path, str(tmp_path / "portable"), url_config, config), beam_args)
+    assert totals["statuses"] == {"ok": len(IMAGES)}
+    assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "portable")

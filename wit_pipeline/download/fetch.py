@@ -283,7 +283,10 @@ class _BoundedRedirectHandler(urllib.request.HTTPRedirectHandler):
         return new
 
 
+@functools.lru_cache(maxsize=8)
 def _build_opener(config: FetchConfig) -> urllib.request.OpenerDirector:
+    # Shared by threads: an opener keeps no per-request state (each open makes its own connection,
+    # and redirect history travels on the request object).
     # build_opener replaces the default handlers of the same class with ours; proxies are not used
     # because a proxy would resolve names itself and defeat the address guard.
     policy = AddressPolicy.from_config(config)
