@@ -106,3 +106,23 @@ def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image
         totals = run_pipeline(stage.plan_tasks(input_path, str(tmp_path / "portable"), url_config, config), beam_args)
     assert totals["statuses"] == {"ok": len(IMAGES)}
     assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "portable")
+
+
+@pytest.mark.slow
+def test_spark_engine_matches_local(tmp_path, image_server):
+    from wit_pipeline.engines import spark
+
+    input_path = str(tmp_path / "urls.parquet")
+    url_list(input_path, image_server.url, copies=1)
+    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
+                            resize=ResizeConfig(image_size=48), threads=4)
+    url_config = UrlListConfig(shard_size=8)
+    stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 1)
+    session = spark.local_session(cores=2)
+    try:
+        results = spark.map_shards(session, stage.download_shard,
+                                   stage.plan_tasks(input_path, str(tmp_path / "spark"), url_config, config))
+    finally:
+        session.stop()
+    assert stage.summarise(results)["statuses"] == {"ok": len(IMAGES)}
+    assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "spark")

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--output", required=True, help="output folder OUT (writes OUT/raw); local, gs:// or s3://")
     UrlListSource.add_arguments(parser)
     run = parser.add_argument_group("execution")
-    run.add_argument("--engine", choices=["local", "beam"], default="local", help="local process pool or Apache Beam")
+    run.add_argument("--engine", choices=["local", "beam", "spark"], default="local",
+                     help="local process pool, Apache Beam, or PySpark (local[processes] unless --spark-master)")
+    run.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[PROCESSES])")
     run.add_argument("--processes", type=positive_int, default=os.cpu_count() or 1,
                      help="worker processes (default: CPU count)")
     run.add_argument("--threads", type=positive_int, default=32, help="download threads per process (default 32)")
@@ -86,6 +88,8 @@ def run_command(args: argparse.Namespace) -> int:
         from beam_jobs.download import run_pipeline
 
         totals = run_pipeline(tasks, beam_args=args.passthrough, local_workers=args.processes)
+    elif args.engine == "spark":
+        totals = stage.run_spark(tasks, master=args.spark_master or f"local[{args.processes}]")
     else:
         if args.passthrough:
             raise UsageError(f"arguments after -- are for --engine beam: {' '.join(args.passthrough)}")

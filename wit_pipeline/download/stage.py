@@ -33,6 +33,17 @@ def run_local(tasks: list[DownloadTask], processes: int) -> dict:
     return summarise(local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="rows"))
 
 
+def run_spark(tasks: list[DownloadTask], master: str) -> dict:
+    """Run every task as a Spark task (one partition per shard) and return the summed stats."""
+    from wit_pipeline.engines import spark
+
+    session = spark.session(master, app_name="wit download")
+    try:
+        return summarise(spark.map_shards(session, download_shard, tasks))
+    finally:
+        session.stop()
+
+
 def summarise(results) -> dict:
     """Add up per-shard stats into the stage's totals."""
     totals = Counter()
