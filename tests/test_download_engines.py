@@ -91,19 +91,25 @@ def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     assert {name.split(".")[0] for name in members} == set(uids)
 
 
-@pytest.mark.slow
-def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
-    from beam_jobs.download import run_pipeline
-    from beam_services import portable_runner_args
-
+def plan_against_local(tmp_path, image_server, engine_name):
+    """Run one copy of each image locally; return the same plan for another engine's folder."""
     input_path = str(tmp_path / "urls.parquet")
     url_list(input_path, image_server.url, copies=1)
     config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
                             resize=ResizeConfig(image_size=48), threads=4)
     url_config = UrlListConfig(shard_size=8)
     stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 1)
+    return stage.plan_tasks(input_path, str(tmp_path / engine_name), url_config, config)
+
+
+@pytest.mark.slow
+def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
+    from beam_jobs.download import run_pipeline
+    from beam_services import portable_runner_args
+
+    tasks = plan_against_local(tmp_path, image_server, "portable")
     with portable_runner_args(tmp_path) as beam_args:
-        totals = run_pipeline(stage.plan_tasks(input_path, str(tmp_path / "portable"), url_config, config), beam_args)
+        totals = run_pipeline(tasks, beam_args)
     assert totals["statuses"] == {"ok": len(IMAGES)}
     assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "portable")
 
@@ -112,16 +118,10 @@ def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image
 def test_spark_engine_matches_local(tmp_path, image_server):
     from wit_pipeline.engines import spark
 
-    input_path = str(tmp_path / "urls.parquet")
-    url_list(input_path, image_server.url, copies=1)
-    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
-                            resize=ResizeConfig(image_size=48), threads=4)
-    url_config = UrlListConfig(shard_size=8)
-    stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 1)
+    tasks = plan_against_local(tmp_path, image_server, "spark")
     session = spark.local_session(cores=2)
     try:
-        results = spark.map_shards(session, stage.download_shard,
-                                   stage.plan_tasks(input_path, str(tmp_path / "spark"), url_config, config))
+        results = spark.map_shards(session, stage.download_shard, tasks)
     finally:
         session.stop()
     assert stage.summarise(results)["statuses"] == {"ok": len(IMAGES)}
