@@ -207,3 +207,23 @@ def run_local(source: Source, output: str, config: IngestConfig, processes: int 
     summary = summarise(statuses, duplicates, config)
     shards.write_atomic(shards.join(folder, STATS_FILE), shards.json_bytes(summary))
     return summary
+
+
+# ---- the pieces the Beam engine groups by key (same files as the local engine writes)
+
+PART_KINDS = {"part": part_path, "dropped": dropped_path, "duplicate": duplicates_path}
+
+
+def row_kind(row: dict) -> str:
+    """Which file of its shard a decided row goes to."""
+    if row["status"] == schema.OK:
+        return "part"
+    return "duplicate" if row["status"] == "duplicate" else "dropped"
+
+
+def write_indexed_rows(folder: str, kind: str, shard_id: int, indexed_rows: Iterable) -> dict[str, int]:
+    """Write one file of a shard from (row index, row) pairs in any order; None entries (the
+    placeholders that make every shard's kept and dropped files exist) are skipped."""
+    rows = [row for _, row in sorted((item for item in indexed_rows if item is not None), key=lambda x: x[0])]
+    write_part(PART_KINDS[kind](folder, shard_id), rows)
+    return status_counts(rows)
