@@ -60,9 +60,7 @@ def _sum_counts(dicts):
 
 
 def _write_summary(statuses, folder: str, config: IngestConfig):
-    summary = ingest.summarise(statuses, 0, config)
-    shards.write_atomic(shards.join(folder, ingest.STATS_FILE), shards.json_bytes(summary))
-    return summary
+    return ingest.write_summary(folder, ingest.summarise(statuses, 0, config))
 
 
 def build(pipeline, source: Source, output: str, config: IngestConfig):

@@ -246,9 +246,9 @@ def write_outputs(output: str, statuses: dict[str, int], before: np.ndarray, aft
     folder = balance_folder(output)
     table = entry_counts_table(before, after, config.t, read_entry_texts(output))
     write_table_atomic(shards.join(folder, ENTRY_COUNTS_FILE), table)
-    summary = summarise(statuses, before, after, config)
-    shards.write_atomic(shards.join(folder, STATS_FILE), shards.json_bytes(summary))
-    return summary
+    from wit_pipeline.ingest import write_summary
+
+    return write_summary(folder, summarise(statuses, before, after, config), STATS_FILE)
 
 
 def run_local(output: str, config: BalanceConfig, processes: int = 1) -> dict:

@@ -204,9 +204,16 @@ def run_local(source: Source, output: str, config: IngestConfig, processes: int 
     for result in map_shards(ingest_shard, tasks, processes, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])
     duplicates = dedup_parts(folder, [task.shard.shard_id for task in tasks])
-    summary = summarise(statuses, duplicates, config)
-    shards.write_atomic(shards.join(folder, STATS_FILE), shards.json_bytes(summary))
-    return summary
+    return write_summary(folder, summarise(statuses, duplicates, config))
+
+
+def write_summary(folder: str, summary: dict, name: str = STATS_FILE) -> dict:
+    """Write the stage totals; returns them as written (JSON types), as both engines report them."""
+    import json
+
+    data = shards.json_bytes(summary)
+    shards.write_atomic(shards.join(folder, name), data)
+    return json.loads(data)
 
 
 # ---- the pieces the Beam engine groups by key (same files as the local engine writes)
