@@ -1,0 +1,168 @@
+"""Benchmark of the text stages: query matching, language ID, the whole ingest text stage, balance.
+
+Peers, as the issue names them: MetaCLIP's naive substring loop (matching), the per-core goal of
+100,000 captions/s (matching and language ID). Input: the 10,000 real LAION alt texts repeated.
+
+    python bench/text.py --laion ../shared/data/laion-sample/test_10000.parquet \
+        --metadata entries.json --rows 1000000
+
+`entries.json` comes from `wit metadata build` (see bench/README.md for the exact command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pyarrow.parquet as pq  # noqa: E402
+
+from wit_pipeline import schema  # noqa: E402
+from wit_pipeline.sources.base import SourceShard, make_record  # noqa: E402
+
+
+class RepeatedSource:
+    """The real captions repeated to `rows` rows; each repeat gets its own URL (no duplicates)."""
+
+    name = "bench"
+
+    def __init__(self, pairs, rows, shard_size):
+        self.pairs, self.rows, self.shard_size = pairs, rows, shard_size
+
+    def shards(self):
+        return [SourceShard(i, "memory", s, min(s + self.shard_size, self.rows))
+                for i, s in enumerate(range(0, self.rows, self.shard_size))]
+
+    def read(self, shard):
+        n = len(self.pairs)
+        for i in range(shard.start, shard.stop):
+            url, caption = self.pairs[i % n]
+            yield make_record(f"{url}#{i // n}", caption, self.name)
+
+
+def rate(count, seconds):
+    return count / max(seconds, 1e-9)
+
+
+def bench_matching(captions, entries, naive_sample, rows):
+    from wit_pipeline.text.matching import Matcher, naive_match
+
+    started = time.perf_counter()
+    matcher = Matcher(entries)
+    build_s = time.perf_counter() - started
+    sample = captions[:naive_sample]
+    started = time.perf_counter()
+    expected = [naive_match(c, entries) for c in sample]
+    naive_rate = rate(len(sample), time.perf_counter() - started)
+    identical = all(matcher.match(c) == e for c, e in zip(sample, expected))
+    started = time.perf_counter()
+    total_matches = 0
+    for i in range(rows):
+        total_matches += len(matcher.match(captions[i % len(captions)]))
+    auto_rate = rate(rows, time.perf_counter() - started)
+    print(f"matching, {len(entries):,} entries: automaton built in {build_s:.1f} s; "
+          f"{auto_rate:,.0f} captions/s on one core over {rows:,} captions "
+          f"({total_matches / rows:.1f} matches per caption)")
+    print(f"  MetaCLIP naive loop: {naive_rate:,.1f} captions/s on {len(sample)} captions (extrapolated "
+          f"to {rows:,}: {rows / naive_rate / 3600:,.1f} h); automaton / naive = {auto_rate / naive_rate:,.0f}x; "
+          f"identical matches on the sample: {identical}")
+    return {"entries": len(entries), "automaton_captions_per_s": auto_rate, "naive_captions_per_s": naive_rate,
+            "speedup": auto_rate / naive_rate, "identical": identical, "build_s": build_s}
+
+
+def bench_langid(captions, rows):
+    from wit_pipeline.text import langid
+
+    model = langid.load_model()
+    started = time.perf_counter()
+    for i in range(rows):
+        langid.predict(model, captions[i % len(captions)])
+    lid_rate = rate(rows, time.perf_counter() - started)
+    print(f"language ID (lid.176.ftz, one string per call): {lid_rate:,.0f} captions/s on one core over {rows:,}")
+    return {"captions_per_s": lid_rate}
+
+
+def bench_stage(pairs, metadata_path, rows, processes, shard_size):
+    from wit_pipeline import ingest
+    from wit_pipeline.config import IngestConfig, MatchConfig
+
+    out = tempfile.mkdtemp(prefix="wit-bench-text-")
+    config = IngestConfig(match=MatchConfig(metadata_path=metadata_path))
+    started = time.perf_counter()
+    summary = ingest.run_local(RepeatedSource(pairs, rows, shard_size), out, config, processes)
+    seconds = time.perf_counter() - started
+    print(f"text stage (normalise, filter, LID, match, write, dedup) on the local engine, {processes} processes: "
+          f"{rows:,} rows in {seconds:.1f} s = {rate(rows, seconds):,.0f} rows/s "
+          f"(includes {processes} workers each loading the model and building the automaton); kept {summary['kept']:,}")
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rate(rows, seconds), "kept": summary["kept"]}
+
+
+def bench_balance(captions, entries, rows, shard_size, t):
+    """Balance on `rows` matched rows: ingest parts are written directly (matches from the automaton)."""
+    from wit_pipeline import balance, ingest
+    from wit_pipeline.config import BalanceConfig
+    from wit_pipeline.text.matching import Matcher
+
+    matcher = Matcher(entries)
+    matches = [matcher.match(c) for c in captions]
+    out = tempfile.mkdtemp(prefix="wit-bench-balance-")
+    folder = ingest.ingest_folder(out)
+    for part_id, start in enumerate(range(0, rows, shard_size)):
+        part = []
+        for i in range(start, min(start + shard_size, rows)):
+            row = schema.empty_row(schema.TEXT_SCHEMA)
+            caption = captions[i % len(captions)]
+            url = f"http://bench/{i}.jpg"
+            row.update(uid=schema.uid(url, caption), url=url, caption=caption, status="ok",
+                       lang="en", lang_score=1.0, entries=matches[i % len(captions)])
+            part.append(row)
+        ingest.write_part(ingest.part_path(folder, part_id), part)
+    del matcher
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    summary = balance.run_local(out, BalanceConfig(t=t, seed=0), processes=1)
+    seconds = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"balance, {rows:,} rows, t={t}: {seconds:.1f} s, peak RSS of the process {peak_mib:,.0f} MiB "
+          f"(before balance {rss_before / 1024:,.0f} MiB); kept {summary['kept']:,}, "
+          f"{summary['entries_capped']:,} of {summary['entries_matched']:,} entries capped")
+    return {"rows": rows, "seconds": seconds, "peak_rss_mib": peak_mib, "kept": summary["kept"],
+            "entries_capped": summary["entries_capped"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--laion", default="../shared/data/laion-sample/test_10000.parquet")
+    parser.add_argument("--metadata", required=True, help="entries.json from `wit metadata build`")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for matching and balance")
+    parser.add_argument("--lid-rows", type=int, default=100_000)
+    parser.add_argument("--stage-rows", type=int, default=1_000_000)
+    parser.add_argument("--naive-sample", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--shard-size", type=int, default=50_000)
+    parser.add_argument("--t", type=int, default=20_000)
+    args = parser.parse_args()
+
+    table = pq.read_table(args.laion).to_pylist()
+    pairs = [(r["URL"], r["TEXT"]) for r in table]
+    captions = [r["TEXT"].replace("\n", " ") for r in table]
+    with open(args.metadata) as f:
+        entries = json.load(f)
+    print(f"input: {len(captions):,} real LAION captions, repeated; {os.cpu_count()} CPUs (shared machine)")
+    results = {
+        "matching": bench_matching(captions, entries, args.naive_sample, args.rows),
+        "langid": bench_langid(captions, args.lid_rows),
+        "stage": bench_stage(pairs, args.metadata, args.stage_rows, args.processes, args.shard_size),
+        "balance": bench_balance(captions, entries, args.rows, args.shard_size, args.t),
+    }
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
