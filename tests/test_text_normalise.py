@@ -1,3 +1,5 @@
+import html
+
 from wit_pipeline import schema
 from wit_pipeline.text.normalise import normalise_caption, normalise_record
 
@@ -19,7 +21,7 @@ def test_mojibake_is_repaired_and_text_is_nfc():
 def test_control_characters_and_whitespace():
     assert normalise_caption("  a dog\ton the\n\nbeach \r\n") == "a dog on the beach"
     assert normalise_caption("infor\u00admation\u200b") == "information"  # soft hyphen, zero-width space
-    assert normalise_caption("x\x00\x07y") == "xy"
+    assert normalise_caption("x\x00\x07y") == "x y"
 
 
 def test_record_keeps_original_only_when_changed_and_rehashes_uid():
@@ -33,3 +35,23 @@ def test_record_keeps_original_only_when_changed_and_rehashes_uid():
     clean = {"uid": "x", "url": "u", "caption": "A man riding a horse."}
     normalise_record(clean)
     assert "caption_original" not in clean and clean["uid"] == "x"
+
+
+def _reference(text):
+    """The definition, without the fast paths: unescape, ftfy always, per-character categories."""
+    import unicodedata
+
+    import ftfy
+
+    text = ftfy.fix_text(html.unescape(text), unescape_html=False, remove_control_chars=False, normalization="NFC")
+    replace = {"Cc": " ", "Cf": ""}
+    text = "".join(replace.get(unicodedata.category(ch), ch) for ch in text)
+    return " ".join(text.split())
+
+
+def test_fast_paths_equal_the_definition_on_real_captions():
+    from text_helpers import coco_captions, laion_captions
+
+    tricky = ["a\u200bb\u00adc", "x\x85y", "caf\u00c3\u00a9 &amp; more", "\x1fhello\x7f", "Ａｂｃ full width"]
+    for caption in laion_captions() + coco_captions() + tricky:
+        assert normalise_caption(caption) == _reference(caption), caption
