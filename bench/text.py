@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +98,7 @@ def bench_stage(pairs, metadata_path, rows, processes, shard_size):
     started = time.perf_counter()
     summary = ingest.run_local(RepeatedSource(pairs, rows, shard_size), out, config, processes)
     seconds = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
     print(f"text stage (normalise, filter, LID, match, write, dedup) on the local engine, {processes} processes: "
           f"{rows:,} rows in {seconds:.1f} s = {rate(rows, seconds):,.0f} rows/s "
           f"(includes {processes} workers each loading the model and building the automaton); kept {summary['kept']:,}")
@@ -124,16 +126,26 @@ def bench_balance(captions, entries, rows, shard_size, t):
             part.append(row)
         ingest.write_part(ingest.part_path(folder, part_id), part)
     del matcher
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
-    summary = balance.run_local(out, BalanceConfig(t=t, seed=0), processes=1)
-    seconds = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"balance, {rows:,} rows, t={t}: {seconds:.1f} s, peak RSS of the process {peak_mib:,.0f} MiB "
-          f"(before balance {rss_before / 1024:,.0f} MiB); kept {summary['kept']:,}, "
-          f"{summary['entries_capped']:,} of {summary['entries_matched']:,} entries capped")
-    return {"rows": rows, "seconds": seconds, "peak_rss_mib": peak_mib, "kept": summary["kept"],
-            "entries_capped": summary["entries_capped"]}
+    # In a fresh process, so the peak memory is balance's own, not this script's.
+    code = (
+        "import json, resource, sys, time\n"
+        "from wit_pipeline import balance\n"
+        "from wit_pipeline.config import BalanceConfig\n"
+        "started = time.perf_counter()\n"
+        f"summary = balance.run_local({out!r}, BalanceConfig(t={t}, seed=0), processes=1)\n"
+        "seconds = time.perf_counter() - started\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps({'seconds': seconds, 'peak_rss_mib': peak, 'kept': summary['kept'],"
+        " 'entries_capped': summary['entries_capped'], 'entries_matched': summary['entries_matched']}))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True, text=True)
+    shutil.rmtree(out, ignore_errors=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"balance, {rows:,} rows, t={t}, one process: {result['seconds']:.1f} s, peak RSS "
+          f"{result['peak_rss_mib']:,.0f} MiB (whole interpreter); kept {result['kept']:,}, "
+          f"{result['entries_capped']:,} of {result['entries_matched']:,} entries capped")
+    return {"rows": rows, **result}
 
 
 def main():
@@ -147,6 +159,7 @@ def main():
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--shard-size", type=int, default=50_000)
     parser.add_argument("--t", type=int, default=20_000)
+    parser.add_argument("--only", default="matching,langid,stage,balance", help="comma-separated parts to run")
     args = parser.parse_args()
 
     table = pq.read_table(args.laion).to_pylist()
@@ -155,12 +168,13 @@ def main():
     with open(args.metadata) as f:
         entries = json.load(f)
     print(f"input: {len(captions):,} real LAION captions, repeated; {os.cpu_count()} CPUs (shared machine)")
-    results = {
-        "matching": bench_matching(captions, entries, args.naive_sample, args.rows),
-        "langid": bench_langid(captions, args.lid_rows),
-        "stage": bench_stage(pairs, args.metadata, args.stage_rows, args.processes, args.shard_size),
-        "balance": bench_balance(captions, entries, args.rows, args.shard_size, args.t),
+    parts = {
+        "matching": lambda: bench_matching(captions, entries, args.naive_sample, args.rows),
+        "langid": lambda: bench_langid(captions, args.lid_rows),
+        "stage": lambda: bench_stage(pairs, args.metadata, args.stage_rows, args.processes, args.shard_size),
+        "balance": lambda: bench_balance(captions, entries, args.rows, args.shard_size, args.t),
     }
+    results = {name: parts[name]() for name in args.only.split(",")}
     print(json.dumps(results, indent=1))
 
 
