@@ -29,7 +29,8 @@ class TextStageFn(beam.DoFn):
 
     def process(self, shard):
         records = self.source.read(shard)
-        for index, row in enumerate(ingest.process_records(self.stage, records)):
+        extra = ingest.extra_column_names(self.source, shard)
+        for index, row in enumerate(ingest.process_records(self.stage, records, extra)):
             yield shard.shard_id, index, row
 
 

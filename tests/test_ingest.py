@@ -121,3 +121,19 @@ def test_completion_markers_and_stats_per_shard(ingested):
     assert shards.finished_shards(folder) == [0, 1, 2, 3]
     stats = json.loads((out / "ingest/00000_stats.json").read_text())
     assert stats["rows"] == 4 and sum(stats["statuses"].values()) == 4
+
+
+def test_declared_extra_columns_are_kept_and_bookkeeping_is_not(tmp_path):
+    class WithExtras(ListSource):
+        def read(self, shard):
+            for record in super().read(shard):
+                yield dict(record, row_index=7, photographer="Ansel")
+
+        def extra_columns(self, shard):
+            return {"photographer": None}
+
+    rows = laion_rows(3)
+    ingest.run_local(WithExtras([(r["URL"], r["TEXT"]) for r in rows]), str(tmp_path), IngestConfig())
+    names = pq.read_table(tmp_path / "ingest/part-00000.parquet").schema.names
+    assert names == schema.TEXT_SCHEMA.names + ["photographer"]
+    assert pq.read_table(tmp_path / "ingest/part-00000.parquet").column("photographer").to_pylist()[0] == "Ansel"

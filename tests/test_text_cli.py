@@ -59,17 +59,21 @@ def test_usage_errors_exit_2(wit, tmp_path, capsys):
 
 
 def test_url_list_source_when_it_lands(tmp_path):
-    """The lead's URL-list source on the real LAION file (skipped until sources/urls.py exists)."""
+    """The lead's URL-list source on the real LAION file (skipped until sources/urls.py is merged)."""
     urls = pytest.importorskip("wit_pipeline.sources.urls")
     from conftest import TEST_DATA
     from wit_pipeline import ingest
     from wit_pipeline.config import IngestConfig, UrlListConfig
 
-    source = urls.UrlListSource([str(TEST_DATA / "text/laion_3000.parquet")],
-                                UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=1000))
+    source = urls.UrlListSource(str(TEST_DATA / "text/laion_3000.parquet"),
+                                UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=1000),
+                                staging_dir=str(tmp_path / "staging"))
     summary = ingest.run_local(source, str(tmp_path), IngestConfig())
     assert summary["rows_in"] == 3000
     assert summary["kept"] + sum(summary["dropped"].values()) == 3000
+    part = pq.read_table(tmp_path / "ingest/part-00000.parquet")
+    assert part.schema.names == pq.read_table(tmp_path / "ingest/dropped/part-00000.parquet").schema.names
+    assert "row_index" not in part.schema.names  # the source's bookkeeping is not a column
 
 
 @pytest.mark.slow

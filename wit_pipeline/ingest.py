@@ -46,17 +46,30 @@ def duplicates_path(folder: str, shard_id: int) -> str:
     return shards.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
 
 
-def process_records(stage: TextStage, records: Iterable[dict]) -> Iterator[dict]:
-    """Rows of the text stage, one per record, in order. A record the stage fails on becomes a
-    row with status `internal_error` and its traceback, so one odd caption never loses a shard."""
+def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
+    """The user columns a source carries for this shard (`--keep-cols`), if it declares any.
+
+    Other keys a source puts on its records (bookkeeping such as a row index) are not written.
+    """
+    extra_columns = getattr(source, "extra_columns", None)
+    return tuple(extra_columns(shard)) if extra_columns is not None else ()
+
+
+def process_records(stage: TextStage, records: Iterable[dict], extra: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Rows of the text stage, one per record, in order: TEXT_SCHEMA columns plus `extra`.
+
+    A record the stage fails on becomes a row with status `internal_error` and its traceback, so
+    one odd caption never loses a shard.
+    """
+    names = schema.TEXT_SCHEMA.names + [name for name in extra if name not in schema.TEXT_SCHEMA.names]
     for record in records:
         try:
-            yield stage.process(record)
+            row = stage.process(record)
         except Exception:  # noqa: BLE001 - recorded on the row, counted in the stats
             row = schema.empty_row(schema.TEXT_SCHEMA)
             row.update(record)
             row["status"], row["error"] = "internal_error", traceback.format_exc(limit=5)
-            yield row
+        yield {name: row.get(name) for name in names}
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
@@ -105,7 +118,8 @@ def ingest_shard(task: IngestTask) -> dict:
     if shards.is_done(folder, shard_id):
         return read_shard_stats(folder, shard_id) | {"skipped": True}
     stage = TextStage(task.config).load()
-    rows = list(process_records(stage, task.source.read(task.shard)))
+    extra = extra_column_names(task.source, task.shard)
+    rows = list(process_records(stage, task.source.read(task.shard), extra))
     write_part(part_path(folder, shard_id), [row for row in rows if row["status"] == schema.OK])
     write_part(dropped_path(folder, shard_id), [row for row in rows if row["status"] != schema.OK])
     stats = {"shard": shard_id, "rows": len(rows), "statuses": status_counts(rows)}
