@@ -44,14 +44,16 @@ class Matcher:
         self.case_sensitive = case_sensitive
         self.size = len(entries)
         automaton = ahocorasick.Automaton()
+        # Two entries can be equal (or equal once lowercased): the automaton holds the first id,
+        # `_same_as` the others, so both match, as in the naive loop.
+        self._same_as: dict[int, list[int]] = {}
         for entry_id, entry in enumerate(entries):
             key = f" {entry if case_sensitive else entry.lower()} "
-            # A list, because two entries can be equal (or equal once lowercased); both match.
-            ids = automaton.get(key, None)
-            if ids is None:
-                automaton.add_word(key, [entry_id])
+            first = automaton.get(key, None)
+            if first is None:
+                automaton.add_word(key, entry_id)
             else:
-                ids.append(entry_id)
+                self._same_as.setdefault(first, []).append(entry_id)
         if len(automaton):
             automaton.make_automaton()
         self._automaton = automaton
@@ -63,9 +65,9 @@ class Matcher:
         spaced = spacing(text)
         if not self.case_sensitive:
             spaced = spaced.lower()
-        found: set[int] = set()
-        for _end, ids in self._automaton.iter(spaced):
-            found.update(ids)
+        found = {entry_id for _end, entry_id in self._automaton.iter(spaced)}
+        if self._same_as:
+            found.update(other for entry_id in list(found) for other in self._same_as.get(entry_id, ()))
         return sorted(found)
 
 
