@@ -51,7 +51,14 @@ def test_ingest_and_balance_on_beam_equal_local(tmp_path):
 
     balance_config = BalanceConfig(t=4, seed=11)
     local_balance = balance.run_local(local, balance_config)
-    beam_balance_summary = beam_balance.run(on_beam, balance_config, IN_MEMORY)
+    pipeline = beam.Pipeline(options=pipeline_options(IN_MEMORY))
+    beam_balance.build(pipeline, on_beam, balance_config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    beam_balance_summary = json.loads(open(f"{on_beam}/balance/balance_stats.json").read())
     assert beam_balance_summary == local_balance
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(MetricsFilter().with_namespace("balance"))["counters"]}
+    assert counters == {"ok": local_balance["kept"], **local_balance["dropped"]}
     assert local_balance["entries_capped"] > 0 and local_balance["dropped"]["not_sampled"] > 0
     assert files(f"{on_beam}/balance") == files(f"{local}/balance")
