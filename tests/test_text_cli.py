@@ -76,6 +76,24 @@ def test_url_list_source_when_it_lands(tmp_path):
     assert "row_index" not in part.schema.names  # the source's bookkeeping is not a column
 
 
+def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
+    """`wit ingest --source urls` on the real LAION file (skipped until the registry has `urls`)."""
+    from conftest import TEST_DATA
+    from wit_pipeline.commands.ingest import source_names
+
+    if "urls" not in source_names():
+        pytest.skip("wit_pipeline.sources.SOURCES has no 'urls' source on this branch")
+    monkeypatch.setattr(cli, "COMMANDS", MY_COMMANDS)
+    out = tmp_path / "out"
+    code = cli.main(["ingest", "--source", "urls", "--input", str(TEST_DATA / "text/laion_3000.parquet"),
+                     "--url-col", "URL", "--caption-col", "TEXT", "--shard-size", "1000",
+                     "--output", str(out), "--processes", "1"])
+    assert code == 0
+    stats = json.loads((out / "ingest/ingest_stats.json").read_text())
+    assert stats["rows_in"] == 3000 and sorted(p.name for p in (out / "ingest").glob("part-*")) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+
+
 @pytest.mark.slow
 def test_beam_engine_from_the_cli(wit, tmp_path, capsys):
     pytest.importorskip("apache_beam")

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 
 from wit_pipeline.cli import UsageError
 
 
-def source_registry() -> dict:
-    """`wit_pipeline.sources.SOURCES` (name -> source class), or {} where none is installed yet."""
+def source_names() -> list[str]:
+    """The names in `wit_pipeline.sources.SOURCES`, or none where no registry is installed yet."""
     try:
-        from wit_pipeline.sources import SOURCES
+        from wit_pipeline import sources
     except ImportError:
-        return {}
-    return SOURCES
+        return []
+    return sorted(getattr(sources, "SOURCES", {}))
+
+
+def load_source_class(name: str):
+    """The class registered as `name`: SOURCES maps a name to a class or to a "module:Class" string."""
+    from wit_pipeline import sources
+
+    entry = sources.SOURCES[name]
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+    return entry
 
 
 def register(subparsers) -> None:
@@ -41,12 +53,14 @@ def register(subparsers) -> None:
     parser.add_argument("--engine", choices=("local", "beam"), default="local")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="local worker processes (Beam: local workers when no --runner is given)")
-    for name, source_class in source_registry().items():
-        add_arguments = getattr(source_class, "add_arguments", None)
+    for name in source_names():
+        try:
+            add_arguments = getattr(load_source_class(name), "add_arguments", None)
+        except ImportError:
+            continue  # a source whose parser is not installed fails only when asked for
         if add_arguments is not None:
-            group = parser.add_argument_group(f"--source {name}")
             try:
-                add_arguments(group)
+                add_arguments(parser)
             except argparse.ArgumentError:
                 pass  # a flag another source already defined; the first definition serves both
     parser.set_defaults(run=run)
@@ -76,12 +90,11 @@ def build_config(args):
 
 
 def build_source(args):
-    registry = source_registry()
-    if args.source not in registry:
-        known = ", ".join(sorted(registry)) or "none are installed"
-        raise UsageError(f"unknown --source {args.source!r} (known: {known})")
+    names = source_names()
+    if args.source not in names:
+        raise UsageError(f"unknown --source {args.source!r} (known: {', '.join(names) or 'none are installed'})")
     paths = expand_inputs(args.input)
-    source_class = registry[args.source]
+    source_class = load_source_class(args.source)
     from_args = getattr(source_class, "from_args", None)
     return from_args(args, paths) if from_args is not None else source_class(paths)
 
