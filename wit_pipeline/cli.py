@@ -15,6 +15,9 @@ import sys
 # One line per subcommand; the module's `register` defines its flags.
 COMMANDS = [
     "wit_pipeline.commands.download",
+    "wit_pipeline.commands.ingest",
+    "wit_pipeline.commands.balance",
+    "wit_pipeline.commands.metadata",
 ]
 
 

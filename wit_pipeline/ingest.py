@@ -1,0 +1,252 @@
+"""The ingest stage (text part): source records in, candidate pairs out, every row accounted for.
+
+Per source shard: read records, run the text stage on each (normalise, filter, language ID, query
+match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
+`OUT/ingest/dropped/part-NNNNN.parquet` (every other row, with its status), then the shard's stats
+and completion marker. After all shards, exact dedup of (url, caption) runs globally: a uid keyed
+on exactly that pair is kept at its first occurrence by (shard id, row index); later occurrences
+move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate`. Both engines write
+the same files; `ingest_stats.json` holds the totals.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from wit_pipeline import schema, shards
+from wit_pipeline.config import IngestConfig, to_dict
+from wit_pipeline.sources.base import Source, SourceShard
+from wit_pipeline.text.pipeline import TextStage
+
+STAGE = "ingest"
+STATS_FILE = "ingest_stats.json"
+
+
+def ingest_folder(output: str) -> str:
+    return shards.join(output, STAGE)
+
+
+def part_path(folder: str, shard_id: int) -> str:
+    return shards.join(folder, f"part-{shards.shard_name(shard_id)}.parquet")
+
+
+def dropped_path(folder: str, shard_id: int) -> str:
+    return shards.join(folder, f"dropped/part-{shards.shard_name(shard_id)}.parquet")
+
+
+def duplicates_path(folder: str, shard_id: int) -> str:
+    return shards.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
+
+
+def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
+    """The user columns a source carries for this shard (`--keep-cols`), if it declares any.
+
+    Other keys a source puts on its records (bookkeeping such as a row index) are not written.
+    """
+    extra_columns = getattr(source, "extra_columns", None)
+    return tuple(extra_columns(shard)) if extra_columns is not None else ()
+
+
+def process_records(stage: TextStage, records: Iterable[dict], extra: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Rows of the text stage, one per record, in order: TEXT_SCHEMA columns plus `extra`.
+
+    A record the stage fails on becomes a row with status `internal_error` and its traceback, so
+    one odd caption never loses a shard.
+    """
+    names = schema.TEXT_SCHEMA.names + [name for name in extra if name not in schema.TEXT_SCHEMA.names]
+    for record in records:
+        try:
+            row = stage.process(record)
+        except Exception:  # noqa: BLE001 - recorded on the row, counted in the stats
+            row = schema.empty_row(schema.TEXT_SCHEMA)
+            row.update(record)
+            row["status"], row["error"] = "internal_error", traceback.format_exc(limit=5)
+        yield {name: row.get(name) for name in names}
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """TEXT_SCHEMA rows as a table; extra source columns (`--keep-cols`) follow, as strings if all null."""
+    extra = sorted({key for row in rows for key in row} - set(schema.TEXT_SCHEMA.names))
+    table = pa.Table.from_pylist(rows, schema=schema.TEXT_SCHEMA)
+    for name in extra:
+        column = pa.array([row.get(name) for row in rows])
+        table = table.append_column(name, column.cast(pa.string()) if pa.types.is_null(column.type) else column)
+    return table
+
+
+def write_table_atomic(path: str, table: pa.Table) -> None:
+    """One Parquet file that readers see whole or not at all."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    shards.write_atomic(path, buffer.getvalue())
+
+
+def write_part(path: str, rows: list[dict]) -> None:
+    shards.makedirs(path.rsplit("/", 1)[0])
+    write_table_atomic(path, rows_to_table(rows))
+
+
+def status_counts(rows: Iterable[dict]) -> dict[str, int]:
+    return dict(sorted(collections.Counter(row["status"] for row in rows).items()))
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    """One unit of local work: a shard of a source, and where and how to process it."""
+
+    source: Source
+    shard: SourceShard
+    output: str
+    config: IngestConfig
+
+
+def ingest_shard(task: IngestTask) -> dict:
+    """Run the text stage over one shard and write its parts, stats and marker (marker last).
+
+    A shard with a marker is skipped: its stats are returned as they were written.
+    """
+    folder = ingest_folder(task.output)
+    shard_id = task.shard.shard_id
+    if shards.is_done(folder, shard_id):
+        return read_shard_stats(folder, shard_id) | {"skipped": True}
+    stage = TextStage(task.config).load()
+    extra = extra_column_names(task.source, task.shard)
+    rows = list(process_records(stage, task.source.read(task.shard), extra))
+    write_part(part_path(folder, shard_id), [row for row in rows if row["status"] == schema.OK])
+    write_part(dropped_path(folder, shard_id), [row for row in rows if row["status"] != schema.OK])
+    stats = {"shard": shard_id, "rows": len(rows), "statuses": status_counts(rows)}
+    shards.mark_done(folder, shard_id, stats)
+    return stats
+
+
+def read_shard_stats(folder: str, shard_id: int) -> dict:
+    import json
+
+    import fsspec
+
+    with fsspec.open(shards.join(folder, f"{shards.shard_name(shard_id)}_stats.json"), "rt") as f:
+        return json.load(f)
+
+
+def first_occurrences(occurrences: Iterable[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:
+    """Given every (shard id, row index, row) of one uid: the first by (shard id, row index) as is,
+    the others with status `duplicate`. Beam's dedup groups by uid and calls this."""
+    ordered = sorted(occurrences, key=lambda item: (item[0], item[1]))
+    result = [ordered[0]]
+    for shard_id, index, row in ordered[1:]:
+        result.append((shard_id, index, dict(row, status="duplicate")))
+    return result
+
+
+def dedup_parts(folder: str, shard_ids: list[int]) -> int:
+    """Global exact dedup over finished parts, in shard order; returns the duplicate count.
+
+    Each part's duplicates are written to `dropped/duplicate-NNNNN.parquet` before the part is
+    rewritten without them, so an interrupted run resumes correctly: a rewritten part has no
+    duplicates left, and its duplicates file (written only when non-empty) stays.
+    The pass holds every kept uid in memory (about 100 bytes each, 1 GB per 10 million pairs);
+    past that, the Beam engine's group-by-uid is the one to use.
+    """
+    seen: set[str] = set()
+    for shard_id in shard_ids:
+        table = shards.read_parquet(part_path(folder, shard_id))
+        is_duplicate = []
+        for uid in table.column("uid").to_pylist():
+            is_duplicate.append(uid in seen)
+            seen.add(uid)
+        if not any(is_duplicate):
+            continue
+        mask = pa.array(is_duplicate)
+        duplicates = table.filter(mask)
+        duplicates = duplicates.set_column(
+            duplicates.schema.get_field_index("status"), schema.TEXT_SCHEMA.field("status"),
+            pa.array(["duplicate"] * len(duplicates), pa.string()),
+        )
+        shards.makedirs(shards.join(folder, "dropped"))
+        write_table_atomic(duplicates_path(folder, shard_id), duplicates)
+        write_table_atomic(part_path(folder, shard_id), table.filter(pc.invert(mask)))
+    return count_duplicates(folder, shard_ids)
+
+
+def count_duplicates(folder: str, shard_ids: list[int]) -> int:
+    import fsspec
+
+    total = 0
+    for shard_id in shard_ids:
+        fs, path = fsspec.core.url_to_fs(duplicates_path(folder, shard_id))
+        if fs.exists(path):
+            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
+    return total
+
+
+def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -> dict:
+    """The stage totals: rows in, kept, dropped per reason (duplicates moved out of `ok`)."""
+    statuses = dict(statuses)
+    statuses[schema.OK] = statuses.get(schema.OK, 0) - duplicates
+    if duplicates:
+        statuses["duplicate"] = statuses.get("duplicate", 0) + duplicates
+    dropped = {k: v for k, v in sorted(statuses.items()) if k != schema.OK and v}
+    return {
+        "stage": STAGE,
+        "rows_in": sum(statuses.values()),
+        "kept": statuses.get(schema.OK, 0),
+        "dropped": dropped,
+        "config": to_dict(config),
+    }
+
+
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    for key, value in counts.items():
+        total[key] = total.get(key, 0) + value
+    return total
+
+
+def run_local(source: Source, output: str, config: IngestConfig, processes: int = 1) -> dict:
+    """The whole stage on the local engine: every shard (finished ones skipped), then dedup."""
+    from wit_pipeline.engines.local import map_shards
+
+    folder = ingest_folder(output)
+    shards.makedirs(shards.join(folder, "dropped"))
+    tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
+    statuses: dict[str, int] = {}
+    for result in map_shards(ingest_shard, tasks, processes, desc=STAGE, unit_key="rows"):
+        add_counts(statuses, result["statuses"])
+    duplicates = dedup_parts(folder, [task.shard.shard_id for task in tasks])
+    return write_summary(folder, summarise(statuses, duplicates, config))
+
+
+def write_summary(folder: str, summary: dict, name: str = STATS_FILE) -> dict:
+    """Write the stage totals; returns them as written (JSON types), as both engines report them."""
+    import json
+
+    data = shards.json_bytes(summary)
+    shards.write_atomic(shards.join(folder, name), data)
+    return json.loads(data)
+
+
+# ---- the pieces the Beam engine groups by key (same files as the local engine writes)
+
+PART_KINDS = {"part": part_path, "dropped": dropped_path, "duplicate": duplicates_path}
+
+
+def row_kind(row: dict) -> str:
+    """Which file of its shard a decided row goes to."""
+    if row["status"] == schema.OK:
+        return "part"
+    return "duplicate" if row["status"] == "duplicate" else "dropped"
+
+
+def write_indexed_rows(folder: str, kind: str, shard_id: int, indexed_rows: Iterable) -> dict[str, int]:
+    """Write one file of a shard from (row index, row) pairs in any order; None entries (the
+    placeholders that make every shard's kept and dropped files exist) are skipped."""
+    rows = [row for _, row in sorted((item for item in indexed_rows if item is not None), key=lambda x: x[0])]
+    write_part(PART_KINDS[kind](folder, shard_id), rows)
+    return status_counts(rows)
