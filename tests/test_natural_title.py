@@ -56,3 +56,14 @@ def test_filter_signature_reads_the_caption():
     assert natural_title({"caption": "IMG_1234"}) == "not_natural_language"
     assert natural_title({"caption": "My dog playing in the snow"}) is None
     assert natural_title({"caption": None}) == "not_natural_language"
+
+
+def test_registered_filter_applies_to_yfcc_captions_only():
+    from wit_pipeline.config import FilterConfig
+    from wit_pipeline.filters import FILTERS, apply_filters
+
+    assert FILTERS["natural_title"] is natural_title
+    config = FilterConfig(min_words=0, min_chars=0)
+    assert apply_filters({"caption": "Copy of IMG_2231 edit", "source": "yfcc"}, config) == "not_natural_language"
+    assert apply_filters({"caption": "Copy of IMG_2231 edit", "source": "urls"}, config) is None
+    assert apply_filters({"caption": "My dog on the beach at sunset", "source": "yfcc"}, config) is None

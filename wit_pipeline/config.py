@@ -211,6 +211,9 @@ class FilterConfig:
     max_chars: int = 1000
     # Whole words, matched case-insensitively; empty by default (entry points load a file into it).
     blocklist: tuple[str, ...] = ()
+    # Sources whose captions must be natural language (CLIP's rule for YFCC100M titles and
+    # descriptions): camera file names, dates, digit runs and tag lists are dropped there.
+    natural_language_sources: tuple[str, ...] = ("yfcc",)
 
     def __post_init__(self):
         _require(self.min_chars >= 0, "min_chars must be >= 0")

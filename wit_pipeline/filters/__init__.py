@@ -16,6 +16,7 @@ from wit_pipeline.filters.filename_only import filename_only
 from wit_pipeline.filters.max_chars import max_chars
 from wit_pipeline.filters.min_chars import min_chars
 from wit_pipeline.filters.min_words import min_words
+from wit_pipeline.filters.natural_title import natural_title
 from wit_pipeline.filters.url_only import url_only
 
 CaptionFilter = Callable[[dict, FilterConfig], "str | None"]
@@ -24,6 +25,7 @@ FILTERS: dict[str, CaptionFilter] = {
     "url_only": url_only,
     "filename_only": filename_only,
     "digits_only": digits_only,
+    "natural_title": natural_title,
     "min_chars": min_chars,
     "min_words": min_words,
     "max_chars": max_chars,

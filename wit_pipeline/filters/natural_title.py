@@ -67,7 +67,13 @@ def why_not_natural(text: str | None) -> str | None:
 
 
 def natural_title(record: dict, config=None) -> str | None:
-    """Filter: `not_natural_language` when the caption is machine text (see the module docstring)."""
+    """Filter: `not_natural_language` when the caption is machine text (see the module docstring).
+
+    With a FilterConfig, it applies only to the sources in `config.natural_language_sources`
+    (YFCC by default): web alt text has its own filters, and CLIP stated this rule for YFCC.
+    """
+    if config is not None and record.get("source") not in config.natural_language_sources:
+        return None
     return REASON if why_not_natural(record.get("caption")) is not None else None
 
 
