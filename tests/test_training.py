@@ -1,0 +1,211 @@
+"""The bundled CLIP trainer on tiny real shards (COCO images and captions), CPU only."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import socket
+from collections import Counter
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tokenizers")
+
+from conftest import TEST_DATA  # noqa: E402
+from training import checkpoint  # noqa: E402
+from training.config import ConfigError, resolve_config  # noqa: E402
+from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
+from training.loss import clip_loss  # noqa: E402
+from training.model import CLIP, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX  # noqa: E402
+from training.tokenizer import CaptionTokenizer, load_clip_vocab, train_bpe  # noqa: E402
+from training.train import DistInfo, make_optimizer, train, train_step  # noqa: E402
+
+# A model small enough that a step takes milliseconds on one CPU core.
+TINY = dict(
+    image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
+    text_layers=1, text_heads=2, embed_dim=32, context_length=24, vocab_size=300,
+)
+
+
+def coco_pairs():
+    """The 24 real COCO images of tests/data with their first real caption each."""
+    annotations = json.loads((TEST_DATA / "coco" / "captions_train2017.json").read_text())
+    files = {image["id"]: image["file_name"] for image in annotations["images"]}
+    pairs, seen = [], set()
+    for annotation in annotations["annotations"]:
+        path = TEST_DATA / "coco" / "images" / files[annotation["image_id"]]
+        if path.exists() and annotation["image_id"] not in seen:
+            seen.add(annotation["image_id"])
+            pairs.append((path.read_bytes(), annotation["caption"], {"image_id": annotation["image_id"]}))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shards")
+    write_pair_shards(coco_pairs(), str(folder), samples_per_shard=8)
+    return f"{folder}/{{00000..00002}}.tar"
+
+
+def config_for(shards, output, **overrides):
+    values = dict(
+        TINY, shards=shards, output=str(output), batch_size=6, lr=2e-3, warmup_steps=2,
+        workers=0, shuffle_buffer=16, log_every=2, progress=False,
+    )
+    values.update(overrides)
+    return resolve_config(values)
+
+
+def test_loss_equals_hand_computed_reference():
+    # Two pairs, features chosen so the logits are known: logit_scale * cosine similarities.
+    image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    text = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    scale = torch.tensor(2.0)
+    logits = [[2 * 0.8, 2 * 0.0], [2 * (0.48 + 0.48), 2 * 0.8]]  # image i . text j, times 2
+
+    def cross_entropy(rows):
+        return sum(-row[i] + math.log(sum(math.exp(v) for v in row)) for i, row in enumerate(rows)) / len(rows)
+
+    columns = [[logits[0][0], logits[1][0]], [logits[0][1], logits[1][1]]]
+    expected = (cross_entropy(logits) + cross_entropy(columns)) / 2
+    assert clip_loss(image, text, scale).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_logit_scale_starts_at_clip_value_and_is_clamped():
+    model = CLIP(TINY, eot_id=1)
+    assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_INIT)
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    model.clamp_logit_scale()
+    assert model.logit_scale.exp().item() == pytest.approx(100.0)
+    assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_MAX)
+
+
+def test_text_features_pool_at_end_of_text_token():
+    tokenizer = CaptionTokenizer(train_bpe([p[1] for p in coco_pairs()], 300).to_str(), context_length=24)
+    tokens = tokenizer(["a man riding a horse", "a man riding a horse on a beach at sunset"])
+    assert tokens.shape == (2, 24)
+    assert (tokens[:, 0] == tokenizer.sot_id).all()
+    eot = (tokens == tokenizer.eot_id).int().argmax(dim=-1)
+    assert eot[1] > eot[0]
+    model = CLIP(TINY, eot_id=tokenizer.eot_id).eval()
+    changed = tokens.clone()
+    changed[0, eot[0] + 1 :] = 7  # what follows the end token cannot reach it through a causal mask
+    assert torch.allclose(model.encode_text(tokens)[0], model.encode_text(changed)[0], atol=1e-6)
+    # A caption longer than the context is cut but keeps its end token.
+    long = tokenizer(["word " * 100])
+    assert long[0, -1] == tokenizer.eot_id
+
+
+def test_clip_vocab_file_gives_clip_ids(tmp_path):
+    # CLIP's merges-file format: a version line, then one merge per line.
+    path = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("#version: 0.2\nt h\nth e</w>\nc a\nca t</w>\n")
+    tokenizer = CaptionTokenizer(load_clip_vocab(str(path)).to_str(), context_length=8)
+    # CLIP's layout: 256 byte symbols, 256 with '</w>', one id per merge, start, end.
+    assert tokenizer.vocab_size == 512 + 4 + 2
+    assert (tokenizer.sot_id, tokenizer.eot_id) == (516, 517)
+    the, cat = 512 + 1, 512 + 3
+    assert tokenizer(["The  CAT"])[0].tolist() == [516, the, cat, 517, 0, 0, 0, 0]
+
+
+def test_config_presets_toml_and_unknown_keys(tmp_path):
+    config = resolve_config({"preset": "ViT-B/32", "image_size": 160})
+    assert (config.vision_width, config.patch_size, config.image_size) == (768, 32, 160)
+    with pytest.raises(ConfigError, match="unknown TrainConfig keys: bacth_size"):
+        resolve_config({"bacth_size": 3})
+    with pytest.raises(ConfigError, match="multiple of patch_size"):
+        resolve_config({"image_size": 50})
+
+
+def test_few_steps_reduce_loss(shards, tmp_path):
+    result = train(config_for(shards, tmp_path / "run", steps=24, seed=1))
+    losses = result["losses"]
+    assert len(losses) == 24
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.2, losses
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(2, 25, 2))
+    assert {"loss", "logit_scale", "lr", "samples_per_s"} <= set(log[0])
+    # The checkpoint holds tensors and plain values only.
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 24
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 24
+
+
+def test_resume_continues_exactly(shards, tmp_path):
+    # Two loader workers, and a stop after an odd number of batches: the resumed loader must
+    # also pick up the right worker's turn.
+    straight = train(config_for(shards, tmp_path / "straight", steps=6, workers=2))
+    train(config_for(shards, tmp_path / "resumed", steps=3, workers=2))
+    resumed = train(config_for(shards, tmp_path / "resumed", steps=6, workers=2), resume=True)
+    assert resumed["start_step"] == 3
+    assert resumed["losses"] == straight["losses"][3:]
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["data"] == b["data"]
+    exp_avg = {k: v["exp_avg"] for k, v in a["optimizer"]["state"].items()}
+    assert all(torch.equal(exp_avg[k], b["optimizer"]["state"][k]["exp_avg"]) for k in exp_avg)
+
+
+def test_corrupt_sample_is_skipped_and_counted(tmp_path):
+    pairs = coco_pairs()[:6]
+    pairs[2] = (b"\xff\xd8\xff\xe0 not really a jpeg", "a broken picture", {})
+    pairs[4] = (pairs[4][0][: len(pairs[4][0]) // 3], "a truncated picture", {})  # cut mid-scan
+    write_pair_shards(pairs, str(tmp_path), samples_per_shard=6)
+    tokenizer = CaptionTokenizer(train_bpe([p[1] for p in pairs], 300).to_str(), context_length=24)
+    spec = StreamSpec(
+        urls=[str(tmp_path / "00000.tar")], tokenizer=tokenizer, image_size=32, batch_size=4,
+        workers=0, shuffle_buffer=0, resample=False,
+    )
+    batch = next(stream_batches(spec, 0))
+    assert batch["images"].shape == (4, 3, 32, 32)
+    assert batch["counts"] == {"decode_error": 2}
+    assert batch["position"] == 6  # six raw samples read for four good ones
+
+
+def _two_process_step(rank, port, inputs, result_file):
+    """Rank `rank` of 2 (gloo): one optimiser step on its half of the global batch."""
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    info = DistInfo(rank=rank, world_size=2)
+    model, optimizer = _fresh_model()
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    images, tokens = inputs
+    half = images.shape[0] // 2
+    part = slice(rank * half, (rank + 1) * half)
+    loss = train_step(ddp, model, optimizer, [(images[part], tokens[part])], info, torch.autocast("cpu", enabled=False), 1.0)
+    if rank == 0:
+        torch.save({"loss": loss, "model": model.state_dict()}, result_file)
+    torch.distributed.destroy_process_group()
+
+
+def _fresh_model():
+    torch.manual_seed(0)
+    model = CLIP(TINY, eot_id=1)
+    config = resolve_config(dict(TINY, lr=1e-3))
+    return model, make_optimizer(model, config, torch.device("cpu"))
+
+
+def test_two_gloo_ranks_match_one_process_on_the_same_global_batch(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, 32, 32, generator=generator)
+    tokens = torch.randint(2, 300, (8, 24), generator=generator)
+    tokens[:, 0] = 0
+    tokens[torch.arange(8), torch.randint(3, 24, (8,), generator=generator)] = 1  # end tokens
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result_file = tmp_path / "rank0.pt"
+    torch.multiprocessing.spawn(_two_process_step, args=(port, (images, tokens), str(result_file)), nprocs=2)
+
+    model, optimizer = _fresh_model()
+    loss = train_step(model, model, optimizer, [(images, tokens)], DistInfo(), torch.autocast("cpu", enabled=False), 1.0)
+    two = torch.load(result_file, weights_only=True)
+    assert two["loss"] == pytest.approx(loss, rel=1e-5)
+    for name, tensor in model.state_dict().items():
+        assert torch.allclose(tensor, two["model"][name], atol=1e-6), name
