@@ -209,3 +209,65 @@ def test_two_gloo_ranks_match_one_process_on_the_same_global_batch(tmp_path):
     assert two["loss"] == pytest.approx(loss, rel=1e-5)
     for name, tensor in model.state_dict().items():
         assert torch.allclose(tensor, two["model"][name], atol=1e-6), name
+
+
+def wit(argv):
+    """`wit train|eval ARGS` through the commands' own parsers (the other stages are not needed)."""
+    import argparse
+
+    from wit_pipeline.commands import eval as eval_command
+    from wit_pipeline.commands import train as train_command
+
+    parser = argparse.ArgumentParser(prog="wit")
+    subparsers = parser.add_subparsers(dest="command")
+    train_command.register(subparsers)
+    eval_command.register(subparsers)
+    args = parser.parse_args(argv)
+    args.passthrough = []
+    return args.run(args)
+
+
+def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
+    config = tmp_path / "train.toml"
+    shape = "\n".join(f"{k} = {v}" for k, v in TINY.items())
+    config.write_text(f"[train]\n{shape}\nbatch_size = 6\nworkers = 0\nprogress = false\nlog_every = 2\n")
+    run_dir = tmp_path / "run"
+    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--config", str(config), "--steps", "4", "--lr", "1e-3"]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"]) == (4, 1e-3, 32, 6)
+    # Resume with a longer run: it starts at step 4.
+    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume"]) == 0
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 6
+
+    # A zero-shot folder of real photos: two classes, underscores as spaces.
+    folder = tmp_path / "zs"
+    for index, (image, caption, _) in enumerate(coco_pairs()[:8]):
+        target = folder / ("red_thing" if index % 2 else "blue_thing") / f"{index}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(image)
+    (folder / "blue_thing" / "broken.jpg").write_bytes(b"not an image")
+    metrics_file = tmp_path / "metrics.json"
+    capsys.readouterr()
+    assert wit([
+        "eval", "--checkpoint", str(run_dir), "--zero-shot", str(folder), "--ensemble", "--retrieval", shards,
+        "--linear-probe", str(folder), str(folder), "--json", str(metrics_file),
+    ]) == 0
+    metrics = json.loads(metrics_file.read_text())
+    assert json.loads(capsys.readouterr().out) == metrics
+    assert metrics["zero_shot"]["images"] == 8 and metrics["zero_shot"]["classes"] == 2
+    assert metrics["zero_shot"]["skipped"] == {"decode_error": 1}
+    assert metrics["zero_shot"]["top5"] == 1.0  # two classes: always within the top five
+    assert metrics["zero_shot"]["templates"] == 8
+    retrieval = metrics["retrieval"]
+    assert (retrieval["images"], retrieval["texts"]) == (24, 24)
+    assert retrieval["image_to_text_R@1"] <= retrieval["image_to_text_R@5"] <= retrieval["image_to_text_R@10"]
+    assert 0.0 <= metrics["linear_probe"]["accuracy"] <= 1.0
+
+
+def test_wit_train_rejects_missing_length_and_bad_preset(shards, tmp_path):
+    from wit_pipeline.cli import UsageError
+
+    with pytest.raises(UsageError, match="--steps N or --epochs N"):
+        wit(["train", "--shards", shards, "--output", str(tmp_path)])
+    with pytest.raises(UsageError, match="preset must be one of"):
+        wit(["train", "--shards", shards, "--output", str(tmp_path), "--steps", "1", "--preset", "huge"])
