@@ -169,6 +169,21 @@ def test_corrupt_sample_is_skipped_and_counted(tmp_path):
     assert batch["position"] == 6  # six raw samples read for four good ones
 
 
+def test_unreadable_shards_are_counted_and_never_hang(tmp_path):
+    write_pair_shards(coco_pairs()[:4], str(tmp_path), samples_per_shard=4)
+    (tmp_path / "00001.tar").write_bytes(b"this is not a tar file" * 40)
+    tokenizer = CaptionTokenizer(train_bpe(["a cat"] * 5, 300).to_str(), context_length=24)
+    urls = [str(tmp_path / f"0000{i}.tar") for i in range(3)]  # 00002.tar does not exist
+    spec = StreamSpec(urls=urls, tokenizer=tokenizer, image_size=32, batch_size=4, workers=0, shuffle_buffer=0, resample=False)
+    batches = stream_batches(spec, 0)
+    counts = [next(batches)["counts"].get("shard_error", 0) for _ in range(3)]
+    # One batch per epoch from the good shard; by the third, two epochs' two bad shards are past.
+    assert counts[0] in (0, 2) and 4 <= counts[2] <= 6, counts
+    spec.urls = urls[1:]  # nothing readable at all: an error, not an endless loop
+    with pytest.raises(ValueError, match="shards in a row gave no sample"):
+        next(stream_batches(spec, 0))
+
+
 def _two_process_step(rank, port, inputs, result_file):
     """Rank `rank` of 2 (gloo): one optimiser step on its half of the global batch."""
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)

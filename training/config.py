@@ -82,6 +82,9 @@ class TrainConfig:
     # Runtime.
     seed: int = 0
     device: str = "auto"  # auto picks cuda when there is one
+    # CPU threads of the training process; 0 keeps torch's default (one per core). On a shared
+    # machine 1 can be several times faster than 2: OpenMP threads spin-wait for each other.
+    threads: int = 0
     precision: str = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
     compile: bool = False
     log_every: int = 10
@@ -97,6 +100,7 @@ class TrainConfig:
         _require(self.vocab_size >= 260, "vocab_size must be at least 260 (256 bytes and special tokens)")
         _require(self.batch_size > 0 and self.accum_steps > 0, "batch_size and accum_steps must be positive")
         _require(self.workers >= 0, "workers must be >= 0")
+        _require(self.threads >= 0, "threads must be >= 0")
         _require(self.shuffle_buffer >= 0, "shuffle_buffer must be >= 0")
         _require(self.lr > 0 and self.min_lr >= 0, "lr must be positive and min_lr >= 0")
         _require(self.warmup_steps >= 0, "warmup_steps must be >= 0")

@@ -166,26 +166,35 @@ def shard_order(urls: list[str], seed: int, stream: int, num_streams: int, resam
         epoch += 1
 
 
-def raw_samples(urls, counts: Counter):
+def raw_samples(urls, counts: Counter, max_barren_shards: int = 1000):
     """Samples ({ext: bytes, '__key__', '__url__'}) of the shards in `urls`, in order.
 
     A shard that cannot be read (missing file, truncated or corrupt tar) is counted under
-    `shard_error` and the stream goes on with the next one.
+    `shard_error` and the stream goes on with the next one. After `max_barren_shards` shards in a
+    row without a sample it stops with an error: an endless stream of unreadable shards would
+    otherwise hang the run.
     """
+    barren = 0
 
     def count_and_continue(exn):
         counts["shard_error"] += 1
         return True
 
     def opened():
+        nonlocal barren
         for url in urls:
+            barren += 1
+            if barren > max_barren_shards:
+                raise ValueError(f"{max_barren_shards} shards in a row gave no sample; the last was {url}")
             try:
                 yield {"url": url, "stream": open_shard(url)}
             except (OSError, ValueError):
                 counts["shard_error"] += 1
 
     files = wds.tariterators.tar_file_expander(opened(), handler=count_and_continue)
-    yield from wds.tariterators.group_by_keys(files, handler=count_and_continue)
+    for sample in wds.tariterators.group_by_keys(files, handler=count_and_continue):
+        barren = 0
+        yield sample
 
 
 def shuffled(samples, buffer_size: int, rng: random.Random):
@@ -242,7 +251,8 @@ def stream_batches(spec: StreamSpec, stream: int):
     `position` (raw samples consumed) and `counts` (samples skipped, by reason) so far."""
     counts: Counter = Counter()
     shards = shard_order(spec.urls, spec.seed, stream, spec.num_streams, spec.resample)
-    samples = shuffled(raw_samples(shards, counts), spec.shuffle_buffer, random.Random(_seed(spec.seed, "buffer", stream)))
+    barren_limit = max(10, 3 * len(spec.urls))
+    samples = shuffled(raw_samples(shards, counts, barren_limit), spec.shuffle_buffer, random.Random(_seed(spec.seed, "buffer", stream)))
     skip = spec.start_positions[stream] if stream < len(spec.start_positions) else 0
     images, captions = [], []
     for index, sample in enumerate(samples):

@@ -76,6 +76,7 @@ class TextTransformer(nn.Module):
     def __init__(self, vocab_size: int, context_length: int, width: int, layers: int, heads: int, embed_dim: int, eot_id: int):
         super().__init__()
         self.eot_id = eot_id
+        self.trim_padding = True
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.positional_embedding = nn.Parameter(0.01 * torch.randn(context_length, width))
         self.blocks = nn.ModuleList(Block(width, heads, causal=True) for _ in range(layers))
@@ -84,12 +85,17 @@ class TextTransformer(nn.Module):
         nn.init.normal_(self.token_embedding.weight, std=0.02)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        # The causal mask makes the end-of-text token the only one that has seen the whole caption.
+        eot_position = (tokens == self.eot_id).int().argmax(dim=-1)
+        if self.trim_padding:
+            # Nothing after the batch's last end token can reach an end token through the causal
+            # mask, so dropping those columns changes no output and saves most of the work on
+            # short captions. Off under torch.compile, which prefers one static shape.
+            tokens = tokens[:, : int(eot_position.max()) + 1]
         x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
         for block in self.blocks:
             x = block(x)
         x = self.ln_final(x)
-        # The causal mask makes the end-of-text token the only one that has seen the whole caption.
-        eot_position = (tokens == self.eot_id).int().argmax(dim=-1)
         return x[torch.arange(x.shape[0], device=x.device), eot_position] @ self.proj
 
 
@@ -141,9 +147,10 @@ class CLIP(nn.Module):
         self.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
 
 
-def forward_flops_per_sample(shape: dict) -> float:
+def forward_flops_per_sample(shape: dict, text_tokens: int | None = None) -> float:
     """Matmul FLOPs of one forward pass of one (image, caption) pair: 2 x multiply-adds of the
-    linear layers and attention. Training costs about 3x this (forward + backward)."""
+    linear layers and attention, the text over `text_tokens` positions (default: the whole
+    context). Training costs about 3x this (forward + backward)."""
 
     def tower(width, layers, tokens):
         linear = 12 * width * width * tokens  # qkv (3), out (1), mlp (8) multiply-adds per token
@@ -153,6 +160,6 @@ def forward_flops_per_sample(shape: dict) -> float:
     patches = (shape["image_size"] // shape["patch_size"]) ** 2
     patch_embed = patches * 3 * shape["patch_size"] ** 2 * shape["vision_width"]
     vision = tower(shape["vision_width"], shape["vision_layers"], patches + 1) + patch_embed
-    text = tower(shape["text_width"], shape["text_layers"], shape["context_length"])
+    text = tower(shape["text_width"], shape["text_layers"], text_tokens or shape["context_length"])
     projections = (shape["vision_width"] + shape["text_width"]) * shape["embed_dim"]
     return 2.0 * (vision + text + projections)

@@ -166,6 +166,8 @@ def save_checkpoint(config, model, optimizer, step, loader_state, tokenizer_json
 def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False) -> dict:
     """Train to `config.steps` (or `epochs`) and return a summary: steps, per-step losses, skips."""
     device = pick_device(config, info)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     urls = expand_shards(config.shards)
     if info.is_main:
         makedirs(config.output)
@@ -203,6 +205,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
     if info.world_size > 1:
         net = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
     if config.compile:
+        model.text.trim_padding = False
         net = torch.compile(net)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)

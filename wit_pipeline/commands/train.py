@@ -55,6 +55,7 @@ def register(subparsers) -> None:
         ("--workers", int, "data-loader processes per rank"),
         ("--shuffle-buffer", int, "samples in the shuffle buffer"),
         ("--seed", int, None),
+        ("--threads", int, "CPU threads of the training process (0: one per core)"),
         ("--device", str, "cpu, cuda, cuda:1 ... (default: cuda when present)"),
         ("--precision", str, "auto, fp32 or bf16"),
         ("--log-every", int, "steps between log lines"),
