@@ -95,8 +95,9 @@ def run(args) -> int:
         result = train(config, init_distributed(os.environ), resume=resume)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
-    print(json.dumps({"steps": result["steps"], "final_loss": result["losses"][-1] if result["losses"] else None,
-                      "skipped": result["skipped"], "output": config.output}))
+    if int(os.environ.get("RANK", 0)) == 0:  # one summary line per job, not per rank
+        print(json.dumps({"steps": result["steps"], "final_loss": result["losses"][-1] if result["losses"] else None,
+                          "skipped": result["skipped"], "output": config.output}))
     return 0
 
 
