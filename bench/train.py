@@ -248,6 +248,7 @@ def gpu(args) -> dict:
             "mfu": round(rate * flops / (peak * 1e12), 3) if peak else None,
             "max_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if device.type == "cuda" else None,
         }
+        print(key, json.dumps(figures[key]), flush=True)  # a figure per mode, even if a later one stalls
         del model, optimizer, net
         if device.type == "cuda":
             torch.cuda.empty_cache()

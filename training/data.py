@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import fsspec
 import numpy as np
 import torch
-import webdataset as wds
 from PIL import Image
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
@@ -42,6 +41,8 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
 
 def expand_shards(pattern: str) -> list[str]:
     """Shard URLs from a brace pattern; several patterns may be joined with '::'."""
+    import webdataset as wds  # here, not at the top: model, loss and eval code import without it
+
     urls = wds.shardlists.expand_urls(pattern)
     if not urls or not pattern:
         raise ValueError(f"no shards in pattern {pattern!r}")
@@ -174,6 +175,8 @@ def raw_samples(urls, counts: Counter, max_barren_shards: int = 1000):
     row without a sample it stops with an error: an endless stream of unreadable shards would
     otherwise hang the run.
     """
+    import webdataset as wds
+
     barren = 0
 
     def count_and_continue(exn):
