@@ -7,15 +7,15 @@ import json
 import math
 import os
 import socket
-from collections import Counter
 
 import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # loader workers fork after BPE training
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
 from conftest import TEST_DATA  # noqa: E402
-from training import checkpoint  # noqa: E402
 from training.config import ConfigError, resolve_config  # noqa: E402
 from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
 from training.loss import clip_loss  # noqa: E402

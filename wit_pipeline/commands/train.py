@@ -16,7 +16,7 @@ import os
 
 from wit_pipeline.cli import UsageError
 
-# Flag name -> TrainConfig field, for the flags beyond the ones argparse maps by name.
+# On/off knobs: --compile and --no-compile, and so on.
 _BOOLEAN_FLAGS = ("compile", "resample", "progress")
 
 
@@ -70,7 +70,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # data workers fork after BPE training
     from training import checkpoint
-    from training.config import ConfigError, config_from_json, load_train_toml, resolve_config
+    from training.config import ConfigError, load_train_toml, resolve_config
     from training.train import init_distributed, train
 
     flags = {k: v for k, v in vars(args).items() if k not in ("command", "run", "passthrough", "config_file", "resume")}
@@ -78,16 +78,16 @@ def run(args) -> int:
     try:
         overrides = load_train_toml(args.config_file) if getattr(args, "config_file", None) else {}
         overrides.update(flags)
+        # The run's length given as a flag replaces the other measure from the file or checkpoint.
+        for given, other in (("steps", "epochs"), ("epochs", "steps")):
+            if given in flags:
+                overrides[other] = None
         if not overrides.get("shards") or not overrides.get("output"):
             raise UsageError("give --shards PATTERN and --output RUN_DIR (or set them in --config)")
         base = None
         ckpt_file = checkpoint.checkpoint_path(overrides["output"])
         if resume and checkpoint.exists(ckpt_file):
             base = json.loads(checkpoint.load(ckpt_file)["config"])
-            if "epochs" in overrides:
-                base["steps"] = None
-            elif "steps" in overrides:
-                base["epochs"] = None
             _check_same_shape(base, overrides)
         config = resolve_config(overrides, base)
         if not config.steps and not config.epochs:
