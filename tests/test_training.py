@@ -173,7 +173,7 @@ def test_unreadable_shards_are_counted_and_never_hang(tmp_path):
     write_pair_shards(coco_pairs()[:4], str(tmp_path), samples_per_shard=4)
     (tmp_path / "00001.tar").write_bytes(b"this is not a tar file" * 40)
     tokenizer = CaptionTokenizer(train_bpe(["a cat"] * 5, 300).to_str(), context_length=24)
-    urls = [str(tmp_path / f"0000{i}.tar") for i in range(3)]  # 00002.tar does not exist
+    urls = [f"file://{tmp_path}/0000{i}.tar" for i in range(3)]  # fsspec URLs; 00002.tar does not exist
     spec = StreamSpec(urls=urls, tokenizer=tokenizer, image_size=32, batch_size=4, workers=0, shuffle_buffer=0, resample=False)
     batches = stream_batches(spec, 0)
     counts = [next(batches)["counts"].get("shard_error", 0) for _ in range(3)]
@@ -247,9 +247,9 @@ def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
     shape = "\n".join(f"{k} = {v}" for k, v in TINY.items())
     config.write_text(f"[train]\n{shape}\nbatch_size = 6\nworkers = 0\nprogress = false\nlog_every = 2\n")
     run_dir = tmp_path / "run"
-    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--config", str(config), "--steps", "4", "--lr", "1e-3"]) == 0
+    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--config", str(config), "--steps", "4", "--lr", "1e-3", "--accum-steps", "2"]) == 0
     saved = json.loads((run_dir / "config.json").read_text())
-    assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"]) == (4, 1e-3, 32, 6)
+    assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"], saved["accum_steps"]) == (4, 1e-3, 32, 6, 2)
     # Resume with a longer run: it starts at step 4.
     assert wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume"]) == 0
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 6
