@@ -27,7 +27,7 @@ from tqdm import tqdm
 from training import checkpoint
 from training.config import TrainConfig, total_steps
 from training.data import LoaderState, StreamSpec, count_samples, expand_shards, iter_captions, normalize_images, train_loader
-from training.loss import clip_loss
+from training.loss import clip_loss, gradient_share
 from training.model import CLIP
 from training.tokenizer import CaptionTokenizer, load_clip_vocab, train_bpe
 from wit_pipeline.shards import join, makedirs, write_atomic
@@ -94,31 +94,40 @@ def lr_at(step: int, config: TrainConfig, steps: int) -> float:
 
 
 def train_step(net, model: CLIP, optimizer, micro_batches, info: DistInfo, autocast, grad_clip: float) -> float:
-    """One optimiser step over `micro_batches` [(images, tokens)]; returns the mean loss.
+    """One optimiser step over `micro_batches` [(images, tokens)]; returns the loss.
 
     `net` is what runs the forward pass (the model, or its DDP / compiled wrapper); `model` the
-    bare module. Gradients are synchronised only on the last micro-batch. Each micro-batch is its
-    own contrastive problem (its negatives are the global micro-batch), unlike open_clip's feature
-    cache, which trades a second forward pass for larger negatives.
+    bare module. With several micro-batches this is open_clip's accumulation: a first pass without
+    gradients caches every micro-batch's features, then each micro-batch is run again with
+    gradients and its loss taken against the cached features of all the others, so the negatives
+    and the gradient are those of one batch of all the micro-batches together (at the cost of a
+    second forward pass). DDP synchronises gradients on the last micro-batch only.
     """
     optimizer.zero_grad(set_to_none=True)
-    total = 0.0
+    parts = len(micro_batches)
+    cached = None
+    if parts > 1:
+        with torch.no_grad(), autocast:
+            cached = [net(images, tokens)[:2] for images, tokens in micro_batches]
+    ddp = net if isinstance(net, DistributedDataParallel) else getattr(net, "_orig_mod", None)
     for index, (images, tokens) in enumerate(micro_batches):
-        last = index == len(micro_batches) - 1
-        ddp = net if isinstance(net, DistributedDataParallel) else getattr(net, "_orig_mod", None)
+        last = index == parts - 1
         sync = contextlib.nullcontext() if last or not isinstance(ddp, DistributedDataParallel) else ddp.no_sync()
         with sync:
             with autocast:
                 image_features, text_features, logit_scale = net(images, tokens)
+            if cached:
+                image_features = torch.cat([image_features if j == index else c[0] for j, c in enumerate(cached)])
+                text_features = torch.cat([text_features if j == index else c[1] for j, c in enumerate(cached)])
+                logit_scale = gradient_share(logit_scale, parts)  # every micro-batch uses it whole
             loss = clip_loss(image_features.float(), text_features.float(), logit_scale.float(), info.rank, info.world_size)
-            # x world_size: each rank back-propagates only its own samples' share (see loss.py).
-            (loss * info.world_size / len(micro_batches)).backward()
-        total += loss.item() / len(micro_batches)
+            # x world_size: each rank back-propagates its share and DDP averages (see loss.py).
+            (loss * info.world_size).backward()
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     model.clamp_logit_scale()
-    return total
+    return loss.item()
 
 
 def make_optimizer(model: CLIP, config: TrainConfig, device: torch.device):
