@@ -314,3 +314,24 @@ def test_wit_train_rejects_missing_length_and_bad_preset(shards, tmp_path):
         wit(["train", "--shards", shards, "--output", str(tmp_path)])
     with pytest.raises(UsageError, match="preset must be one of"):
         wit(["train", "--shards", shards, "--output", str(tmp_path), "--steps", "1", "--preset", "huge"])
+
+
+def test_tokenizer_captions_from_sidecar_or_tar_and_epoch_length(shards, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from training.config import total_steps
+    from training.data import count_samples, expand_shards, iter_captions
+
+    urls = expand_shards(shards)
+    from_tars = list(iter_captions(urls, limit=100))
+    assert from_tars == [caption.strip() for _, caption, _ in coco_pairs()]
+    assert len(list(iter_captions(urls, limit=5))) == 5
+    # A Parquet sidecar beside the tar is read instead of the tar.
+    write_pair_shards(coco_pairs()[:2], str(tmp_path), samples_per_shard=2)
+    pq.write_table(pa.table({"caption": ["from the sidecar", None]}), tmp_path / "00000.parquet")
+    assert list(iter_captions([str(tmp_path / "00000.tar")], limit=10)) == ["from the sidecar"]
+    # --epochs 2 over 24 samples at a global batch of 6 is 8 steps.
+    assert count_samples(urls) == 24
+    config = resolve_config(dict(TINY, epochs=2, batch_size=3, accum_steps=2))
+    assert total_steps(config, count_samples(urls), world_size=1) == 8

@@ -345,20 +345,39 @@ def eval_samples(urls: list[str], image_size: int, counts: Counter):
 
 
 def iter_captions(urls: list[str], limit: int):
-    """Up to `limit` captions from the shards, reading only the text members."""
+    """Up to `limit` captions from the shards, for training the tokenizer.
+
+    A shard's Parquet sidecar (`NNNNN.parquet`, written by our stages and by img2dataset) has a
+    `caption` column: reading it costs kilobytes where the tar costs the images' bytes too.
+    """
     seen = 0
     for url in urls:
-        with open_shard(url) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for member in tar:
-                ext = member.name.rsplit(".", 1)[-1].lower()
-                if not member.isfile() or ext not in TEXT_KEYS:
-                    continue
-                text = tar.extractfile(member).read().decode("utf-8", errors="replace").strip()
-                if text:
-                    yield text
-                    seen += 1
-                    if seen >= limit:
-                        return
+        for text in _shard_captions(url):
+            if text:
+                yield text
+                seen += 1
+                if seen >= limit:
+                    return
+
+
+def _shard_captions(url: str):
+    sidecar = url[: -len(".tar")] + ".parquet" if url.endswith(".tar") else None
+    if sidecar:
+        fs, path = fsspec.core.url_to_fs(sidecar)
+        if fs.exists(path):
+            import pyarrow.parquet as pq
+
+            with fs.open(path, "rb") as f:
+                schema = pq.read_schema(f)
+                if "caption" in schema.names:
+                    f.seek(0)
+                    yield from (c.strip() for c in pq.read_table(f, columns=["caption"]).column(0).to_pylist() if c)
+                    return
+    # Random-access mode: seeks over the images instead of reading them.
+    with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:
+        for member in tar:
+            if member.isfile() and member.name.rsplit(".", 1)[-1].lower() in TEXT_KEYS:
+                yield tar.extractfile(member).read().decode("utf-8", errors="replace").strip()
 
 
 def count_samples(urls: list[str]) -> int:
