@@ -279,8 +279,9 @@ def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
     saved = json.loads((run_dir / "config.json").read_text())
     assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"], saved["accum_steps"]) == (4, 1e-3, 32, 6, 2)
     # Resume with a longer run: it starts at step 4.
-    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume"]) == 0
+    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume", "--keep-checkpoints"]) == 0
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 6
+    assert torch.load(run_dir / "checkpoint_0000006.pt", weights_only=True)["step"] == 6
 
     # A zero-shot folder of real photos: two classes, underscores as spaces.
     folder = tmp_path / "zs"

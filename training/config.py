@@ -89,6 +89,7 @@ class TrainConfig:
     compile: bool = False
     log_every: int = 10
     checkpoint_every: int = 1000
+    keep_checkpoints: bool = False  # also keep checkpoint_NNNNNNN.pt for every step saved
     progress: bool = True
 
     def __post_init__(self):

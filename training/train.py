@@ -158,18 +158,19 @@ def data_state(loader_state: LoaderState, info: DistInfo) -> dict:
 
 def save_checkpoint(config, model, optimizer, step, loader_state, tokenizer_json, info) -> None:
     state = data_state(loader_state, info)  # a collective: every rank takes part
-    if info.is_main:
-        checkpoint.save(
-            checkpoint.checkpoint_path(config.output),
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": step,
-                "data": state,
-                "config": config.to_json(),
-                "tokenizer": tokenizer_json,
-            },
-        )
+    if not info.is_main:
+        return
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "data": state,
+        "config": config.to_json(),
+        "tokenizer": tokenizer_json,
+    }
+    checkpoint.save(checkpoint.checkpoint_path(config.output), payload)
+    if config.keep_checkpoints:
+        checkpoint.save(join(config.output, f"checkpoint_{step:07d}.pt"), payload)
 
 
 def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False) -> dict:
@@ -223,7 +224,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
         urls=urls, tokenizer=tokenizer, image_size=config.image_size, batch_size=config.batch_size,
         seed=config.seed, rank=info.rank, world_size=info.world_size, workers=config.workers,
         shuffle_buffer=config.shuffle_buffer, resample=config.resample,
-        start_positions=loader_state.positions, start_batches=loader_state.batches,
+        start_positions=list(loader_state.positions), start_batches=loader_state.batches,
     )
     batches = iter(train_loader(spec))
 

@@ -17,7 +17,7 @@ import os
 from wit_pipeline.cli import UsageError
 
 # On/off knobs: --compile and --no-compile, and so on.
-_BOOLEAN_FLAGS = ("compile", "resample", "progress")
+_BOOLEAN_FLAGS = ("compile", "resample", "progress", "keep_checkpoints")
 
 
 def register(subparsers) -> None:
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     ):
         parser.add_argument(flag, type=kind, help=text)
     for name in _BOOLEAN_FLAGS:
-        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, action=argparse.BooleanOptionalAction)
     parser.set_defaults(run=run)
 
 
