@@ -114,24 +114,25 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def decode_sample(sample: dict, image_size: int, rng: random.Random | None):
-    """(image tensor, caption) of a raw tar sample, or (None, reason) when it cannot be used."""
+    """(image tensor, caption, None) of a raw tar sample, or (None, None, reason) when it cannot
+    be used; the reason is the counter it is skipped under."""
     image_key = next((k for k in IMAGE_KEYS if k in sample), None)
     text_key = next((k for k in TEXT_KEYS if k in sample), None)
     if image_key is None:
-        return None, "missing_image"
+        return None, None, "missing_image"
     if text_key is None:
-        return None, "missing_caption"
+        return None, None, "missing_caption"
     try:
         caption = sample[text_key].decode("utf-8").strip()
     except UnicodeDecodeError:
-        return None, "caption_not_utf8"
+        return None, None, "caption_not_utf8"
     if not caption:
-        return None, "empty_caption"
+        return None, None, "empty_caption"
     try:
         image = load_image(sample[image_key], image_size, rng)
     except DECODE_ERRORS:
-        return None, "decode_error"
-    return image, caption
+        return None, None, "decode_error"
+    return image, caption, None
 
 
 # --- raw sample streams -----------------------------------------------------------------------
@@ -263,9 +264,9 @@ def stream_batches(spec: StreamSpec, stream: int):
             continue  # resuming: these were trained on before; skip them undecoded
         # One generator per sample, so augmentation does not depend on what was skipped.
         rng = random.Random(_seed(spec.seed, "augment", stream, index)) if spec.augment else None
-        image, caption = decode_sample(sample, spec.image_size, rng)
-        if image is None:
-            counts[caption] += 1
+        image, caption, skip_reason = decode_sample(sample, spec.image_size, rng)
+        if skip_reason:
+            counts[skip_reason] += 1
             continue
         images.append(image)
         captions.append(caption)
@@ -335,9 +336,9 @@ class LoaderState:
 def eval_samples(urls: list[str], image_size: int, counts: Counter):
     """Every usable (image, caption, image_key) of the shards once, in order; centre crops."""
     for sample in raw_samples(urls, counts):
-        image, caption = decode_sample(sample, image_size, None)
-        if image is None:
-            counts[caption] += 1
+        image, caption, skip_reason = decode_sample(sample, image_size, None)
+        if skip_reason:
+            counts[skip_reason] += 1
             continue
         image_key = next(k for k in IMAGE_KEYS if k in sample)
         # Samples with the same image bytes (several captions of one photo) are one image.
