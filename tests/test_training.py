@@ -317,7 +317,7 @@ def test_wit_train_rejects_missing_length_and_bad_preset(shards, tmp_path):
         wit(["train", "--shards", shards, "--output", str(tmp_path), "--steps", "1", "--preset", "huge"])
 
 
-def test_tokenizer_captions_from_sidecar_or_tar_and_epoch_length(shards, tmp_path):
+def test_shard_patterns_tokenizer_captions_and_epoch_length(shards, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -325,6 +325,10 @@ def test_tokenizer_captions_from_sidecar_or_tar_and_epoch_length(shards, tmp_pat
     from training.data import count_samples, expand_shards, iter_captions
 
     urls = expand_shards(shards)
+    folder = shards.rsplit("/", 1)[0]
+    assert expand_shards(folder) == expand_shards(f"{folder}/*.tar") == urls
+    with pytest.raises(ValueError, match="no shards in"):
+        expand_shards(f"{folder}/nothing-*.tar")
     from_tars = list(iter_captions(urls, limit=100))
     assert from_tars == [caption.strip() for _, caption, _ in coco_pairs()]
     assert len(list(iter_captions(urls, limit=5))) == 5

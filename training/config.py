@@ -43,7 +43,7 @@ class TrainConfig:
     """Every knob of a training run. Sizes default to the `tiny` preset."""
 
     # Data.
-    shards: str = ""  # brace pattern(s) or fsspec URLs; several joined with '::' as in webdataset
+    shards: str = ""  # brace pattern, glob or folder, local or fsspec URL; several joined with "::"
     output: str = ""  # run folder: checkpoint.pt, config.json, tokenizer.json, log.jsonl
     workers: int = 2  # data-loader processes per rank (0 decodes in the training process)
     shuffle_buffer: int = 1000  # samples held for shuffling after the shard order is shuffled

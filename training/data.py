@@ -40,13 +40,28 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
 
 
 def expand_shards(pattern: str) -> list[str]:
-    """Shard URLs from a brace pattern; several patterns may be joined with '::'."""
+    """Shard URLs from a brace pattern (`out/final/{00000..00012}.tar`), a glob (`out/*.tar`) or
+    a folder (its `*.tar`, sorted); several patterns may be joined with '::'."""
     import webdataset as wds  # here, not at the top: model, loss and eval code import without it
 
-    urls = wds.shardlists.expand_urls(pattern)
-    if not urls or not pattern:
-        raise ValueError(f"no shards in pattern {pattern!r}")
+    urls = []
+    for part in wds.shardlists.expand_urls(pattern) if pattern else []:
+        urls.extend(_glob_or_folder(part))
+    if not urls:
+        raise ValueError(f"no shards in {pattern!r}")
     return urls
+
+
+def _glob_or_folder(url: str) -> list[str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    if any(c in path for c in "*?["):
+        matches = fs.glob(path)
+    elif not path.endswith(".tar") and fs.isdir(path):
+        matches = fs.glob(path.rstrip("/") + "/*.tar")
+    else:
+        return [url]
+    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+    return sorted(p if local else fs.unstrip_protocol(p) for p in matches)
 
 
 def _seed(*parts) -> int:

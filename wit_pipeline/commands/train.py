@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         description="Train a minimal CLIP on WebDataset shards; checkpoints and a log go to --output.",
         argument_default=argparse.SUPPRESS,  # only flags that were given override the config
     )
-    parser.add_argument("--shards", help="brace pattern or fsspec URL of the tar shards ('a::b' for several)")
+    parser.add_argument("--shards", help="tar shards: brace pattern, glob or folder, local or fsspec URL ('a::b' for several)")
     parser.add_argument("--output", help="run folder: checkpoint.pt, config.json, tokenizer.json, log.jsonl")
     parser.add_argument("--config", dest="config_file", help="TOML file; its [train] table sets TrainConfig fields")
     parser.add_argument("--preset", help="model shape: tiny, small or ViT-B/32")
