@@ -18,6 +18,8 @@ COMMANDS = [
     "wit_pipeline.commands.ingest",
     "wit_pipeline.commands.balance",
     "wit_pipeline.commands.metadata",
+    "wit_pipeline.commands.train",
+    "wit_pipeline.commands.eval",
 ]
 
 
