@@ -107,6 +107,7 @@ def test_a_folder_of_parts_is_read_in_name_order_and_carries_wit_columns(tmp_pat
                                               "source": "coco", "source_id": f"id{part}"}]),
                        folder / f"part-{part:05d}.parquet")
     (folder / "dropped").mkdir()
+    pq.write_table(pa.Table.from_pylist([{"entry": 1, "count": 2}]), folder / "entry_counts.parquet")
     _, got = records(folder, tmp_path)
     assert [r["caption"] for r in got] == ["part 0", "part 1"]
     assert [(r["source"], r["source_id"]) for r in got] == [("coco", "id0"), ("coco", "id1")]

@@ -64,7 +64,10 @@ def list_inputs(path: str) -> list[str]:
         files.append(protocol + entry["name"] if protocol and "://" not in entry["name"] else entry["name"])
     if not files:
         raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}")
-    return files
+    # A stage's output folder holds its rows in part-* files beside tables of another kind
+    # (balance's entry_counts.parquet): read only the parts when there are any.
+    parts = [f for f in files if f.rsplit("/", 1)[-1].startswith("part-")]
+    return parts or files
 
 
 def validate_pair(url, caption) -> tuple[str, str | None]:
