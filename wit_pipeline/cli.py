@@ -15,6 +15,8 @@ import sys
 # One line per subcommand; the module's `register` defines its flags.
 COMMANDS = [
     "wit_pipeline.commands.download",
+    "wit_pipeline.commands.dedup",
+    "wit_pipeline.commands.reshard",
 ]
 
 

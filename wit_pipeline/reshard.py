@@ -77,7 +77,7 @@ def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardCon
     uids = np.array(keep["uid"].to_pylist(), dtype="S32") if keep.num_rows else np.zeros(0, "S32")
     raw_shard = keep["shard"].to_numpy().astype(np.int64) if keep.num_rows else np.zeros(0, np.int64)
     if len(np.unique(uids)) != len(uids):
-        raise ValueError("the keep list names a uid twice; rerun dedup")
+        raise shards.InputError("the keep list names a uid twice; rerun dedup")
     by_uid = np.argsort(uids, kind="stable")
     # A permutation of the uid-sorted list: it depends on the set of uids and the seed only.
     order = by_uid[np.random.default_rng(config.seed).permutation(len(uids))]
@@ -114,12 +114,12 @@ def route_shard(task: RouteTask) -> dict:
             members[key] = [{"ext": ext, "data": data} for ext, data in sample.items()]
     missing = sorted(set(position_of) - set(members) | set(position_of) - set(sidecar["uid"].to_pylist()))
     if missing:
-        raise ValueError(
+        raise shards.InputError(
             f"raw shard {name} lacks {len(missing)} kept samples (first {missing[0]}): "
             "the keep list does not match the raw shards; rerun dedup"
         )
     if sidecar.num_rows != len(position_of):
-        raise ValueError(f"raw shard {name}: a kept uid appears twice in its sidecar")
+        raise shards.InputError(f"raw shard {name}: a kept uid appears twice in its sidecar")
     uid_list = sidecar["uid"].to_pylist()
     routed = sidecar.append_column(POSITION, pa.array([position_of[u] for u in uid_list], pa.int64()))
     routed = routed.append_column(MEMBERS, pa.array([members[u] for u in uid_list], MEMBER_TYPE))
@@ -142,7 +142,7 @@ def assemble_shard(task: AssembleTask) -> dict:
     table = pa.concat_tables(parts).sort_by(POSITION) if parts else None
     if table is None or table.num_rows != task.count:
         found = 0 if table is None else table.num_rows
-        raise ValueError(f"final shard {task.final_shard}: routed {found} samples, planned {task.count}")
+        raise shards.InputError(f"final shard {task.final_shard}: routed {found} samples, planned {task.count}")
     name = shards.shard_name(task.final_shard)
     tar_path = shards.join(task.output_folder, f"{name}.tar")
     with shards.TarSampleWriter(tar_path) as tar:

@@ -26,14 +26,14 @@ def eval_hashes(path: str) -> np.ndarray:
     """
     fs, root = fsspec.core.url_to_fs(path)
     if not fs.isdir(root):
-        raise ValueError(f"evaluation set {path} is not a folder")
+        raise shards.InputError(f"evaluation set {path} is not a folder")
     files = sorted(fs.find(root))
     sidecars = [f for f in files if f.endswith(".parquet")]
     if sidecars:
         return _hashes_from_sidecars(fs, sidecars)
     images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
     if not images:
-        raise ValueError(f"evaluation set {path} holds no Parquet sidecars and no image files")
+        raise shards.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
     values = []
     for image in images:
         with fs.open(image, "rb") as f:
@@ -41,7 +41,7 @@ def eval_hashes(path: str) -> np.ndarray:
         try:
             values.append(phash_to_int(phash_hex(data)))
         except OSError as err:  # PIL's UnidentifiedImageError is an OSError
-            raise ValueError(f"evaluation image {image} does not decode: {err}") from err
+            raise shards.InputError(f"evaluation image {image} does not decode: {err}") from err
     return np.unique(np.array(values, dtype=np.uint64))
 
 
@@ -54,5 +54,5 @@ def _hashes_from_sidecars(fs, sidecars: list[str]) -> np.ndarray:
         table = table.filter(pc.and_(pc.equal(table["status"], schema.OK), pc.is_valid(table["phash"])))
         parts.extend(phash_to_int(value) for value in table["phash"].to_pylist())
     if not parts:
-        raise ValueError(f"the sidecars under {sidecars[0].rsplit('/', 1)[0]} hold no ok rows with a pHash")
+        raise shards.InputError(f"the sidecars under {sidecars[0].rsplit('/', 1)[0]} hold no ok rows with a pHash")
     return np.unique(np.array(parts, dtype=np.uint64))

@@ -85,7 +85,7 @@ def fixed_width_bytes(column: pa.ChunkedArray, width: int, what: str) -> np.ndar
     bad = pc.and_(pc.is_valid(lengths), pc.not_equal(lengths, width))
     if pc.any(bad).as_py():
         example = array.filter(bad)[0].as_py()
-        raise ValueError(f"{what}: expected {width}-character values, found {example!r}")
+        raise shards.InputError(f"{what}: expected {width}-character values, found {example!r}")
     filled = pc.fill_null(array, "0" * width)
     offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset : filled.offset + len(filled) + 1]
     data = filled.buffers()[2]
@@ -110,7 +110,7 @@ def hex_to_uint64(values: np.ndarray) -> np.ndarray:
     empty = values == b""
     digits[empty] = 0
     if (digits == 255).any():
-        raise ValueError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
+        raise shards.InputError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
     weights = np.uint64(16) ** np.arange(15, -1, -1, dtype=np.uint64)
     return (digits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
@@ -126,6 +126,8 @@ class DedupResult:
     bands: int
     near_pairs: int
     huge_buckets: list[dict] = field(default_factory=list)
+    # Huge buckets met while matching against the eval set (their bounds depend on batching).
+    eval_huge_buckets: list[dict] = field(default_factory=list)
 
 
 def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | None = None) -> DedupResult:
@@ -142,10 +144,7 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
     survivor = np.full(n, -1, dtype=np.int64)
     distance = np.zeros(n, dtype=np.int8)
     cluster_size = np.zeros(n, dtype=np.int64)
-    huge: list[bands.HugeBucket] = []
-
-    overlap, overlap_distance, eval_huge = _eval_overlaps(rows, config, eval_hashes)
-    huge += eval_huge
+    overlap, overlap_distance, eval_huge = eval_overlaps(rows.phash, rows.has_phash, eval_hashes, config)
     status[overlap] = "eval_overlap"
     distance[overlap] = overlap_distance[overlap]
 
@@ -153,10 +152,9 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
     node, distinct_hashes = _nodes(rows, active)
     n_distinct = len(distinct_hashes)
     used_bands = config.bands or bands.choose_bands(n_distinct, config.radius)
-    left, right, near_huge = bands.near_pairs(
+    left, right, huge = bands.near_pairs(
         distinct_hashes, config.radius, used_bands, config.max_bucket, config.huge_bucket_window
     )
-    huge += near_huge
     n_nodes = int(node.max()) + 1 if len(node) else 0
     component = clusters.connected_components(n_nodes, left, right)
     cluster = component[node]
@@ -182,17 +180,21 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
         bands=used_bands,
         near_pairs=len(left),
         huge_buckets=[bucket.to_dict() for bucket in huge],
+        eval_huge_buckets=[bucket.to_dict() for bucket in eval_huge],
     )
 
 
-def _eval_overlaps(rows, config, eval_hashes):
-    n = len(rows)
+def eval_overlaps(
+    phash: np.ndarray, has_phash: np.ndarray, eval_hashes: np.ndarray | None, config: DedupConfig
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Which rows lie within the radius of an eval hash, and their distance to the nearest one."""
+    n = len(phash)
     overlap = np.zeros(n, dtype=bool)
     nearest = np.zeros(n, dtype=np.int8)
     if eval_hashes is None or len(eval_hashes) == 0:
         return overlap, nearest, []
-    hashed = np.flatnonzero(rows.has_phash)
-    distinct, inverse = np.unique(rows.phash[hashed], return_inverse=True)
+    hashed = np.flatnonzero(has_phash)
+    distinct, inverse = np.unique(phash[hashed], return_inverse=True)
     references = np.unique(eval_hashes.astype(np.uint64))
     query, reference, huge = bands.cross_pairs(
         distinct, references, config.radius, config.bands, config.max_bucket, config.huge_bucket_window
@@ -224,3 +226,33 @@ def _nodes(rows: DedupRows, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     alone = unhashed[~with_sha]
     node[alone] = next_node + np.arange(len(alone))
     return node, distinct_hashes
+
+
+def decide_cluster(members: list[tuple]) -> list[tuple]:
+    """The per-row decisions of one cluster, row by row (the Beam engine's path).
+
+    `members` are (uid, shard, sha256, phash int or None, area) tuples; returns
+    (uid, shard, survivor uid, distance, status) tuples. Same rule as `dedup_rows`.
+    """
+    survivor = min(members, key=lambda row: clusters.survivor_key(row[4], row[0]))
+    _, _, survivor_sha, survivor_phash, _ = survivor
+    decisions = []
+    for uid, shard, sha, phash, _area in members:
+        if uid == survivor[0]:
+            decisions.append((uid, shard, uid, 0, schema.OK))
+            continue
+        status = "exact_duplicate" if sha and sha == survivor_sha else "near_duplicate"
+        both_hashed = phash is not None and survivor_phash is not None
+        distance = bin(phash ^ survivor_phash).count("1") if both_hashed else 0
+        decisions.append((uid, shard, survivor[0], distance, status))
+    return decisions
+
+
+def records(rows: DedupRows) -> list[tuple]:
+    """(uid, shard, sha256, phash int or None, area) per row, for the row-by-row engines."""
+    return [
+        (uid.decode(), int(shard), sha.decode(), int(phash) if has else None, int(area))
+        for uid, shard, sha, phash, has, area in zip(
+            rows.uid, rows.shard, rows.sha256, rows.phash, rows.has_phash, rows.area
+        )
+    ]

@@ -29,7 +29,7 @@ def finished_raw_shards(input_folder: str) -> list[int]:
     """The raw shards dedup reads: those with a completion marker. None is an error."""
     ids = shards.finished_shards(input_folder)
     if not ids:
-        raise ValueError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
+        raise shards.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
     return ids
 
 
@@ -60,6 +60,7 @@ def run_local(
         "bands": result.bands,
         "near_pairs_verified": result.near_pairs,
         "huge_buckets": result.huge_buckets,
+        "eval_huge_buckets": result.eval_huge_buckets,
         "seconds": round(time.monotonic() - started, 3),
     }
     stats = summarise(status_counts, keep, cluster_table, config, shard_ids, decontaminate, references, engine_facts)
@@ -92,6 +93,23 @@ def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Ta
     return keep, cluster_table
 
 
+def tables_from_decisions(decisions: list[tuple]) -> tuple[pa.Table, pa.Table]:
+    """The keep and cluster tables from (uid, shard, survivor uid, distance, status, size) rows.
+
+    The row-by-row engines (Beam) end here; `size` is the row's cluster size (0 for overlaps).
+    """
+    keep = [{"uid": d[0], "shard": d[1]} for d in decisions if d[4] == schema.OK]
+    listed = [
+        {"uid": d[0], "shard": d[1], "cluster": d[2], "distance": d[3], "status": d[4]}
+        for d in decisions
+        if d[5] >= 2 or d[4] == "eval_overlap"
+    ]
+    return (
+        pa.Table.from_pylist(keep, schema=schema.KEEP_SCHEMA),
+        pa.Table.from_pylist(listed, schema=schema.CLUSTER_SCHEMA),
+    )
+
+
 def _strings(values: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(values, pa.binary()), pa.string())
 
@@ -116,6 +134,9 @@ def summarise(
         {"survivor": row["cluster"], "size": row["uid_count"]}
         for row in sizes.slice(0, config.report_clusters).to_pylist()
     ]
+    engine_facts = dict(engine_facts)
+    for name in ("huge_buckets", "eval_huge_buckets"):
+        engine_facts[name] = sorted(engine_facts.get(name, []), key=lambda b: (b["combination"], int(b["key"], 16)))
     return {
         "rows": sum(status_counts.values()),
         "rows_by_input_status": dict(sorted(status_counts.items())),
