@@ -159,11 +159,14 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
     component = clusters.connected_components(n_nodes, left, right)
     cluster = component[node]
 
-    local_survivor = clusters.choose_survivors(cluster, rows.area[active], rows.uid[active])
-    chosen = active[local_survivor]
-    survivor[active] = chosen
     sizes = np.bincount(cluster, minlength=n_nodes)
     cluster_size[active] = sizes[cluster]
+    # A row alone in its cluster survives; only shared clusters need the (string) sort.
+    chosen = active.copy()
+    shared = np.flatnonzero(sizes[cluster] >= 2)
+    members = active[shared]
+    chosen[shared] = members[clusters.choose_survivors(cluster[shared], rows.area[members], rows.uid[members])]
+    survivor[active] = chosen
     dropped = active[chosen != active]
     dropped_survivor = survivor[dropped]
     same_bytes = (rows.sha256[dropped] == rows.sha256[dropped_survivor]) & (rows.sha256[dropped] != b"")
