@@ -194,3 +194,16 @@ def test_bad_inputs_have_clear_errors(tmp_path):
     (tmp_path / "broken_eval" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg does not decode"):
         stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig(), str(tmp_path / "broken_eval"))
+
+
+def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
+    from wit_pipeline import reshard
+    from wit_pipeline.config import ReshardConfig
+
+    write_raw_shard(str(tmp_path / "raw"), 0, [RawFailure("http://127.0.0.1/a.jpg", "a")])
+    stats = stage.run_local(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig())
+    assert stats["rows"] == 1 and stats["kept"] == 0
+    manifest = reshard.run_local(
+        str(tmp_path / "raw"), str(tmp_path / "dedup" / "keep.parquet"), str(tmp_path / "final"), ReshardConfig()
+    )
+    assert manifest["shards"] == [] and manifest["samples"] == 0

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import ReshardConfig, to_dict
+from wit_pipeline.dedup.rows import fixed_width_bytes
 
 ROUTING_FOLDER = "_routing"
 MANIFEST = "manifest.json"
@@ -74,7 +75,7 @@ class Plan:
 
 def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardConfig) -> Plan:
     """Positions of every kept sample in the shuffled order, and the tasks that realise them."""
-    uids = np.array(keep["uid"].to_pylist(), dtype="S32") if keep.num_rows else np.zeros(0, "S32")
+    uids = fixed_width_bytes(keep["uid"], 32, "keep list uid")
     raw_shard = keep["shard"].to_numpy().astype(np.int64) if keep.num_rows else np.zeros(0, np.int64)
     if len(np.unique(uids)) != len(uids):
         raise shards.InputError("the keep list names a uid twice; rerun dedup")

@@ -49,6 +49,8 @@ def choose_survivors(cluster: np.ndarray, area: np.ndarray, uid_rank: np.ndarray
 
     `uid_rank` orders rows by uid (the smaller rank has the smaller uid).
     """
+    if len(cluster) == 0:
+        return np.zeros(0, dtype=np.int64)
     order = np.lexsort((uid_rank, -area.astype(np.int64), cluster))
     first = np.r_[True, cluster[order][1:] != cluster[order][:-1]]
     survivor_of_group = order[first]
