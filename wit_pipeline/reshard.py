@@ -214,7 +214,34 @@ def stage_configs(out_folders: dict[str, str]) -> dict:
             if fs.exists(fs_path):
                 with fs.open(fs_path, "rb") as f:
                     found.setdefault(stage_name, {})[file_name] = json.load(f)
+        totals = _shard_stats_totals(folder)
+        if totals:
+            found.setdefault(stage_name, {})["shard_stats_total"] = totals
     return found
+
+
+def _shard_stats_totals(folder: str) -> dict:
+    """The numeric fields of a stage's `NNNNN_stats.json` files, summed over finished shards."""
+    totals: dict = {}
+    for shard_id in shards.finished_shards(folder):
+        path = shards.join(folder, f"{shards.shard_name(shard_id)}_stats.json")
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        if not fs.exists(fs_path):
+            continue
+        with fs.open(fs_path, "rb") as f:
+            stats = json.load(f)
+        _add_numbers(totals, stats)
+    return totals
+
+
+def _add_numbers(totals: dict, stats: dict) -> None:
+    for key, value in stats.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            totals[key] = totals.get(key, 0) + value
+        elif isinstance(value, dict):
+            _add_numbers(totals.setdefault(key, {}), value)
 
 
 def write_manifest(output_folder: str, shard_facts_list: list[dict], config: ReshardConfig, stages: dict) -> dict:
