@@ -203,6 +203,40 @@ def real_mix(folder: str, radius: int, random_rows: int) -> dict:
     }
 
 
+def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
+    """`stage.run_local` from Parquet sidecars on disk: reading included, outputs written."""
+    import shutil
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wit_pipeline import shards
+    from wit_pipeline.dedup import stage
+
+    rows, _, _ = synthetic_rows(n, n // 100, 0, radius, seed=3)
+    folder = tempfile.mkdtemp(prefix="wit-bench-dedup-")
+    raw, out = f"{folder}/raw", f"{folder}/dedup"
+    shards.makedirs(raw)
+    phash_hex = np.char.mod("%016x", rows.phash.astype(object)).astype("S16")
+    for shard_id, start in enumerate(range(0, n, rows_per_shard)):
+        part = slice(start, start + rows_per_shard)
+        table = pa.table({
+            "uid": rows.uid[part].astype(str), "status": np.full(len(rows.uid[part]), "ok"),
+            "sha256": rows.sha256[part].astype(str), "phash": phash_hex[part].astype(str),
+            "original_width": rows.area[part].astype(np.int32), "original_height": np.ones(len(rows.uid[part]), np.int32),
+        })
+        pq.write_table(table, shards.join(raw, f"{shards.shard_name(shard_id)}.parquet"))
+        shards.mark_done(raw, shard_id, {"rows": table.num_rows})
+    del rows
+    started = time.perf_counter()
+    stats = stage.run_local(raw, out, DedupConfig(radius=radius))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(folder)
+    return {"rows": n, "shards": -(-n // rows_per_shard), "seconds": round(seconds, 2),
+            "kept": stats["kept"], "near_duplicates": stats["near_duplicates"], "planted": n // 100}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -211,6 +245,7 @@ def main() -> None:
     parser.add_argument("--planted-per-million", type=int, default=10_000)
     parser.add_argument("--brute-force-rows", type=int, default=100_000)
     parser.add_argument("--real", help="a folder of real JPEGs for the real-image mix")
+    parser.add_argument("--end-to-end", type=int, default=0, help="also time `wit dedup`'s local run from sidecars on disk at this many rows")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, this process
     args = parser.parse_args()
 
@@ -236,6 +271,8 @@ def main() -> None:
         )
     if args.brute_force_rows:
         print("brute force", json.dumps(compare_brute_force(args.brute_force_rows, args.radius)), flush=True)
+    if args.end_to_end:
+        print("end to end", json.dumps(end_to_end(args.end_to_end, args.radius)), flush=True)
     if args.real:
         print("real mix", json.dumps(real_mix(args.real, args.radius, 1_000_000)), flush=True)
 

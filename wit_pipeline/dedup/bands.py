@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 HASH_BITS = 64
+# Cost of verifying one candidate pair relative to sorting one hash (see choose_bands).
+CANDIDATE_COST = 0.5
 
 
 def popcount(values: np.ndarray) -> np.ndarray:
@@ -58,14 +60,15 @@ def choose_bands(distinct_hashes: int, radius: int) -> int:
     """The band count with the least estimated work for this many distinct hashes.
 
     Work per key combination is one sort of every hash plus the candidate pairs that share a key
-    by chance, about n^2 / 2^(key bits + 1) for random hashes.
+    by chance, about n^2 / 2^(key bits + 1) for random hashes. Measured on 10M hashes, a
+    candidate pair costs about half as much as a hash's share of a sort (bench/dedup.py).
     """
     n = max(distinct_hashes, 2)
     best, best_cost = radius + 1, math.inf
     for bands in range(radius + 1, min(HASH_BITS, radius + 12) + 1):
         key_bits = (bands - radius) * HASH_BITS / bands
         combos = math.comb(bands, radius)
-        cost = combos * (n + n * n / 2 ** (key_bits + 1))
+        cost = combos * (n + CANDIDATE_COST * n * n / 2 ** (key_bits + 1))
         if cost < best_cost:
             best, best_cost = bands, cost
     return best
