@@ -207,3 +207,17 @@ def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
         str(tmp_path / "raw"), str(tmp_path / "dedup" / "keep.parquet"), str(tmp_path / "final"), ReshardConfig()
     )
     assert manifest["shards"] == [] and manifest["samples"] == 0
+
+
+def test_malformed_phash_is_named(tmp_path):
+    from wit_pipeline import schema
+
+    rows = write_raw_shard(str(tmp_path / "raw"), 0, [sample("x.jpg", photo(VARIED))])
+    rows[0]["phash"] = "not-a-phash-0000"
+    shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
+    with pytest.raises(shards.InputError, match="not a 16-digit hex pHash"):
+        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())
+    rows[0]["phash"] = "abc"
+    shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
+    with pytest.raises(shards.InputError, match="00000.parquet: phash: expected 16-character values, found 'abc'"):
+        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())

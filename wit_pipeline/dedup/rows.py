@@ -81,15 +81,17 @@ def fixed_width_bytes(column: pa.ChunkedArray, width: int, what: str) -> np.ndar
     """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     array = pc.cast(array, pa.large_string()) if len(array) else pa.array([], pa.large_string())
-    lengths = pc.utf8_length(array)
+    lengths = pc.binary_length(array)
     bad = pc.and_(pc.is_valid(lengths), pc.not_equal(lengths, width))
     if pc.any(bad).as_py():
         example = array.filter(bad)[0].as_py()
         raise shards.InputError(f"{what}: expected {width}-character values, found {example!r}")
+    if len(array) == 0:
+        return np.zeros(0, f"S{width}")
+    # Every value is now exactly `width` bytes, so the data buffer is one S<width> array.
     filled = pc.fill_null(array, "0" * width)
-    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset : filled.offset + len(filled) + 1]
-    data = filled.buffers()[2]
-    values = np.frombuffer(data, dtype=f"S{width}", count=len(filled), offset=int(offsets[0])) if len(filled) else np.zeros(0, f"S{width}")
+    first = int(np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset])
+    values = np.frombuffer(filled.buffers()[2], dtype=f"S{width}", count=len(filled), offset=first)
     values = values.copy()
     values[~pc.is_valid(array).to_numpy(zero_copy_only=False)] = b""
     return values
