@@ -112,10 +112,11 @@ def pairs_within_runs(
     """
     n = len(hashes)
     lengths = np.diff(np.append(run_starts, n))
-    reach = np.where(lengths > max_bucket, np.minimum(lengths - 1, window), lengths - 1)
-    # Per element: its offset in its run, and how far ahead inside the run it may look.
-    offset = np.arange(n) - np.repeat(run_starts, lengths)
-    limit = np.minimum(np.repeat(lengths, lengths) - 1 - offset, np.repeat(reach, lengths))
+    # Per element: how far ahead inside its run it may look (to the run's end, or `window`).
+    limit = np.repeat(run_starts + lengths - 1, lengths) - np.arange(n)
+    huge = lengths > max_bucket
+    if huge.any():
+        limit = np.minimum(limit, np.repeat(np.where(huge, window, n), lengths))
     active = np.flatnonzero(limit > 0)
     left_parts, right_parts = [], []
     step = 1
@@ -155,8 +156,7 @@ def near_pairs(
     for number, combo in enumerate(key_combinations(bands, radius)):
         keys = band_keys(hashes, layout, combo)
         key_bits = sum(layout[b][1] for b in combo)
-        order = _sort_by_key_then_position(keys, positions, key_bits, position_bits)
-        sorted_keys = keys[order]
+        order, sorted_keys = _sort_by_key_then_position(keys, positions, key_bits, position_bits)
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         lengths = np.diff(np.append(starts, n))
         shared = lengths > 1
@@ -178,13 +178,16 @@ def near_pairs(
     return packed // n, packed % n, huge
 
 
-def _sort_by_key_then_position(keys, positions, key_bits, position_bits) -> np.ndarray:
-    """Indices that sort by key, then by position (= by hash, as `hashes` ascend)."""
+def _sort_by_key_then_position(keys, positions, key_bits, position_bits):
+    """Indices that sort by key, then by position (= by hash, as `hashes` ascend), and the sorted keys."""
     if key_bits + position_bits <= HASH_BITS:
-        # One uint64 sort of (key, position) packed together: much faster than a lexsort.
+        # One uint64 sort of (key, position) packed together: much faster than a lexsort, and
+        # the sorted keys come out of it without a gather.
         packed = np.sort((keys << np.uint64(position_bits)) | positions)
-        return (packed & np.uint64((1 << position_bits) - 1)).astype(np.int64)
-    return np.lexsort((positions, keys))
+        order = (packed & np.uint64((1 << position_bits) - 1)).astype(np.int64)
+        return order, packed >> np.uint64(position_bits)
+    order = np.lexsort((positions, keys))
+    return order, keys[order]
 
 
 def cross_pairs(
