@@ -17,9 +17,9 @@ from wit_pipeline import reshard, shards
 from wit_pipeline.config import ReshardConfig
 
 
-def assemble_after_routing(_routed: list, tasks: list[reshard.AssembleTask]):
-    """Release the assemble tasks only once every raw shard is routed (the ToList barrier)."""
-    yield from tasks
+def assemble_after_routing(routed: list[dict], final_shards: list[reshard.FinalShard], output_folder: str):
+    """The assemble tasks, built once every raw shard is routed (the ToList barrier)."""
+    yield from reshard.assemble_tasks(routed, final_shards, output_folder)
 
 
 def finish(facts: list[dict], output_folder: str, config: ReshardConfig, stages: dict) -> dict:
@@ -37,7 +37,7 @@ def build(pipeline, the_plan: reshard.Plan, output_folder: str, config: ReshardC
     )
     (
         routed
-        | "FinalShards" >> beam.FlatMap(assemble_after_routing, the_plan.assemble_tasks)
+        | "FinalShards" >> beam.FlatMap(assemble_after_routing, the_plan.final_shards, output_folder)
         | "SpreadAssembly" >> beam.Reshuffle()
         | "Assemble" >> beam.Map(reshard.assemble_shard)
         | "AllAssembled" >> beam.combiners.ToList()

@@ -6,11 +6,16 @@ How it shuffles without holding the dataset in memory:
    from `seed`. Sample `k` of the permutation goes to final shard `k // samples_per_shard`. Only
    uids and positions are held: about 50 bytes per sample, never an image.
 2. **Route** (one task per raw shard, in parallel): read the raw shard's tar and sidecar, keep
-   the kept samples, tag each with its position and write them, sorted by position, to a
-   routing file with small row groups. Holds one raw shard at a time.
-3. **Assemble** (one task per final shard, in parallel): read the position range of the shard
-   from every routing file (Parquet row-group statistics skip the rest), order by position and
-   write `NNNNN.tar` + `NNNNN.parquet`. Holds one final shard at a time.
+   the kept samples, tag each with its position, and write them to one routing file per raw
+   shard, sorted by position, as one Arrow IPC piece per final shard; the task returns each
+   piece's byte range. Holds one raw shard at a time.
+3. **Assemble** (one task per final shard, in parallel): read its piece from every routing file
+   (one ranged read each: exactly its samples, nothing else), order by position and write
+   `NNNNN.tar` + `NNNNN.parquet`. Holds one final shard at a time.
+
+This is a map-reduce shuffle laid out as Spark lays out its shuffle files (one data file per
+map task, a byte range per reducer), so R raw shards and F final shards cost R files and R x F
+ranged reads, not R x F files or F full passes over the data.
 
 Memory grows with the shard sizes, not the dataset. The shuffle is a true uniform permutation
 (a streaming shuffle buffer, as in webdataset, only mixes nearby samples), and it depends only
@@ -41,8 +46,6 @@ MANIFEST = "manifest.json"
 POSITION = "_position"
 MEMBERS = "_members"
 MEMBER_TYPE = pa.list_(pa.struct([("ext", pa.string()), ("data", pa.binary())]))
-# Small row groups let an assemble task read only the part of a routing file it needs.
-ROUTING_ROW_GROUP = 256
 _FINAL_FILE = re.compile(r"^\d{5,}(\.tar|\.parquet|_stats\.json|\.done)$")
 
 
@@ -55,26 +58,42 @@ class RouteTask:
     routing_folder: str
     uids: np.ndarray  # S32
     positions: np.ndarray  # int64
+    samples_per_shard: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The samples of one final shard inside one routing file: a byte range."""
+
+    path: str
+    offset: int
+    length: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class FinalShard:
+    shard_id: int
+    start: int  # position of its first sample
+    count: int
 
 
 @dataclass(frozen=True)
 class AssembleTask:
-    final_shard: int
-    start: int  # first position of the shard
-    count: int
-    routing_files: tuple[str, ...]
+    final: FinalShard
+    pieces: tuple[Piece, ...]
     output_folder: str
 
 
 @dataclass(frozen=True)
 class Plan:
     route_tasks: list[RouteTask]
-    assemble_tasks: list[AssembleTask]
+    final_shards: list[FinalShard]
     samples: int
 
 
 def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardConfig) -> Plan:
-    """Positions of every kept sample in the shuffled order, and the tasks that realise them."""
+    """Positions of every kept sample in the shuffled order, and the route tasks that realise them."""
     uids = fixed_width_bytes(keep["uid"], 32, "keep list uid")
     raw_shard = keep["shard"].to_numpy().astype(np.int64) if keep.num_rows else np.zeros(0, np.int64)
     if len(np.unique(uids)) != len(uids):
@@ -88,18 +107,25 @@ def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardCon
     route_tasks = []
     for shard_id in np.unique(raw_shard):
         members = raw_shard == shard_id
-        route_tasks.append(RouteTask(raw_folder, int(shard_id), routing_folder, uids[members], position[members]))
-    routing_files = tuple(routing_path(routing_folder, task.raw_shard) for task in route_tasks)
+        route_tasks.append(
+            RouteTask(raw_folder, int(shard_id), routing_folder, uids[members], position[members], config.samples_per_shard)
+        )
     size = config.samples_per_shard
-    assemble_tasks = [
-        AssembleTask(k, k * size, min(size, len(uids) - k * size), routing_files, output_folder)
-        for k in range(-(-len(uids) // size))
-    ]
-    return Plan(route_tasks, assemble_tasks, len(uids))
+    final_shards = [FinalShard(k, k * size, min(size, len(uids) - k * size)) for k in range(-(-len(uids) // size))]
+    return Plan(route_tasks, final_shards, len(uids))
+
+
+def assemble_tasks(route_results: list[dict], final_shards: list[FinalShard], output_folder: str) -> list[AssembleTask]:
+    """One task per final shard, with its piece of every routing file (in raw shard order)."""
+    pieces: dict[int, list[Piece]] = {final.shard_id: [] for final in final_shards}
+    for result in sorted(route_results, key=lambda r: r["raw_shard"]):
+        for shard_id, piece in result["pieces"].items():
+            pieces[int(shard_id)].append(Piece(result["path"], *piece))
+    return [AssembleTask(final, tuple(pieces[final.shard_id]), output_folder) for final in final_shards]
 
 
 def routing_path(routing_folder: str, raw_shard: int) -> str:
-    return shards.join(routing_folder, f"{shards.shard_name(raw_shard)}.parquet")
+    return shards.join(routing_folder, f"{shards.shard_name(raw_shard)}.arrows")
 
 
 def route_shard(task: RouteTask) -> dict:
@@ -125,35 +151,58 @@ def route_shard(task: RouteTask) -> dict:
     routed = sidecar.append_column(POSITION, pa.array([position_of[u] for u in uid_list], pa.int64()))
     routed = routed.append_column(MEMBERS, pa.array([members[u] for u in uid_list], MEMBER_TYPE))
     routed = routed.sort_by(POSITION)
-    _write_parquet(routing_path(task.routing_folder, task.raw_shard), routed, ROUTING_ROW_GROUP)
-    return {"raw_shard": task.raw_shard, "rows": routed.num_rows}
+    path = routing_path(task.routing_folder, task.raw_shard)
+    pieces = _write_pieces(path, routed, task.samples_per_shard)
+    return {"raw_shard": task.raw_shard, "rows": routed.num_rows, "path": path, "pieces": pieces}
+
+
+def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[int, tuple[int, int, int]]:
+    """Write `routed` (sorted by position) as one Arrow IPC stream per final shard, back to back.
+
+    Returns {final shard: (offset, length, rows)}.
+    """
+    final_of_row = routed[POSITION].to_numpy() // samples_per_shard
+    starts = np.flatnonzero(np.r_[True, final_of_row[1:] != final_of_row[:-1]]) if len(final_of_row) else []
+    bounds = list(starts) + [routed.num_rows]
+    pieces, offset = {}, 0
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "wb") as f:
+        for begin, end in zip(bounds[:-1], bounds[1:]):
+            buffer = io.BytesIO()
+            with pa.ipc.new_stream(buffer, routed.schema) as stream:
+                stream.write_table(routed.slice(begin, end - begin))
+            data = buffer.getvalue()
+            f.write(data)
+            pieces[int(final_of_row[begin])] = (offset, len(data), int(end - begin))
+            offset += len(data)
+    return pieces
 
 
 def assemble_shard(task: AssembleTask) -> dict:
-    """Write final shard `task.final_shard`: its samples in position order, tar and sidecar."""
-    end = task.start + task.count
-    parts = []
-    for path in task.routing_files:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        table = pq.read_table(
-            fs_path, filesystem=fs, filters=[(POSITION, ">=", task.start), (POSITION, "<", end)]
-        )
-        if table.num_rows:
-            parts.append(table)
+    """Write one final shard: its samples in position order, tar and sidecar."""
+    parts = [_read_piece(piece) for piece in task.pieces]
     table = pa.concat_tables(parts).sort_by(POSITION) if parts else None
-    if table is None or table.num_rows != task.count:
-        found = 0 if table is None else table.num_rows
-        raise shards.InputError(f"final shard {task.final_shard}: routed {found} samples, planned {task.count}")
-    name = shards.shard_name(task.final_shard)
+    found = 0 if table is None else table.num_rows
+    if found != task.final.count:
+        raise RuntimeError(f"final shard {task.final.shard_id}: routed {found} samples, planned {task.final.count}")
+    name = shards.shard_name(task.final.shard_id)
     tar_path = shards.join(task.output_folder, f"{name}.tar")
     with shards.TarSampleWriter(tar_path) as tar:
         for uid, members in zip(table["uid"].to_pylist(), table[MEMBERS].to_pylist()):
             tar.write(uid, {member["ext"]: member["data"] for member in members})
     sidecar = table.drop_columns([POSITION, MEMBERS])
     _write_parquet(shards.join(task.output_folder, f"{name}.parquet"), sidecar)
-    stats = shard_facts(task.output_folder, task.final_shard, table.num_rows)
-    shards.mark_done(task.output_folder, task.final_shard, stats)
+    stats = shard_facts(task.output_folder, task.final.shard_id, table.num_rows)
+    shards.mark_done(task.output_folder, task.final.shard_id, stats)
     return stats
+
+
+def _read_piece(piece: Piece) -> pa.Table:
+    fs, fs_path = fsspec.core.url_to_fs(piece.path)
+    with fs.open(fs_path, "rb") as f:
+        f.seek(piece.offset)
+        data = f.read(piece.length)
+    return pa.ipc.open_stream(data).read_all()
 
 
 def shard_facts(folder: str, shard_id: int, samples: int) -> dict:
@@ -175,9 +224,9 @@ def _sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _write_parquet(path: str, table: pa.Table, row_group_size: int | None = None) -> None:
+def _write_parquet(path: str, table: pa.Table) -> None:
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd", row_group_size=row_group_size)
+    pq.write_table(table, buffer, compression="zstd")
     shards.write_atomic(path, buffer.getvalue())
 
 
@@ -276,7 +325,8 @@ def run_local(
     the_plan = plan(keep, raw_folder, output_folder, config)
     clear_output(output_folder)
     shards.makedirs(shards.join(output_folder, ROUTING_FOLDER))
-    list(map_shards(route_shard, the_plan.route_tasks, processes, desc="route", unit_key="rows"))
-    facts = list(map_shards(assemble_shard, the_plan.assemble_tasks, processes, desc="assemble", unit_key="samples"))
+    routed = list(map_shards(route_shard, the_plan.route_tasks, processes, desc="route", unit_key="rows"))
+    tasks = assemble_tasks(routed, the_plan.final_shards, output_folder)
+    facts = list(map_shards(assemble_shard, tasks, processes, desc="assemble", unit_key="samples"))
     remove_routing(output_folder)
     return write_manifest(output_folder, facts, config, stage_configs(stage_folders or {}))
