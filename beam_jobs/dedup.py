@@ -97,13 +97,18 @@ def attach_component(entry):
 
 
 def decide(entry):
+    """Decisions for one cluster's rows, each with the cluster's size appended."""
     _, members = entry
     members = sorted(members)
     for decision in dedup_rows.decide_cluster(members):
         yield decision + (len(members),)
 
 
-def write_all(decisions, status_counts, huge, eval_huge, near_pair_count, band_count, output_folder, config, decontaminate, references, shard_ids):
+def write_all(
+    decisions, status_counts, huge, eval_huge, near_pair_count, band_count,
+    output_folder, config, decontaminate, references, shard_ids,
+):
+    """On one worker: the same tables, stats and files as the local engine writes."""
     keep, cluster_table = stage.tables_from_decisions(decisions)
     facts = {
         "engine": "beam",
@@ -121,17 +126,22 @@ def write_all(decisions, status_counts, huge, eval_huge, near_pair_count, band_c
 
 
 def build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids):
+    """Add the dedup steps to `pipeline` (see the module docstring for the shape)."""
     read = (
         pipeline
         | "Shards" >> beam.Create(shard_ids)
         | "Spread" >> beam.Reshuffle()
-        | "Read" >> beam.FlatMap(lambda shard_id: read_shard(input_folder, shard_id)).with_outputs("counts", main="rows")
+        | "Read" >> beam.FlatMap(lambda shard_id: read_shard(input_folder, shard_id)).with_outputs(
+            "counts", main="rows"
+        )
     )
     if references is not None:
         split = (
             read.rows
             | "Batch" >> beam.BatchElements(min_batch_size=1000, max_batch_size=100_000)
-            | "Overlaps" >> beam.FlatMap(mark_eval_overlaps, references, config).with_outputs("overlaps", "eval_huge", main="active")
+            | "Overlaps" >> beam.FlatMap(mark_eval_overlaps, references, config).with_outputs(
+                "overlaps", "eval_huge", main="active"
+            )
         )
         active, overlaps, eval_huge = split.active, split.overlaps, split.eval_huge
     else:
