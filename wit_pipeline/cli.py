@@ -14,10 +14,12 @@ import sys
 
 # One line per subcommand; the module's `register` defines its flags.
 COMMANDS = [
-    "wit_pipeline.commands.download",
+    "wit_pipeline.commands.metadata",
     "wit_pipeline.commands.ingest",
     "wit_pipeline.commands.balance",
-    "wit_pipeline.commands.metadata",
+    "wit_pipeline.commands.download",
+    "wit_pipeline.commands.dedup",
+    "wit_pipeline.commands.reshard",
     "wit_pipeline.commands.train",
     "wit_pipeline.commands.eval",
 ]

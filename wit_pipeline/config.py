@@ -106,6 +106,44 @@ class DownloadConfig:
         _require(self.threads > 0, "threads must be positive")
 
 
+@dataclass(frozen=True)
+class DedupConfig:
+    """The dedup stage: exact duplicates by sha256, near duplicates by pHash within `radius`."""
+
+    # Hamming radius on the 64-bit pHash: rows at distance <= radius are near duplicates.
+    radius: int = 4
+    # Bands the 64 bits are split into (>= radius + 1); None picks the cheapest for the row count.
+    bands: int | None = None
+    # A band-key bucket with more distinct hashes than this is "huge" (blank images, logos): its
+    # members are compared only with their `huge_bucket_window` neighbours in hash order, and
+    # the bucket is reported in the stats, instead of comparing every pair.
+    max_bucket: int = 1024
+    huge_bucket_window: int = 128
+    # How many of the largest clusters the stats list.
+    report_clusters: int = 20
+
+    def __post_init__(self):
+        _require(0 <= self.radius < 32, "radius must be between 0 and 31")
+        _require(
+            self.bands is None or self.radius + 1 <= self.bands <= 64,
+            "bands must be between radius + 1 and 64",
+        )
+        _require(self.max_bucket >= 2, "max_bucket must be >= 2")
+        _require(self.huge_bucket_window >= 1, "huge_bucket_window must be >= 1")
+
+
+@dataclass(frozen=True)
+class ReshardConfig:
+    """The reshard stage: kept samples into shuffled final shards of a fixed size."""
+
+    samples_per_shard: int = 10_000
+    seed: int = 0
+
+    def __post_init__(self):
+        _require(self.samples_per_shard > 0, "samples_per_shard must be positive")
+        _require(self.seed >= 0, "seed must be >= 0")
+
+
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message names the problem."""
 

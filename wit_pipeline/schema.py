@@ -73,6 +73,10 @@ STATUSES: dict[str, str] = {
     "resize_error": "the resizer failed (see error)",
     "file_not_found": "the local image file (image_path) is missing or unreadable",
     "internal_error": "an unexpected error while processing this row (traceback in error)",
+    # dedup
+    "exact_duplicate": "the same image bytes (sha256) as the survivor of its duplicate cluster",
+    "near_duplicate": "within the pHash radius of another image of its cluster, and not the survivor",
+    "eval_overlap": "within the pHash radius of an image of the evaluation set (decontamination)",
 }
 
 
@@ -134,7 +138,32 @@ RAW_SCHEMA = pa.schema(
     PAIR_FIELDS + TEXT_FIELDS + IMAGE_FIELDS, metadata={"wit.schema_version": str(SCHEMA_VERSION)}
 )
 
-SCHEMAS: dict[str, pa.Schema] = {"text": TEXT_SCHEMA, "raw": RAW_SCHEMA}
+# dedup/keep.parquet: the survivors, with the raw shard that holds each (reshard reads only those).
+KEEP_SCHEMA = pa.schema(
+    [pa.field("uid", pa.string(), nullable=False), pa.field("shard", pa.int32(), nullable=False)],
+    metadata={"wit.schema_version": str(SCHEMA_VERSION)},
+)
+# dedup/clusters.parquet: every row that entered dedup and was not kept alone: the members of
+# clusters of two or more (the survivor included, with distance 0) and the eval overlaps.
+CLUSTER_SCHEMA = pa.schema(
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("shard", pa.int32(), nullable=False),
+        # The survivor's uid: stable on every engine, unlike a running number.
+        pa.field("cluster", pa.string()),
+        # Hamming distance of this row's pHash to the survivor's (can exceed the radius in chains).
+        pa.field("distance", pa.int8()),
+        pa.field("status", pa.string(), nullable=False),
+    ],
+    metadata={"wit.schema_version": str(SCHEMA_VERSION)},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "text": TEXT_SCHEMA,
+    "raw": RAW_SCHEMA,
+    "keep": KEEP_SCHEMA,
+    "clusters": CLUSTER_SCHEMA,
+}
 
 
 def with_extra_columns(schema: pa.Schema, extra: dict[str, pa.DataType]) -> pa.Schema:

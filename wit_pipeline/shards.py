@@ -156,3 +156,10 @@ def iter_tar(path: str):
             sample[ext] = tar.extractfile(member).read()
         if key is not None:
             yield key, sample
+
+
+class InputError(ValueError):
+    """An input folder or file is missing, empty or does not match what a stage expects.
+
+    Entry points report it in one line; it is the user's data, not a bug, that needs fixing.
+    """

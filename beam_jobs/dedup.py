@@ -1,0 +1,224 @@
+"""The dedup stage as a Beam pipeline: the same decisions as `wit_pipeline.dedup.stage.run_local`.
+
+    raw shard ids -> rows (uid, shard, sha256, pHash, area) --eval overlap?--> active rows
+    active rows -> distinct pHashes -> (combination, band key) -> GroupByKey (the global group-by)
+      -> verified pairs inside each bucket (bands.pairs_within_runs, with the huge-bucket guard)
+      -> union-find over the pairs (one worker: the pairs, not the rows)
+    active rows + component of their pHash -> GroupByKey(cluster) -> decide_cluster
+    decisions -> stage.write_outputs (keep.parquet, clusters.parquet, dedup_stats.json)
+
+Identical pHashes (so identical bytes) meet in the cluster group-by without any pair, so only
+pairs of distinct pHashes within the radius reach the single union-find worker. The last step
+gathers the decisions on one worker to write the same sorted files as the local engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import apache_beam as beam
+import numpy as np
+
+from beam_jobs.options import pipeline_options
+from wit_pipeline.config import DedupConfig
+from wit_pipeline.dedup import bands, clusters, rows as dedup_rows, stage
+from wit_pipeline.dedup.decontaminate import eval_hashes as load_eval_hashes
+
+
+def read_shard(input_folder: str, shard_id: int):
+    """Rows of one raw shard as records, and its status counts under a tagged output."""
+    rows, counts = dedup_rows.read_shard_rows(input_folder, shard_id)
+    yield beam.pvalue.TaggedOutput("counts", counts)
+    yield from dedup_rows.records(rows)
+
+
+def mark_eval_overlaps(batch: list[tuple], references: np.ndarray, config: DedupConfig):
+    """Split a batch of records into active rows and eval-overlap decisions."""
+    phash = np.array([r[3] or 0 for r in batch], dtype=np.uint64)
+    has_phash = np.array([r[3] is not None for r in batch], dtype=bool)
+    overlap, nearest, huge = dedup_rows.eval_overlaps(phash, has_phash, references, config)
+    for bucket in huge:
+        yield beam.pvalue.TaggedOutput("eval_huge", bucket.to_dict())
+    for record, hit, distance in zip(batch, overlap, nearest):
+        if hit:
+            yield beam.pvalue.TaggedOutput("overlaps", (record[0], record[1], None, int(distance), "eval_overlap", 0))
+        else:
+            yield record
+
+
+def band_entries(value: int, band_count: int, radius: int):
+    """((combination, key), pHash) for every key combination of one distinct pHash."""
+    layout = bands.band_layout(band_count)
+    hashes = np.array([value], dtype=np.uint64)
+    for number, combo in enumerate(bands.key_combinations(band_count, radius)):
+        yield (number, int(bands.band_keys(hashes, layout, combo)[0])), value
+
+
+def verify_bucket(entry, config: DedupConfig):
+    """Verified pairs of one bucket, with the same guard as the local engine."""
+    (number, key), values = entry
+    hashes = np.array(sorted(values), dtype=np.uint64)
+    if len(hashes) > config.max_bucket:
+        yield beam.pvalue.TaggedOutput("huge", bands.HugeBucket(number, key, len(hashes)).to_dict())
+    left, right = bands.pairs_within_runs(
+        hashes, np.array([0]), config.radius, config.max_bucket, config.huge_bucket_window
+    )
+    for i, j in zip(left.tolist(), right.tolist()):
+        yield int(hashes[i]), int(hashes[j])
+
+
+def components(pairs: list[tuple[int, int]]):
+    """(pHash, component root pHash) for every pHash in a pair; the root is the smallest member."""
+    if not pairs:
+        return
+    array = np.array(pairs, dtype=np.uint64)
+    nodes, inverse = np.unique(array, return_inverse=True)
+    inverse = inverse.reshape(array.shape)
+    labels = clusters.connected_components(len(nodes), inverse[:, 0], inverse[:, 1])
+    yield from zip(nodes.tolist(), nodes[labels].tolist())
+
+
+def cluster_key(record: tuple) -> tuple:
+    """The group of rows that are one node: a pHash, else a sha256, else the row itself."""
+    uid, _, sha, phash, _ = record
+    if phash is not None:
+        return ("phash", phash)
+    return ("sha256", sha) if sha else ("uid", uid)
+
+
+def attach_component(entry):
+    """Rows of one node, keyed by their cluster: the node's component root, or the node itself."""
+    node, grouped = entry
+    roots = list(grouped["root"])
+    key = ("phash", roots[0]) if roots else node
+    for record in grouped["rows"]:
+        yield key, record
+
+
+def decide(entry):
+    """Decisions for one cluster's rows, each with the cluster's size appended."""
+    _, members = entry
+    members = sorted(members)
+    for decision in dedup_rows.decide_cluster(members):
+        yield decision + (len(members),)
+
+
+def write_all(
+    decisions, status_counts, huge, eval_huge, near_pair_count, band_count,
+    output_folder, config, decontaminate, references, shard_ids,
+):
+    """On one worker: the same tables, stats and files as the local engine writes."""
+    keep, cluster_table = stage.tables_from_decisions(decisions)
+    facts = {
+        "engine": "beam",
+        "bands": band_count,
+        "near_pairs_verified": near_pair_count,
+        "huge_buckets": huge,
+        "eval_huge_buckets": eval_huge,
+    }
+    counts = Counter()
+    for part in status_counts:
+        counts.update(part)
+    stats = stage.summarise(counts, keep, cluster_table, config, shard_ids, decontaminate, references, facts)
+    stage.write_outputs(output_folder, keep, cluster_table, stats)
+    return stats
+
+
+def build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids):
+    """Add the dedup steps to `pipeline` (see the module docstring for the shape)."""
+    read = (
+        pipeline
+        | "Shards" >> beam.Create(shard_ids)
+        | "Spread" >> beam.Reshuffle()
+        | "Read" >> beam.FlatMap(lambda shard_id: read_shard(input_folder, shard_id)).with_outputs(
+            "counts", main="rows"
+        )
+    )
+    if references is not None:
+        split = (
+            read.rows
+            | "Batch" >> beam.BatchElements(min_batch_size=1000, max_batch_size=100_000)
+            | "Overlaps" >> beam.FlatMap(mark_eval_overlaps, references, config).with_outputs(
+                "overlaps", "eval_huge", main="active"
+            )
+        )
+        active, overlaps, eval_huge = split.active, split.overlaps, split.eval_huge
+    else:
+        active = read.rows
+        overlaps = pipeline | "NoOverlaps" >> beam.Create([])
+        eval_huge = pipeline | "NoEvalHuge" >> beam.Create([])
+
+    distinct = (
+        active
+        | "PHashes" >> beam.FlatMap(lambda r: [r[3]] if r[3] is not None else [])
+        | "Distinct" >> beam.Distinct()
+    )
+    count = distinct | "Count" >> beam.combiners.Count.Globally()
+    band_count = count | "Bands" >> beam.Map(lambda n: config.bands or bands.choose_bands(n, config.radius))
+    verified = (
+        distinct
+        | "Keys" >> beam.FlatMap(
+            lambda value, m: band_entries(value, m, config.radius), beam.pvalue.AsSingleton(band_count)
+        )
+        | "Buckets" >> beam.GroupByKey()
+        | "Verify" >> beam.FlatMap(verify_bucket, config).with_outputs("huge", main="pairs")
+    )
+    pairs = verified.pairs | "UniquePairs" >> beam.Distinct()
+    roots = (
+        pairs
+        | "AllPairs" >> beam.combiners.ToList()
+        | "UnionFind" >> beam.FlatMap(components)
+        | "RootByNode" >> beam.Map(lambda item: (("phash", item[0]), item[1]))
+    )
+    by_node = active | "ByNode" >> beam.Map(lambda r: (cluster_key(r), r))
+    decisions = (
+        {"rows": by_node, "root": roots}
+        | "Join" >> beam.CoGroupByKey()
+        | "ToCluster" >> beam.FlatMap(attach_component)
+        | "Clusters" >> beam.GroupByKey()
+        | "Decide" >> beam.FlatMap(decide)
+    )
+    everything = (decisions, overlaps) | "AllDecisions" >> beam.Flatten()
+    pair_count = pairs | "CountPairs" >> beam.combiners.Count.Globally()
+    (
+        everything
+        | "Gather" >> beam.combiners.ToList()
+        | "Write" >> beam.Map(
+            write_all,
+            beam.pvalue.AsList(read.counts),
+            beam.pvalue.AsList(verified.huge),
+            beam.pvalue.AsList(eval_huge),
+            beam.pvalue.AsSingleton(pair_count),
+            beam.pvalue.AsSingleton(band_count),
+            output_folder,
+            config,
+            decontaminate,
+            references,
+            shard_ids,
+        )
+    )
+
+
+def run_pipeline(
+    input_folder: str,
+    output_folder: str,
+    config: DedupConfig,
+    decontaminate: str | None = None,
+    beam_args: list[str] | None = None,
+) -> dict:
+    """Run dedup on Beam (FnApiRunner by default; any runner via `beam_args`); return the stats."""
+    import json
+
+    import fsspec
+
+    started = time.monotonic()
+    shard_ids = stage.finished_raw_shards(input_folder)
+    references = load_eval_hashes(decontaminate) if decontaminate else None
+    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+        build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
+    stats_path = f"{output_folder.rstrip('/')}/{stage.STATS_FILE}"
+    with fsspec.open(stats_path, "rb") as f:
+        stats = json.load(f)
+    stats["seconds"] = round(time.monotonic() - started, 3)
+    return stats

@@ -1,0 +1,53 @@
+"""The Beam engine gives the same dedup files and the same final shards as the local engine."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import TEST_DATA
+from test_dedup import build_raw
+from wit_pipeline import reshard
+from wit_pipeline.config import DedupConfig, ReshardConfig
+from wit_pipeline.dedup import stage
+
+pytestmark = pytest.mark.slow
+IN_MEMORY = ["--direct_running_mode=in_memory"]
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("out")
+    build_raw(folder / "raw")
+    eval_set = folder / "eval"
+    eval_set.mkdir()
+    shutil.copy(TEST_DATA / "coco" / "images" / "000000539216.jpg", eval_set)
+    return folder
+
+
+def test_beam_dedup_writes_the_local_files(out):
+    from beam_jobs.dedup import run_pipeline
+
+    config = DedupConfig()
+    local = stage.run_local(str(out / "raw"), str(out / "dedup"), config, str(out / "eval"))
+    beam = run_pipeline(str(out / "raw"), str(out / "dedup_beam"), config, str(out / "eval"), IN_MEMORY)
+    for name in ("keep.parquet", "clusters.parquet"):
+        assert (out / "dedup" / name).read_bytes() == (out / "dedup_beam" / name).read_bytes()
+    for key in ("rows", "kept", "exact_duplicates", "near_duplicates", "eval_overlaps", "largest_clusters", "bands", "near_pairs_verified"):
+        assert local[key] == beam[key], key
+    assert beam["eval_overlaps"] == 1 and beam["near_duplicates"] == 8
+
+
+def test_beam_reshard_writes_the_local_shards(out):
+    from beam_jobs.reshard import run_pipeline
+
+    keep = str(out / "dedup" / "keep.parquet")
+    config = ReshardConfig(samples_per_shard=4, seed=3)
+    local = reshard.run_local(str(out / "raw"), keep, str(out / "final"), config)
+    beam = run_pipeline(str(out / "raw"), keep, str(out / "final_beam"), config, None, IN_MEMORY)
+    assert local["shards"] == beam["shards"]  # names, counts, sizes and tar checksums
+    for facts in local["shards"]:
+        for ext in ("tar", "parquet"):
+            name = f"{facts['shard']}.{ext}"
+            assert (out / "final" / name).read_bytes() == (out / "final_beam" / name).read_bytes()

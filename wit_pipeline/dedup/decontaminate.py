@@ -1,0 +1,58 @@
+"""pHashes of an evaluation set, for decontamination.
+
+An evaluation set is given as a folder: either of our shards (any folder of `*.parquet` sidecars
+with a `phash` column, such as `OUT/final` or `OUT/raw` of another run; their `ok` rows count),
+or of image files (searched recursively), each hashed exactly as the download stage hashes what
+it stores, so that the same file gives the same bits on both sides.
+"""
+
+from __future__ import annotations
+
+import fsspec
+import numpy as np
+import pyarrow.compute as pc
+
+from wit_pipeline import schema, shards
+from wit_pipeline.download.hashing import phash_hex, phash_to_int
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def eval_hashes(path: str) -> np.ndarray:
+    """Distinct uint64 pHashes of the evaluation set at `path` (sorted).
+
+    Raises ValueError when the folder holds neither sidecars nor images, or an image file does
+    not decode: a broken evaluation set must not pass as a clean one.
+    """
+    fs, root = fsspec.core.url_to_fs(path)
+    if not fs.isdir(root):
+        raise shards.InputError(f"evaluation set {path} is not a folder")
+    files = sorted(fs.find(root))
+    sidecars = [f for f in files if f.endswith(".parquet")]
+    if sidecars:
+        return _hashes_from_sidecars(fs, sidecars)
+    images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+    if not images:
+        raise shards.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
+    values = []
+    for image in images:
+        with fs.open(image, "rb") as f:
+            data = f.read()
+        try:
+            values.append(phash_to_int(phash_hex(data)))
+        except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+            raise shards.InputError(f"evaluation image {image} does not decode: {err}") from err
+    return np.unique(np.array(values, dtype=np.uint64))
+
+
+def _hashes_from_sidecars(fs, sidecars: list[str]) -> np.ndarray:
+    parts = []
+    for sidecar in sidecars:
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        url = sidecar if protocol in ("file", "local") else f"{protocol}://{sidecar}"
+        table = shards.read_parquet(url, columns=["status", "phash"])
+        table = table.filter(pc.and_(pc.equal(table["status"], schema.OK), pc.is_valid(table["phash"])))
+        parts.extend(phash_to_int(value) for value in table["phash"].to_pylist())
+    if not parts:
+        raise shards.InputError(f"the sidecars under {sidecars[0].rsplit('/', 1)[0]} hold no ok rows with a pHash")
+    return np.unique(np.array(parts, dtype=np.uint64))

@@ -1,0 +1,176 @@
+"""The dedup stage: raw shard sidecars in, `keep.parquet`, `clusters.parquet`, `dedup_stats.json` out.
+
+Both engines end here: they produce the same two tables, and `write_outputs` sorts and writes
+them, so the files are the same bytes whichever engine decided.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from wit_pipeline import schema, shards
+from wit_pipeline.config import DedupConfig, to_dict
+from wit_pipeline.dedup.decontaminate import eval_hashes
+from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
+
+KEEP_FILE = "keep.parquet"
+CLUSTERS_FILE = "clusters.parquet"
+STATS_FILE = "dedup_stats.json"
+
+
+def finished_raw_shards(input_folder: str) -> list[int]:
+    """The raw shards dedup reads: those with a completion marker. None is an error."""
+    ids = shards.finished_shards(input_folder)
+    if not ids:
+        raise shards.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
+    return ids
+
+
+def run_local(
+    input_folder: str,
+    output_folder: str,
+    config: DedupConfig,
+    decontaminate: str | None = None,
+) -> dict:
+    """Dedup every finished raw shard of `input_folder` in this process; return the stats.
+
+    Reading is a few columns per shard, and the decisions are array passes (see bands.py): one
+    process handles ten million rows, so there is no pool here.
+    """
+    started = time.monotonic()
+    shard_ids = finished_raw_shards(input_folder)
+    parts, status_counts = [], Counter()
+    for shard_id in shard_ids:
+        rows, counts = read_shard_rows(input_folder, shard_id)
+        parts.append(rows)
+        status_counts.update(counts)
+    rows = DedupRows.concatenate(parts)
+    references = eval_hashes(decontaminate) if decontaminate else None
+    result = dedup_rows(rows, config, references)
+    keep, cluster_table = result_tables(rows, result)
+    engine_facts = {
+        "engine": "local",
+        "bands": result.bands,
+        "near_pairs_verified": result.near_pairs,
+        "huge_buckets": result.huge_buckets,
+        "eval_huge_buckets": result.eval_huge_buckets,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    stats = summarise(status_counts, keep, cluster_table, config, shard_ids, decontaminate, references, engine_facts)
+    write_outputs(output_folder, keep, cluster_table, stats)
+    return stats
+
+
+def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Table]:
+    """The keep table (survivors) and the cluster table (see schema.CLUSTER_SCHEMA)."""
+    kept = result.status == schema.OK
+    keep = pa.table(
+        {"uid": _strings(rows.uid[kept]), "shard": pa.array(rows.shard[kept], pa.int32())},
+        schema=schema.KEEP_SCHEMA,
+    )
+    listed = np.flatnonzero((result.cluster_size >= 2) | (result.status == "eval_overlap"))
+    survivor = result.survivor[listed]
+    cluster_uid = np.where(survivor >= 0, rows.uid[np.maximum(survivor, 0)], b"")
+    cluster_table = pa.table(
+        {
+            "uid": _strings(rows.uid[listed]),
+            "shard": pa.array(rows.shard[listed], pa.int32()),
+            "cluster": pc.if_else(
+                pa.array(survivor >= 0), _strings(cluster_uid), pa.scalar(None, pa.string())
+            ),
+            "distance": pa.array(result.distance[listed], pa.int8()),
+            "status": pa.array(result.status[listed].astype(str), pa.string()),
+        },
+        schema=schema.CLUSTER_SCHEMA,
+    )
+    return keep, cluster_table
+
+
+def tables_from_decisions(decisions: list[tuple]) -> tuple[pa.Table, pa.Table]:
+    """The keep and cluster tables from (uid, shard, survivor uid, distance, status, size) rows.
+
+    The row-by-row engines (Beam) end here; `size` is the row's cluster size (0 for overlaps).
+    """
+    keep = [{"uid": d[0], "shard": d[1]} for d in decisions if d[4] == schema.OK]
+    listed = [
+        {"uid": d[0], "shard": d[1], "cluster": d[2], "distance": d[3], "status": d[4]}
+        for d in decisions
+        if d[5] >= 2 or d[4] == "eval_overlap"
+    ]
+    return (
+        pa.Table.from_pylist(keep, schema=schema.KEEP_SCHEMA),
+        pa.Table.from_pylist(listed, schema=schema.CLUSTER_SCHEMA),
+    )
+
+
+def _strings(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(values, pa.binary()), pa.string())
+
+
+def summarise(
+    status_counts: Counter,
+    keep: pa.Table,
+    cluster_table: pa.Table,
+    config: DedupConfig,
+    shard_ids: list[int],
+    decontaminate: str | None,
+    references: np.ndarray | None,
+    engine_facts: dict,
+) -> dict:
+    """dedup_stats.json: every input row accounted for, and the largest clusters."""
+    dropped = Counter(cluster_table["status"].to_pylist())
+    dropped.pop(schema.OK, None)
+    members = cluster_table.filter(pc.is_valid(cluster_table["cluster"]))
+    sizes = members.group_by("cluster").aggregate([("uid", "count")])
+    sizes = sizes.sort_by([("uid_count", "descending"), ("cluster", "ascending")])
+    largest = [
+        {"survivor": row["cluster"], "size": row["uid_count"]}
+        for row in sizes.slice(0, config.report_clusters).to_pylist()
+    ]
+    engine_facts = dict(engine_facts)
+    for name in ("huge_buckets", "eval_huge_buckets"):
+        engine_facts[name] = sorted(engine_facts.get(name, []), key=lambda b: (b["combination"], int(b["key"], 16)))
+    return {
+        "rows": sum(status_counts.values()),
+        "rows_by_input_status": dict(sorted(status_counts.items())),
+        "rows_ok": status_counts.get(schema.OK, 0),
+        "kept": keep.num_rows,
+        "exact_duplicates": dropped.get("exact_duplicate", 0),
+        "near_duplicates": dropped.get("near_duplicate", 0),
+        "eval_overlaps": dropped.get("eval_overlap", 0),
+        "clusters_of_two_or_more": sizes.num_rows,
+        "largest_clusters": largest,
+        "raw_shards": len(shard_ids),
+        "decontaminate": decontaminate,
+        "eval_images_distinct_phashes": None if references is None else int(len(references)),
+        "config": to_dict(config),
+        **engine_facts,
+    }
+
+
+def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> None:
+    """Sort and write the three outputs; the stats go last, as the stage's completion mark."""
+    shards.makedirs(output_folder)
+    keep = keep.sort_by([("uid", "ascending")])
+    cluster_table = cluster_table.sort_by([("cluster", "ascending"), ("uid", "ascending")])
+    _write_table(shards.join(output_folder, KEEP_FILE), keep)
+    _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
+    shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+
+
+def _write_table(path: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    shards.write_atomic(path, buffer.getvalue())
+
+
+def read_keep(path: str) -> pa.Table:
+    """The keep list written by dedup: uid and raw shard of every survivor."""
+    return shards.read_parquet(path, columns=["uid", "shard"])
