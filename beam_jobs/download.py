@@ -46,7 +46,7 @@ def run_pipeline(tasks: list[DownloadTask], beam_args: list[str] | None = None, 
     """Run the download on Beam and return the stage totals, read back from the shards' stats files."""
     with beam.Pipeline(options=pipeline_options(beam_args, local_workers)) as pipeline:
         build(pipeline, tasks)
-    return stage.summarise(_stats_of(task) for task in tasks)
+    return stage.write_totals(tasks, stage.summarise(_stats_of(task) for task in tasks))
 
 
 def _stats_of(task: DownloadTask) -> dict:

@@ -123,7 +123,7 @@ def test_stats_account_for_every_input_row(misbehaving_run):
     out, totals, input_rows = misbehaving_run
     assert totals["rows"] == input_rows
     assert sum(totals["statuses"].values()) == input_rows
-    per_shard = [json.loads(open(p).read()) for p in sorted((out / "raw").glob("*_stats.json"))]
+    per_shard = [json.loads(open(p).read()) for p in sorted((out / "raw").glob("[0-9]*_stats.json"))]
     assert sum(s["rows"] for s in per_shard) == input_rows
 
 

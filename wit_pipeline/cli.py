@@ -84,6 +84,13 @@ def usage_errors(*error_types):
     return wrap
 
 
+def print_funnel(stage: str, rows_in: int, kept: int, dropped: dict[str, int]) -> None:
+    """The one summary every stage prints: rows in, rows kept, and each drop reason's count."""
+    print(f"{stage}: {rows_in} rows in, {kept} kept")
+    for reason, count in dropped.items():
+        print(f"  dropped {reason}: {count}")
+
+
 # argparse types for flag values: a bad value is rejected by argparse with the flag's name, exit 2.
 def positive_int(text: str) -> int:
     value = _parse(int, text)

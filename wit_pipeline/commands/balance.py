@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from wit_pipeline.cli import UsageError
+from wit_pipeline.cli import UsageError, print_funnel
 
 
 def register(subparsers) -> None:
@@ -44,8 +44,6 @@ def run(args) -> int:
             summary = balance.run_local(args.output, config, args.processes)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
-    print(f"balance: {summary['rows_in']} rows in, {summary['kept']} kept")
-    for reason, count in summary["dropped"].items():
-        print(f"  dropped {reason}: {count}")
+    print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
     print(f"  entries matched: {summary['entries_matched']}, capped at t={config.t}: {summary['entries_capped']}")
     return 0

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 
-from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int
+from wit_pipeline.cli import UsageError, non_negative_int, print_funnel, positive_float, positive_int
 from wit_pipeline.sources.urls import UrlListSource
 
 
@@ -94,5 +92,8 @@ def run_command(args: argparse.Namespace) -> int:
         if args.passthrough:
             raise UsageError(f"arguments after -- are for --engine beam: {' '.join(args.passthrough)}")
         totals = stage.run_local(tasks, args.processes)
-    print(json.dumps(totals, indent=2), file=sys.stdout)
+    dropped = {status: n for status, n in totals["statuses"].items() if status != "ok"}
+    print_funnel("download", totals["rows"], totals["ok"], dropped)
+    print(f"  {totals['bytes'] / 1e6:.1f} MB stored in {totals['shards']} shards "
+          f"({totals['skipped_shards']} already finished); totals in {stage.raw_dir(args.output)}/download_stats.json")
     return 0

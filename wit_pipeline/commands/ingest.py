@@ -6,7 +6,7 @@ import argparse
 import importlib
 import os
 
-from wit_pipeline.cli import UsageError
+from wit_pipeline.cli import UsageError, print_funnel
 
 
 def source_names() -> list[str]:
@@ -148,6 +148,4 @@ def run(args) -> int:
 
 
 def print_summary(summary: dict) -> None:
-    print(f"{summary['stage']}: {summary['rows_in']} rows in, {summary['kept']} kept")
-    for reason, count in summary["dropped"].items():
-        print(f"  dropped {reason}: {count}")
+    print_funnel(summary["stage"], summary["rows_in"], summary["kept"], summary["dropped"])

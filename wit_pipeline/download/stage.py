@@ -30,7 +30,15 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
 
 def run_local(tasks: list[DownloadTask], processes: int) -> dict:
     """Run every task on a local process pool and return the summed stats."""
-    return summarise(local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="rows"))
+    results = local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="rows")
+    return write_totals(tasks, summarise(results))
+
+
+def write_totals(tasks: list[DownloadTask], totals: dict) -> dict:
+    """Record the stage's totals beside its shards (every engine calls this once, at the end)."""
+    if tasks:
+        shards.write_atomic(shards.join(tasks[0].output_dir, "download_stats.json"), shards.json_bytes(totals))
+    return totals
 
 
 def run_spark(tasks: list[DownloadTask], master: str) -> dict:
@@ -39,7 +47,7 @@ def run_spark(tasks: list[DownloadTask], master: str) -> dict:
 
     session = spark.session(master, app_name="wit download")
     try:
-        return summarise(spark.map_shards(session, download_shard, tasks))
+        return write_totals(tasks, summarise(spark.map_shards(session, download_shard, tasks)))
     finally:
         session.stop()
 
