@@ -1,7 +1,7 @@
 """Benchmark: wit's near-duplicate search (local engine) against brute force, at 1M-10M rows.
 
     python bench/dedup.py --rows 1000000 10000000 --brute-force-rows 100000 \
-        --real /work/shared/data/coco-mini
+        --real ../shared/data/coco-mini
 
 For each size, in a fresh process (so peak memory is that run's): random 64-bit pHashes with
 planted near-duplicate pairs (1..r bits apart) and planted decoys (r+1 and r+2 bits apart, which

@@ -1,6 +1,6 @@
 """Benchmark: wit's pHash path against imagehash on decoded files: identical bits, images/s.
 
-    python bench/phash.py /work/shared/data/coco-mini [--repeat 3]
+    python bench/phash.py ../shared/data/coco-mini [--repeat 3]
 
 Ours: `wit_pipeline.download.hashing.phash_hex` on the stored bytes already in memory (what the
 download stage does after writing an image). Peer: `imagehash.phash(Image.open(path))`, the call

@@ -6,7 +6,7 @@ compressed MB/s per core is compared with LAION's cc2dataset, whose README gives
 Common Crawl WAT file on one core, and extrapolated to a full-size WAT file (--wat-file-mb: 357 MiB
 by default, the average of CC-MAIN-2016-40, whose announcement lists 30,374 WAT files, 10.35 TiB).
 
-    python bench/sources.py --data /work/shared/data [--min-mb 100]
+    python bench/sources.py --data ../shared/data [--min-mb 100]
 
 The data folder needs coco-mini/annotations/captions_train2017.json and commoncrawl/*.gz; the YFCC
 lines and the iana WAT record come from tests/data (YFCC100M itself is not available offline).
@@ -97,7 +97,7 @@ def report(name: str, path: pathlib.Path, result: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="/work/shared/data", help="the shared real-data folder")
+    parser.add_argument("--data", default="../shared/data", help="the shared real-data folder")
     parser.add_argument("--min-mb", type=float, default=100, help="repeat each input to at least this size")
     parser.add_argument("--wat-file-mb", type=float, default=357 * 1.048576,
                         help="size of a full Common Crawl WAT file in MB (default 357 MiB)")
