@@ -108,6 +108,7 @@ def run(source: Source, output: str, config: IngestConfig, beam_args=None, worke
 
     from beam_jobs.options import pipeline_options
 
+    ingest.claim_output(source, output, config)
     with beam.Pipeline(options=pipeline_options(beam_args, workers)) as pipeline:
         build(pipeline, source, output, config)
     with fsspec.open(shards.join(ingest.ingest_folder(output), ingest.STATS_FILE), "rt") as f:

@@ -62,3 +62,30 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     table = pq.read_table(tmp_path / "out" / "raw" / "00000.parquet")
     assert table.column("pid").to_pylist() == [0, 1, 2]
     assert set(table.column("width").to_pylist()) == {48}
+
+
+def test_resuming_with_other_settings_is_refused_not_mixed(tmp_path, image_server):
+    names = sorted(image_server.images)[:4]
+    rows = [{"url": f"{image_server.url}/img/{name}", "caption": f"a photo of {name}"} for name in names]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
+    base = ["download", "--input", str(tmp_path / "urls.parquet"), "--output", str(tmp_path / "out"),
+            "--processes", "1", "--allow-network", "127.0.0.1/32", "--image-size", "32"]
+    assert wit(*base, "--shard-size", "2").returncode == 0
+    # Another shard plan would duplicate rows across shards of two plans: refused, naming the setting.
+    one_line_error(wit(*base, "--shard-size", "3"), "url_list.shard_size", "new output folder")
+    # Execution settings may change on a resume.
+    resumed = wit(*base, "--shard-size", "2", "--threads", "3")
+    assert resumed.returncode == 0 and "(2 already finished)" in resumed.stdout
+
+    ingest = ["ingest", "--source", "urls", "--input", str(tmp_path / "urls.parquet"), "--output",
+              str(tmp_path / "out")]
+    assert wit(*ingest).returncode == 0
+    one_line_error(wit(*ingest, "--min-words", "12"), "ingest.filters.min_words")
+
+
+def test_missing_columns_are_named_before_any_work(tmp_path):
+    pq.write_table(pa.Table.from_pylist([{"url": "http://a.com/x.jpg", "caption": "x"}]), tmp_path / "urls.parquet")
+    for command in ("download", "ingest"):
+        extra = ["--source", "urls"] if command == "ingest" else []
+        one_line_error(wit(command, *extra, "--input", str(tmp_path / "urls.parquet"), "--output",
+                           str(tmp_path / command), "--caption-col", "alt"), "no caption column 'alt'")

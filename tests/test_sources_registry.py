@@ -28,8 +28,8 @@ def test_registry_names_every_source():
 
 
 @pytest.mark.parametrize("name, argv, path, expected", [
-    ("coco", ["--coco-captions", "join", "--image-root", "imgs"], "coco/captions_train2017.json",
-     {"captions": "join", "url_field": "coco_url", "image_root": "imgs"}),
+    ("coco", ["--coco-captions", "join", "--image-root", "/data/imgs"], "coco/captions_train2017.json",
+     {"captions": "join", "url_field": "coco_url", "image_root": "/data/imgs"}),
     ("yfcc", ["--yfcc-caption", "title"], "yfcc/yfcc100m_dataset_sample.tsv", {"caption": "title"}),
     ("warc", ["--srcset", "largest"], "commoncrawl/iana.warc.gz", {"srcset": "largest"}),
     ("wat", [], "commoncrawl/iana-numbers.warc.wat.gz", None),
@@ -51,3 +51,13 @@ def test_a_glob_expands_in_name_order_and_a_missing_input_is_named():
         source_class("warc")(["/nonexistent/crawl-*.warc.gz"]).shards()
     with pytest.raises(FileNotFoundError, match="no input file matches '/nonexistent/crawl.warc.gz'"):
         source_class("warc")(["/nonexistent/crawl.warc.gz"]).shards()
+
+
+def test_a_relative_image_root_becomes_absolute(tmp_path, monkeypatch):
+    # image_path travels to later stages, which may run in another folder or on remote workers.
+    monkeypatch.chdir(TEST_DATA / "coco")
+    args = parser_with_every_source_flag().parse_args(["--image-root", "images"])
+    source = source_class("coco").from_args(args, [str(TEST_DATA / "coco" / "captions_train2017.json")])
+    assert source.config.image_root == str(TEST_DATA / "coco" / "images")
+    paths = [r["image_path"] for shard in source.shards() for r in source.read(shard) if r["image_path"]]
+    assert paths and all(p.startswith(str(TEST_DATA)) for p in paths)

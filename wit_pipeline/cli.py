@@ -59,9 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.passthrough = passthrough
+    from wit_pipeline.shards import InputError
+
     try:
         return int(args.run(args) or 0)
-    except UsageError as err:
+    except (UsageError, InputError) as err:
+        print(f"wit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        # A path the user gave that vanished or never existed, found only once the work started.
         print(f"wit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -214,6 +214,7 @@ def run_local(source: Source, output: str, config: IngestConfig, processes: int 
     from wit_pipeline.engines.local import map_shards
 
     folder = ingest_folder(output)
+    claim_output(source, output, config)
     shards.makedirs(shards.join(folder, "dropped"))
     tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
     statuses: dict[str, int] = {}
@@ -221,6 +222,20 @@ def run_local(source: Source, output: str, config: IngestConfig, processes: int 
         add_counts(statuses, result["statuses"])
     duplicates = dedup_parts(folder, [task.shard.shard_id for task in tasks])
     return write_summary(folder, summarise(statuses, duplicates, config))
+
+
+def claim_output(source: Source, output: str, config: IngestConfig) -> None:
+    """Refuse to resume into OUT/ingest with another source, input or configuration (both engines)."""
+    import dataclasses
+
+    source_config = getattr(source, "config", None)
+    shards.claim_folder(ingest_folder(output), {
+        "stage": STAGE,
+        "source": getattr(source, "name", type(source).__name__),
+        "inputs": getattr(source, "paths", None),
+        "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
+        "ingest": dataclasses.asdict(config),
+    })
 
 
 def write_summary(folder: str, summary: dict, name: str = STATS_FILE) -> dict:

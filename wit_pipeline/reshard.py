@@ -252,12 +252,13 @@ def remove_routing(output_folder: str) -> None:
 def stage_configs(out_folders: dict[str, str]) -> dict:
     """The configuration and stats that each earlier stage left beside its outputs, if any.
 
-    `out_folders` maps a stage name to its folder; `config.json` and, for dedup,
-    `dedup_stats.json` are read when present (a stage run by an older version may lack them).
+    `out_folders` maps a stage name to its folder; each stage's `config.json`, `run.json` and
+    stats file (`ingest_stats.json`, `balance_stats.json`, `download_stats.json`,
+    `dedup_stats.json`: each holds its stage's configuration or totals) are read when present.
     """
     found = {}
     for stage_name, folder in out_folders.items():
-        for file_name in ("config.json", "dedup_stats.json"):
+        for file_name in ("config.json", "run.json", f"{stage_name}_stats.json"):
             path = shards.join(folder, file_name)
             fs, fs_path = fsspec.core.url_to_fs(path)
             if fs.exists(fs_path):

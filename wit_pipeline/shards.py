@@ -163,3 +163,40 @@ class InputError(ValueError):
 
     Entry points report it in one line; it is the user's data, not a bug, that needs fixing.
     """
+
+
+RUN_FILE = "run.json"
+
+
+def claim_folder(folder: str, identity: dict) -> None:
+    """Bind `folder` to the settings that shape its shards; refuse to mix two runs in it.
+
+    A completion marker says that a shard is finished, not what made it: resuming with another
+    input, shard plan or configuration would mix shards of two runs (or duplicate rows when the
+    plan changed). The first run writes `run.json`; a rerun with the same identity resumes; any
+    other stops with an error naming the settings that differ.
+    """
+    wanted = json.loads(json.dumps(identity, sort_keys=True, default=str))
+    path = join(folder, RUN_FILE)
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    if fs.exists(fs_path):
+        found = json.loads(fs.cat_file(fs_path))
+        if found != wanted:
+            found_flat, wanted_flat = _flatten(found), _flatten(wanted)
+            differing = sorted(k for k in set(found_flat) | set(wanted_flat)
+                               if found_flat.get(k) != wanted_flat.get(k))
+            raise InputError(f"{folder} holds output made with other settings ({', '.join(differing)} differ); "
+                             f"rerun with the same settings to resume, or use a new output folder")
+        return
+    makedirs(folder)
+    write_atomic(path, json_bytes(wanted))
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}, so that an error can name the exact setting that differs."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     )
     stage_folders = {"download": input_folder}
     if args.out:
-        stage_folders["dedup"] = join(args.out, "dedup")
+        # The manifest records how every stage that made these shards was configured.
+        stage_folders = {"ingest": join(args.out, "ingest"), "balance": join(args.out, "balance"),
+                         "download": input_folder, "dedup": join(args.out, "dedup")}
     else:
         stage_folders["dedup"] = keep_path.rsplit("/", 1)[0]
     try:

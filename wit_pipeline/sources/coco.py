@@ -15,6 +15,7 @@ uid of a pair is the same with or without local images.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ class CocoSource:
     @classmethod
     def from_args(cls, args, paths) -> CocoSource:
         config = CocoConfig(captions=args.coco_captions, url_field=args.coco_url_field,
-                            image_root=args.image_root)
+                            image_root=_absolute(args.image_root))
         return cls(paths, config)
 
 
@@ -226,3 +227,10 @@ def join_sentences(texts: list[str]) -> str:
 def _malformed(error: str, caption=None, image_id=None) -> dict:
     caption = caption.strip() if isinstance(caption, str) else None
     return make_record(None, caption, NAME, source_id=image_id, status="malformed_record", error=error)
+
+
+def _absolute(root: str | None) -> str | None:
+    # Records carry image_path to later stages, which may run in another folder or on workers.
+    if root is None or "://" in root:
+        return root
+    return os.path.abspath(root)

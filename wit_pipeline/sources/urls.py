@@ -29,8 +29,8 @@ _STAGING_DONE = "_SUCCESS"
 _CARRIED = [f.name for f in schema.TEXT_SCHEMA if f.name not in ("uid", "url", "caption", "status", "error")]
 
 
-class InputError(ValueError):
-    """The input cannot be read as a URL list; the message says which file and why."""
+# The input cannot be read as a URL list: the shared input error, reported in one line.
+InputError = shards.InputError
 
 
 def infer_format(path: str) -> str:
@@ -128,6 +128,9 @@ class UrlListSource:
             row_offset = 0  # row number within the original file, for provenance
             for parquet_file in parquet_files:
                 rows = _parquet_rows(parquet_file)
+                columns = _parquet_columns(parquet_file) if rows else []
+                if columns:  # a missing column is the user's to fix: say so before any work starts
+                    self._resolve_columns(columns, file)
                 for start in range(0, rows, self.config.shard_size):
                     stop = min(start + self.config.shard_size, rows)
                     planned.append(SourceShard(len(planned), parquet_file, start, stop, (file, row_offset)))
@@ -232,6 +235,14 @@ def _parquet_rows(path: str) -> int:
             return pq.ParquetFile(f).metadata.num_rows
         except pa.ArrowInvalid as err:
             raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+
+
+def _parquet_columns(path: str) -> list[str]:
+    fs, fs_path = fsspec.core.url_to_fs(path)
+    with fs.open(fs_path, "rb") as f:
+        names = pq.read_schema(f).names
+    # A staged part made only of malformed lines has no columns of its own (see _with_null_columns).
+    return names if "_wit_error" not in names or len(names) > 1 else []
 
 
 def _read_rows(path: str, start: int, stop: int) -> pa.Table:
