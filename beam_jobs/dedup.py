@@ -24,6 +24,7 @@ from beam_jobs.options import pipeline_options
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import bands, clusters, rows as dedup_rows, stage
 from wit_pipeline.dedup.decontaminate import eval_hashes as load_eval_hashes
+from wit_pipeline.dedup.decontaminate import stored_image_resize
 
 
 def read_shard(input_folder: str, shard_id: int):
@@ -214,7 +215,8 @@ def run_pipeline(
 
     started = time.monotonic()
     shard_ids = stage.finished_raw_shards(input_folder)
-    references = load_eval_hashes(decontaminate) if decontaminate else None
+    references = (load_eval_hashes(decontaminate, stored_image_resize(input_folder))
+                  if decontaminate else None)
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
     stats_path = f"{output_folder.rstrip('/')}/{stage.STATS_FILE}"

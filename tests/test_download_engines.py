@@ -126,3 +126,22 @@ def test_spark_engine_matches_local(tmp_path, image_server):
         session.stop()
     assert stage.summarise(results)["statuses"] == {"ok": len(IMAGES)}
     assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "spark")
+
+
+def test_downloaded_copies_of_an_eval_folder_are_decontaminated(tmp_path, image_server):
+    """The default `border` resize pads the stored image: eval images are hashed as stored too."""
+    from wit_pipeline.config import DedupConfig
+    from wit_pipeline.dedup import stage as dedup_stage
+
+    input_path = str(tmp_path / "urls.parquet")
+    url_list(input_path, image_server.url, copies=1)
+    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
+                            resize=ResizeConfig(image_size=64, resize_mode="border"), threads=4)
+    stage.run_download(input_path, str(tmp_path), UrlListConfig(), config)
+    eval_folder = tmp_path / "eval"
+    eval_folder.mkdir()
+    for name in IMAGES[:5]:
+        (eval_folder / name).write_bytes((COCO_IMAGES / name).read_bytes())
+    stats = dedup_stage.run_local(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig(), str(eval_folder))
+    assert stats["eval_overlaps"] == 5
+    assert stats["kept"] == len(IMAGES) - 5

@@ -2,8 +2,11 @@
 
 An evaluation set is given as a folder: either of our shards (any folder of `*.parquet` sidecars
 with a `phash` column, such as `OUT/final` or `OUT/raw` of another run; their `ok` rows count),
-or of image files (searched recursively), each hashed exactly as the download stage hashes what
-it stores, so that the same file gives the same bits on both sides.
+or of image files (searched recursively). An image file is hashed twice: as it is, and as the
+download stage would store it (the same img2dataset resize, read from the raw shards'
+`config.json`), because the training rows' pHashes describe their stored, resized images: with
+the default `border` mode the padding alone moves a pHash by 10 to 30 bits, so the file's own hash
+would miss most copies.
 """
 
 from __future__ import annotations
@@ -13,13 +16,29 @@ import numpy as np
 import pyarrow.compute as pc
 
 from wit_pipeline import schema, shards
+from wit_pipeline.config import ConfigError, ResizeConfig, from_mapping
 from wit_pipeline.download.hashing import phash_hex, phash_to_int
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def eval_hashes(path: str) -> np.ndarray:
+def stored_image_resize(raw_folder: str) -> ResizeConfig | None:
+    """The resize settings the download stage recorded in `raw_folder/config.json`, if any."""
+    import json
+
+    fs, path = fsspec.core.url_to_fs(shards.join(raw_folder, "config.json"))
+    if not fs.exists(path):
+        return None
+    try:
+        return from_mapping(ResizeConfig, json.loads(fs.cat_file(path))["download"]["resize"])
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return None
+
+
+def eval_hashes(path: str, resize: ResizeConfig | None = None) -> np.ndarray:
     """Distinct uint64 pHashes of the evaluation set at `path` (sorted).
+
+    With `resize`, each image file also contributes the pHash of its resized, re-encoded form.
 
     Raises ValueError when the folder holds neither sidecars nor images, or an image file does
     not decode: a broken evaluation set must not pass as a clean one.
@@ -34,6 +53,11 @@ def eval_hashes(path: str) -> np.ndarray:
     images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
     if not images:
         raise shards.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
+    resizer = None
+    if resize is not None:
+        from wit_pipeline.download.image import ImageResizer
+
+        resizer = ImageResizer(resize)
     values = []
     for image in images:
         with fs.open(image, "rb") as f:
@@ -42,7 +66,18 @@ def eval_hashes(path: str) -> np.ndarray:
             values.append(phash_to_int(phash_hex(data)))
         except OSError as err:  # PIL's UnidentifiedImageError is an OSError
             raise shards.InputError(f"evaluation image {image} does not decode: {err}") from err
+        if resizer is not None:
+            values.append(phash_to_int(phash_hex(_stored_form(resizer, data, image))))
     return np.unique(np.array(values, dtype=np.uint64))
+
+
+def _stored_form(resizer, data: bytes, image: str) -> bytes:
+    from wit_pipeline.download.image import ImageError
+
+    try:
+        return resizer(data).data
+    except ImageError as err:
+        raise shards.InputError(f"evaluation image {image} cannot be resized as stored images are: {err}") from err
 
 
 def _hashes_from_sidecars(fs, sidecars: list[str]) -> np.ndarray:

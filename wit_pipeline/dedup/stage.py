@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
-from wit_pipeline.dedup.decontaminate import eval_hashes
+from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
 from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 
 KEEP_FILE = "keep.parquet"
@@ -52,7 +52,7 @@ def run_local(
         parts.append(rows)
         status_counts.update(counts)
     rows = DedupRows.concatenate(parts)
-    references = eval_hashes(decontaminate) if decontaminate else None
+    references = eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
     result = dedup_rows(rows, config, references)
     keep, cluster_table = result_tables(rows, result)
     engine_facts = {
