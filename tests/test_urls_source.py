@@ -111,3 +111,19 @@ def test_a_folder_of_parts_is_read_in_name_order_and_carries_wit_columns(tmp_pat
     _, got = records(folder, tmp_path)
     assert [r["caption"] for r in got] == ["part 0", "part 1"]
     assert [(r["source"], r["source_id"]) for r in got] == [("coco", "id0"), ("coco", "id1")]
+
+
+def test_a_stage_output_carries_its_extra_columns_without_keep_cols(tmp_path):
+    folder = tmp_path / "balance"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist([{"uid": "u", "url": "http://a.com/0.jpg", "caption": "a cat on a mat",
+                                          "status": "ok", "coco_id": "42"}]), folder / "part-00000.parquet")
+    source = UrlListSource(str(folder), UrlListConfig(), staging_dir=str(tmp_path / "s"))
+    shard = source.shards()[0]
+    assert source.extra_columns(shard) == {"coco_id": pa.string()}
+    assert [r["coco_id"] for r in source.read(shard)] == ["42"]
+    # A user's own list keeps only what --keep-cols names, as img2dataset does.
+    user_list = tmp_path / "list.parquet"
+    pq.write_table(pa.Table.from_pylist([{"url": "http://a.com/0.jpg", "caption": "x", "coco_id": "42"}]), user_list)
+    plain = UrlListSource(str(user_list), UrlListConfig(), staging_dir=str(tmp_path / "s"))
+    assert plain.extra_columns(plain.shards()[0]) == {}

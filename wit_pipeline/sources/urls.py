@@ -144,7 +144,8 @@ class UrlListSource:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
         url_col, caption_col = self._resolve_columns(table.schema.names, origin)
         carried = [c for c in _CARRIED if c in table.schema.names]
-        columns = [url_col, caption_col, *carried, *self.config.keep_cols]
+        kept = self._kept_columns(table.schema.names)
+        columns = [url_col, caption_col, *carried, *kept]
         data = table.select(columns).to_pydict()
         base = origin.rsplit("/", 1)[-1]
         errors = table.column("_wit_error").to_pylist() if "_wit_error" in table.schema.names else None
@@ -158,16 +159,25 @@ class UrlListSource:
             for name in carried:
                 if data[name][i] is not None:
                     record[name] = data[name][i]
-            for name in self.config.keep_cols:
+            for name in kept:
                 record[name] = data[name][i]
             yield record
 
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
-        """Arrow types of the user's --keep-cols, as found in the shard's file."""
-        if not self.config.keep_cols:
-            return {}
-        names = pq.read_schema(shard.path)
-        return {name: names.field(name).type for name in self.config.keep_cols}
+        """Arrow types of the extra columns this shard's records carry, as found in its file."""
+        fs, fs_path = fsspec.core.url_to_fs(shard.path)
+        with fs.open(fs_path, "rb") as f:
+            file_schema = pq.read_schema(f)
+        return {name: file_schema.field(name).type for name in self._kept_columns(file_schema.names)}
+
+    def _kept_columns(self, names: list[str]) -> list[str]:
+        """The user's --keep-cols; for a wit stage's own output (it has uid and status), also every
+        column an earlier stage carried beyond wit's schema, so that they flow on without repeating
+        --keep-cols at each stage."""
+        kept = list(self.config.keep_cols)
+        if "uid" in names and "status" in names:
+            kept += [n for n in names if n not in schema.RAW_SCHEMA.names and n != "_wit_error" and n not in kept]
+        return kept
 
     def _resolve_columns(self, names: list[str], origin: str) -> tuple[str, str]:
         names = [n for n in names if n != "_wit_error"]
