@@ -14,6 +14,9 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 def pipeline_options(beam_args: list[str] | None = None, local_workers: int = 2) -> PipelineOptions:
     """PipelineOptions from Beam's own command-line flags, with wit's local defaults filled in."""
     beam_args = list(beam_args or [])
+    if not _given(beam_args, "--default_sdk_harness_log_level"):
+        # SDK workers log every bundle at INFO; the stage prints its own summary.
+        beam_args.append("--default_sdk_harness_log_level=WARNING")
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
