@@ -33,7 +33,8 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
 
 def run_local(tasks: list[DownloadTask], processes: int) -> dict:
     """Run every task on a local process pool and return the summed stats."""
-    results = local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="rows")
+    results = local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="ok",
+                               unit_label="images")
     return write_totals(tasks, summarise(results))
 
 

@@ -20,21 +20,24 @@ def map_shards(
     processes: int = 1,
     desc: str = "shards",
     unit_key: str | None = "rows",
+    unit_label: str | None = None,
 ) -> Iterator[dict]:
     """Run `shard_fn` on every task, yielding each result (a stats dict) as it completes.
 
     With processes == 1 the tasks run in this process, which keeps tracebacks and debuggers simple.
-    `unit_key` names the count in each result that the progress bar reports per second.
+    `unit_key` names the count in each result that the progress bar reports per second, under
+    `unit_label` (default: the key). Shards a rerun skipped do not count towards the rate.
     """
+    label = unit_label or unit_key
     tasks = list(tasks)
     bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0)
     started, units = time.monotonic(), 0
     try:
         for result in _results(shard_fn, tasks, processes):
-            units += int(result.get(unit_key, 0) or 0) if unit_key else 0
-            if unit_key:
+            if unit_key and not result.get("skipped"):
+                units += int(result.get(unit_key, 0) or 0)
                 rate = units / max(time.monotonic() - started, 1e-9)
-                bar.set_postfix_str(f"{units} {unit_key}, {rate:,.0f} {unit_key}/s", refresh=False)
+                bar.set_postfix_str(f"{units} {label}, {rate:,.0f} {label}/s", refresh=False)
             bar.update(1)
             yield result
     finally:
