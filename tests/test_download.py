@@ -197,3 +197,20 @@ def test_rerun_skips_finished_shards(misbehaving_run, tmp_path):
     assert totals["skipped_shards"] == totals["shards"] == len(before)
     assert totals["rows"] == input_rows
     assert {p.name: p.stat().st_mtime_ns for p in (out / "raw").glob("*.tar")} == before
+
+
+def test_connections_are_kept_alive_and_a_silently_closed_one_is_replaced(image_server):
+    from wit_pipeline.download.fetch import fetch
+
+    config = FetchConfig(allow_networks=("127.0.0.1/32",), retries=0, timeout=5)
+    before = image_server.connections
+    results = [fetch(f"{image_server.url}/img/{n}/{A}", config) for n in range(10)]
+    assert [r.status for r in results] == ["ok"] * 10
+    assert image_server.connections - before == 1  # ten images, one TCP connection
+
+    # The server closes after this answer without a Connection: close header; the next request
+    # finds the pooled connection dead and must resend on a new one, not fail the row.
+    assert fetch(f"{image_server.url}/silent-close/{A}", config).status == "ok"
+    after_close = fetch(f"{image_server.url}/img/after-close/{B}", config)
+    assert after_close.status == "ok" and after_close.attempts == 1
+    assert image_server.connections - before == 2

@@ -21,6 +21,8 @@ Routes (NAME is a file in the folder):
     /chunked/NAME                   the image without Content-Length (chunked transfer)
     /drop/NAME                      full Content-Length, half the body, then the connection closes
     /notimage.jpg                   text bytes labelled image/jpeg
+    /silent-close/NAME              the image, then the connection closes without saying so (as an
+                                    idle timeout does), so a client that reuses it must reconnect
 """
 
 from __future__ import annotations
@@ -52,10 +54,16 @@ def bomb_png(side: int = 20_000) -> bytes:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "wit-devserver"
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as real image hosts
+    disable_nagle_algorithm = True  # headers and body go out at once, as real servers send them
 
     def log_message(self, *args):  # quiet: tests and benchmarks read their own output
         pass
+
+    def setup(self):
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
 
     def do_GET(self):  # noqa: N802 - the http.server naming
         parts = [urllib.parse.unquote(p) for p in urllib.parse.urlsplit(self.path).path.split("/") if p]
@@ -154,6 +162,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
 
+    def _route_silent_close(self, rest):
+        self._send(200, self._image(rest[-1]))
+        self.close_connection = True
+
     def _route_drop(self, rest):
         data = self._image(rest[-1])
         self.send_response(200)
@@ -177,6 +189,7 @@ class ImageServer:
         self._server.hits = Counter()
         self._server.counters = Counter()
         self._server.lock = threading.Lock()
+        self._server.connections = 0
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -187,6 +200,11 @@ class ImageServer:
     @property
     def hits(self) -> Counter:
         return self._server.hits
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (keep-alive clients open fewer than their requests)."""
+        return self._server.connections
 
     def start(self) -> "ImageServer":
         self._thread.start()

@@ -1,25 +1,27 @@
 """One polite, safe HTTP fetch: the crawler around img2dataset's per-image work.
 
-img2dataset fetches with a bare `urllib.request.urlopen`. Around the same urllib machinery this
-module adds what a web-scale crawler needs: the destination address is checked after DNS
-resolution and after every redirect (and the socket connects to the checked address, so DNS
-rebinding cannot slip past), redirects are bounded, the body is capped, the Content-Type and
-X-Robots-Tag opt-outs are honoured (with img2dataset's own header parser), and 429/5xx/connection
-errors are retried with exponential backoff that honours Retry-After.
+img2dataset fetches with a bare `urllib.request.urlopen`, one new connection per image. This
+module speaks HTTP through http.client and adds what a web-scale crawler needs: connections are
+kept alive and reused per host within a thread (no TCP and TLS handshake per image); the
+destination address is checked after DNS resolution and after every redirect (and the socket
+connects to the checked address, so DNS rebinding cannot slip past); redirects are bounded and
+loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are honoured (with
+img2dataset's own header parser); 429/5xx/connection errors are retried with exponential backoff
+that honours Retry-After.
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import functools
 import http.client
 import ipaddress
 import random
 import socket
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
 from img2dataset.downloader import is_disallowed
@@ -63,12 +65,12 @@ def user_agent(token: str | None) -> str:
 
 def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
     """Fetch `url` with retries; never raises for a per-URL failure, returns its status instead."""
-    opener = _build_opener(config)
+    pool = _thread_pool(config)
     attempt = 0
     while True:
         attempt += 1
         try:
-            data, http_status = _fetch_once(opener, url, config)
+            data, http_status = _fetch_once(pool, url, config)
             return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
         except FetchError as err:
             if not err.retryable or attempt > config.retries:
@@ -88,26 +90,87 @@ def _retry_delay(err: FetchError, attempt: int, config: FetchConfig) -> float | 
     return backoff * (0.5 + random.random() / 2)  # jitter so that retries do not synchronise
 
 
-def _fetch_once(opener, url: str, config: FetchConfig) -> tuple[bytes, int]:
-    request = urllib.request.Request(url, headers={"User-Agent": user_agent(config.user_agent_token)})
-    try:
-        with opener.open(request, timeout=config.timeout) as response:
+_REDIRECTS = {301, 302, 303, 307, 308}
+# Reused connections the server closed while idle fail on first use; a GET is safe to resend.
+_STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                            http.client.BadStatusLine)
+
+
+def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[bytes, int]:
+    """One attempt: follow redirects (checked and bounded), then read the capped body."""
+    visited = [url]
+    while True:
+        response, connection = _request(pool, url, config)
+        try:
+            if response.status in _REDIRECTS and response.getheader("Location"):
+                _drain(response)
+                url = _next_location(url, response.getheader("Location"), visited, config.max_redirects)
+                visited.append(url)
+                continue
+            if response.status >= 400:
+                _drain(response)
+                raise _http_error(response)
             _check_headers(response.headers, config)
-            return _read_capped(response, config.max_bytes), response.status
-    except FetchError:
-        raise
-    except urllib.error.HTTPError as err:
-        raise _http_error(err) from None
-    except urllib.error.URLError as err:
-        raise _connection_error(err.reason) from None
-    except (OSError, http.client.HTTPException) as err:
-        raise _connection_error(err) from None
+            data = _read_capped(response, config.max_bytes)
+        except FetchError:
+            pool.discard(connection)
+            raise
+        except (OSError, http.client.HTTPException) as err:
+            pool.discard(connection)
+            raise _connection_error(err) from None
+        if response.will_close:
+            pool.discard(connection)
+        return data, response.status
 
 
-def _http_error(err: urllib.error.HTTPError) -> FetchError:
-    retryable = err.code == 429 or err.code >= 500
-    retry_after = _parse_retry_after(err.headers.get("Retry-After")) if err.headers else None
-    return FetchError(http_status_name(err.code), f"HTTP {err.code} {err.reason}", err.code,
+def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
+    """Send a GET on a pooled connection to the URL's host; resend once if the pooled one went stale."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("invalid_url", f"not an http(s) URL: {url[:200]}")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"User-Agent": user_agent(config.user_agent_token), "Accept-Encoding": "identity"}
+    for fresh in (False, True):
+        connection, reused = pool.connection(parts, fresh=fresh)
+        try:
+            connection.request("GET", target, headers=headers)
+            return connection.getresponse(), connection
+        except FetchError:
+            pool.discard(connection)
+            raise
+        except _STALE_CONNECTION_ERRORS as err:
+            pool.discard(connection)
+            if not reused:
+                raise _connection_error(err) from None
+        except (OSError, http.client.HTTPException) as err:
+            pool.discard(connection)
+            raise _connection_error(err) from None
+    raise AssertionError("unreachable: the fresh connection either answers or raises")
+
+
+def _next_location(url: str, location: str, visited: list[str], max_redirects: int) -> str:
+    new_url = urllib.parse.urljoin(url, location.strip())
+    if urllib.parse.urlsplit(new_url).scheme not in ("http", "https"):
+        raise FetchError("invalid_url", f"redirect to a non-http(s) URL: {new_url[:200]}")
+    if new_url in visited:
+        raise FetchError("too_many_redirects", f"redirect loop back to {new_url[:200]}")
+    if len(visited) > max_redirects:
+        raise FetchError("too_many_redirects", f"more than {max_redirects} redirects")
+    return new_url
+
+
+def _drain(response, limit: int = 64 * 1024) -> None:
+    # Reading a short error or redirect body lets the connection be reused; a long one is not worth it.
+    response.read(limit)
+    if not response.isclosed():
+        response.close()
+
+
+def _http_error(response) -> FetchError:
+    code = response.status
+    retryable = code == 429 or code >= 500
+    retry_after = _parse_retry_after(response.getheader("Retry-After"))
+    return FetchError(http_status_name(code), f"HTTP {code} {response.reason}", code,
                       retryable=retryable, retry_after=retry_after)
 
 
@@ -243,56 +306,52 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection):
         self._create_connection = functools.partial(_guarded_create_connection, policy=policy)
 
 
-class _GuardedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, policy: AddressPolicy):
-        super().__init__()
-        self.policy = policy
+class ConnectionPool:
+    """Keep-alive connections of one thread, at most `size`, keyed by (scheme, host, port).
 
-    def http_open(self, req):
-        return self.do_open(functools.partial(_GuardedHTTPConnection, policy=self.policy), req)
+    Per thread, so that a connection is never shared mid-request; the host-fair queue bounds how
+    many threads talk to one host at once. Connections are made through the address guard, so a
+    reused connection is one whose address was checked when it was opened.
+    """
 
+    def __init__(self, config: FetchConfig, size: int = 8):
+        self.policy = AddressPolicy.from_config(config)
+        self.timeout = config.timeout
+        self.size = size
+        self._connections: collections.OrderedDict = collections.OrderedDict()
 
-class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, policy: AddressPolicy):
-        super().__init__()
-        self.policy = policy
+    def connection(self, parts, fresh: bool = False):
+        """(connection, reused) for the URL parts; `fresh` forces a new connection."""
+        key = (parts.scheme, parts.hostname, parts.port)
+        if not fresh and key in self._connections:
+            self._connections.move_to_end(key)
+            return self._connections[key], True
+        if key in self._connections:
+            self.discard(self._connections[key])
+        kind = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
+        connection = kind(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
+        self._connections[key] = connection
+        while len(self._connections) > self.size:
+            _, oldest = self._connections.popitem(last=False)
+            oldest.close()
+        return connection, False
 
-    def https_open(self, req):
-        return self.do_open(functools.partial(_GuardedHTTPSConnection, policy=self.policy), req,
-                            context=self._context)
-
-
-class _BoundedRedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows at most `max_redirects` redirects, to http(s) only, and stops at the first repeat."""
-
-    def __init__(self, max_redirects: int):
-        super().__init__()
-        self.max_redirects = max_redirects
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        visited = getattr(req, "wit_visited", [req.full_url])
-        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
-            raise FetchError("invalid_url", f"redirect to a non-http(s) URL: {newurl[:200]}")
-        if newurl in visited:
-            raise FetchError("too_many_redirects", f"redirect loop back to {newurl[:200]}")
-        if len(visited) > self.max_redirects:
-            raise FetchError("too_many_redirects", f"more than {self.max_redirects} redirects")
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None:
-            new.wit_visited = visited + [newurl]
-        return new
+    def discard(self, connection) -> None:
+        """Close a connection whose state is unknown or that the server is closing."""
+        connection.close()
+        for key, value in list(self._connections.items()):
+            if value is connection:
+                del self._connections[key]
 
 
-@functools.lru_cache(maxsize=8)
-def _build_opener(config: FetchConfig) -> urllib.request.OpenerDirector:
-    # Shared by threads: an opener keeps no per-request state (each open makes its own connection,
-    # and redirect history travels on the request object).
-    # build_opener replaces the default handlers of the same class with ours; proxies are not used
-    # because a proxy would resolve names itself and defeat the address guard.
-    policy = AddressPolicy.from_config(config)
-    return urllib.request.build_opener(
-        urllib.request.ProxyHandler({}),
-        _GuardedHTTPHandler(policy),
-        _GuardedHTTPSHandler(policy),
-        _BoundedRedirectHandler(config.max_redirects),
-    )
+_pools = threading.local()
+
+
+def _thread_pool(config: FetchConfig) -> ConnectionPool:
+    """This thread's pool for `config` (a new config, as in tests, gets its own pool)."""
+    pools = getattr(_pools, "by_config", None)
+    if pools is None:
+        pools = _pools.by_config = {}
+    if config not in pools:
+        pools[config] = ConnectionPool(config)
+    return pools[config]
