@@ -122,8 +122,7 @@ def _cpu_seconds() -> float:
 
 def bench_balance(captions, entries, rows, shard_size, t):
     """Balance on `rows` matched rows: ingest parts are written directly (matches from the automaton)."""
-    from wit_pipeline import balance, ingest
-    from wit_pipeline.config import BalanceConfig
+    from wit_pipeline import ingest
     from wit_pipeline.text.matching import Matcher
 
     matcher = Matcher(entries)

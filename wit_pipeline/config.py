@@ -53,7 +53,7 @@ class ResizeConfig:
             self.resize_mode in ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"),
             f"resize_mode must be no|keep_ratio|center_crop|border|keep_ratio_largest, not {self.resize_mode!r}",
         )
-        _require(self.encode_format in ("jpg", "png", "webp"), f"encode_format must be jpg|png|webp")
+        _require(self.encode_format in ("jpg", "png", "webp"), "encode_format must be jpg|png|webp")
         _require(self.min_image_size >= 0, "min_image_size must be >= 0")
         _require(self.max_aspect_ratio >= 1, "max_aspect_ratio must be >= 1")
 

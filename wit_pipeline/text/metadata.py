@@ -12,7 +12,6 @@ ratio threshold keeps tens of thousands.
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import re
