@@ -46,14 +46,6 @@ def run_pipeline(tasks: list[DownloadTask], beam_args: list[str] | None = None, 
     """Run the download on Beam and return the stage totals, read back from the shards' stats files."""
     with beam.Pipeline(options=pipeline_options(beam_args, local_workers)) as pipeline:
         build(pipeline, tasks)
-    return stage.write_totals(tasks, stage.summarise(_stats_of(task) for task in tasks))
+    return stage.write_totals(tasks, stage.summarise(shards.read_stats(task.output_dir, task.shard.shard_id)
+                                                     for task in tasks))
 
-
-def _stats_of(task: DownloadTask) -> dict:
-    import json
-
-    import fsspec
-
-    path = shards.join(task.output_dir, f"{shards.shard_name(task.shard.shard_id)}_stats.json")
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    return json.loads(fs.cat_file(fs_path))

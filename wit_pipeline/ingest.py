@@ -116,7 +116,7 @@ def ingest_shard(task: IngestTask) -> dict:
     folder = ingest_folder(task.output)
     shard_id = task.shard.shard_id
     if shards.is_done(folder, shard_id):
-        return read_shard_stats(folder, shard_id) | {"skipped": True}
+        return shards.read_stats(folder, shard_id) | {"skipped": True}
     stage = TextStage(task.config).load()
     extra = extra_column_names(task.source, task.shard)
     rows = list(process_records(stage, task.source.read(task.shard), extra))
@@ -125,15 +125,6 @@ def ingest_shard(task: IngestTask) -> dict:
     stats = {"shard": shard_id, "rows": len(rows), "statuses": status_counts(rows)}
     shards.mark_done(folder, shard_id, stats)
     return stats
-
-
-def read_shard_stats(folder: str, shard_id: int) -> dict:
-    import json
-
-    import fsspec
-
-    with fsspec.open(shards.join(folder, f"{shards.shard_name(shard_id)}_stats.json"), "rt") as f:
-        return json.load(f)
 
 
 def first_occurrences(occurrences: Iterable[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:

@@ -274,13 +274,7 @@ def _shard_stats_totals(folder: str) -> dict:
     """The numeric fields of a stage's `NNNNN_stats.json` files, summed over finished shards."""
     totals: dict = {}
     for shard_id in shards.finished_shards(folder):
-        path = shards.join(folder, f"{shards.shard_name(shard_id)}_stats.json")
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        if not fs.exists(fs_path):
-            continue
-        with fs.open(fs_path, "rb") as f:
-            stats = json.load(f)
-        _add_numbers(totals, stats)
+        _add_numbers(totals, shards.read_stats(folder, shard_id))
     return totals
 
 

@@ -65,10 +65,20 @@ def is_done(folder: str, shard_id: int) -> bool:
     return fs.exists(path)
 
 
+def stats_path(folder: str, shard_id: int) -> str:
+    return join(folder, f"{shard_name(shard_id)}_stats.json")
+
+
 def mark_done(folder: str, shard_id: int, stats: dict) -> None:
     """Write the shard's stats, then its completion marker: the marker is always last."""
-    write_atomic(join(folder, f"{shard_name(shard_id)}_stats.json"), json_bytes(stats))
+    write_atomic(stats_path(folder, shard_id), json_bytes(stats))
     write_atomic(marker_path(folder, shard_id), json_bytes({"shard": shard_name(shard_id)}))
+
+
+def read_stats(folder: str, shard_id: int) -> dict:
+    """The stats a finished shard recorded with its marker."""
+    fs, fs_path = fsspec.core.url_to_fs(stats_path(folder, shard_id))
+    return json.loads(fs.cat_file(fs_path))
 
 
 def finished_shards(folder: str) -> list[int]:

@@ -110,7 +110,7 @@ def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[
             if response.status >= 400:
                 _drain(response)
                 raise _http_error(response)
-            _check_headers(response.headers, config)
+            _check_headers(response.headers, pool.robots_token, pool.robots_directives)
             data = _read_capped(response, config.max_bytes)
         except FetchError:
             pool.discard(connection)
@@ -129,11 +129,10 @@ def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError("invalid_url", f"not an http(s) URL: {url[:200]}")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    headers = {"User-Agent": user_agent(config.user_agent_token), "Accept-Encoding": "identity"}
     for fresh in (False, True):
         connection, reused = pool.connection(parts, fresh=fresh)
         try:
-            connection.request("GET", target, headers=headers)
+            connection.request("GET", target, headers=pool.request_headers)
             return connection.getresponse(), connection
         except FetchError:
             pool.discard(connection)
@@ -203,21 +202,19 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _check_headers(headers, config: FetchConfig) -> None:
-    directives = {d.strip().lower() for d in config.disallowed_header_directives}
-    token = config.user_agent_token.strip().lower() if config.user_agent_token else None
+def _check_headers(headers, token: str | None, directives: frozenset) -> None:
     if directives and is_disallowed(headers, token, directives):
         raise FetchError("opted_out", f"X-Robots-Tag: {', '.join(headers.get_all('X-Robots-Tag', []))}")
     content_type = (headers.get_content_type() if headers.get("Content-Type") else "").lower()
     if content_type and not content_type.startswith("image/") and content_type not in _GENERIC_BINARY_TYPES:
         raise FetchError("bad_content_type", f"Content-Type {content_type} is not an image")
-    declared = headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > config.max_bytes:
-        raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {config.max_bytes} bytes")
 
 
 def _read_capped(response, max_bytes: int) -> bytes:
+    """The body, refused as soon as it is known to exceed `max_bytes` (declared or streamed)."""
     declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {max_bytes} bytes")
     chunks, total = [], 0
     while True:
         chunk = response.read(_READ_CHUNK)
@@ -317,6 +314,10 @@ class ConnectionPool:
     def __init__(self, config: FetchConfig, size: int = 8):
         self.policy = AddressPolicy.from_config(config)
         self.timeout = config.timeout
+        # Per-request constants, derived once per thread rather than once per image.
+        self.request_headers = {"User-Agent": user_agent(config.user_agent_token), "Accept-Encoding": "identity"}
+        self.robots_token = config.user_agent_token.strip().lower() if config.user_agent_token else None
+        self.robots_directives = frozenset(d.strip().lower() for d in config.disallowed_header_directives)
         self.size = size
         self._connections: collections.OrderedDict = collections.OrderedDict()
 

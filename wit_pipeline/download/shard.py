@@ -43,7 +43,7 @@ class DownloadTask:
 def download_shard(task: DownloadTask) -> dict:
     """Download one shard and return its stats; a finished shard is not redone."""
     if shards.is_done(task.output_dir, task.shard.shard_id):
-        return _finished_stats(task) | {"skipped": True}
+        return shards.read_stats(task.output_dir, task.shard.shard_id) | {"skipped": True}
     started = time.monotonic()
     rows = list(task.source.read(task.shard))
     _mark_duplicate_uids(rows)
@@ -169,8 +169,3 @@ def _stats(shard_id: int, rows: list[dict], tar: shards.TarSampleWriter, seconds
         "seconds": round(seconds, 3),
     }
 
-
-def _finished_stats(task: DownloadTask) -> dict:
-    path = shards.join(task.output_dir, f"{shards.shard_name(task.shard.shard_id)}_stats.json")
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    return json.loads(fs.cat_file(fs_path))

@@ -37,6 +37,18 @@ _WARC_ERRORS = READ_ERRORS + (ArchiveLoadFailed,)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
 
 
+def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator[dict]:
+    """Stream the WARC-format archive at `path`, yielding `records_of(number, record)` for each
+    record; a read error ends the file with one `unreadable_input` row naming where it stopped."""
+    number = 0
+    with open_input(path) as f:
+        try:
+            for number, record in enumerate(ArchiveIterator(f), start=1):
+                yield from records_of(number, record)
+        except _WARC_ERRORS as err:
+            yield unreadable_input_record(source_name, path, f"{kind} record {number + 1}", err)
+
+
 class WarcSource:
     """The Common Crawl WARC source (`--source warc`)."""
 
@@ -51,20 +63,17 @@ class WarcSource:
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The pairs of every HTML response in one WARC file, in file and document order."""
-        number = 0
-        with open_input(shard.path) as f:
-            try:
-                for number, record in enumerate(ArchiveIterator(f), start=1):
-                    if _is_html_response(record):
-                        body = record.content_stream().read()
-                        yield from self.page_records(
-                            body,
-                            record.rec_headers.get_header("WARC-Target-URI"),
-                            record.rec_headers.get_header("WARC-Record-ID"),
-                            page_charset(record.http_headers.get_header("Content-Type"), body),
-                        )
-            except _WARC_ERRORS as err:
-                yield unreadable_input_record(NAME, shard.path, f"WARC record {number + 1}", err)
+        return read_archive(shard.path, NAME, "WARC", self._response_records)
+
+    def _response_records(self, number: int, record) -> Iterator[dict]:
+        if _is_html_response(record):
+            body = record.content_stream().read()
+            yield from self.page_records(
+                body,
+                record.rec_headers.get_header("WARC-Target-URI"),
+                record.rec_headers.get_header("WARC-Record-ID"),
+                page_charset(record.http_headers.get_header("Content-Type"), body),
+            )
 
     def page_records(self, body: bytes, page_url: str, record_id: str,
                      charset: str = "utf-8") -> Iterator[dict]:

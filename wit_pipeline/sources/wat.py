@@ -16,15 +16,11 @@ import json
 from collections.abc import Iterator
 from urllib.parse import urljoin
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.exceptions import ArchiveLoadFailed
-
 from wit_pipeline.sources.base import SourceShard, make_record
-from wit_pipeline.sources.files import READ_ERRORS, one_shard_per_file, open_input, unreadable_input_record
-from wit_pipeline.sources.warc import pair_record
+from wit_pipeline.sources.files import one_shard_per_file
+from wit_pipeline.sources.warc import pair_record, read_archive
 
 NAME = "wat"
-_WAT_ERRORS = READ_ERRORS + (ArchiveLoadFailed,)
 
 
 class WatSource:
@@ -41,18 +37,16 @@ class WatSource:
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The image links with alt text of every HTML response described in one WAT file."""
-        number = 0
-        with open_input(shard.path) as f:
-            try:
-                for number, record in enumerate(ArchiveIterator(f), start=1):
-                    if record.rec_type == "metadata":
-                        yield from self.metadata_records(
-                            record.content_stream().read(),
-                            record.rec_headers.get_header("WARC-Target-URI"),
-                            f"{shard.path} WAT record {number} ({record.rec_headers.get_header('WARC-Record-ID')})",
-                        )
-            except _WAT_ERRORS as err:
-                yield unreadable_input_record(NAME, shard.path, f"WAT record {number + 1}", err)
+
+        def metadata_of(number: int, record) -> Iterator[dict]:
+            if record.rec_type == "metadata":
+                yield from self.metadata_records(
+                    record.content_stream().read(),
+                    record.rec_headers.get_header("WARC-Target-URI"),
+                    f"{shard.path} WAT record {number} ({record.rec_headers.get_header('WARC-Record-ID')})",
+                )
+
+        return read_archive(shard.path, NAME, "WAT", metadata_of)
 
     def metadata_records(self, payload: bytes, target_uri: str | None, where: str) -> Iterator[dict]:
         """The pair records of one WAT JSON document; `where` names the record in errors."""
