@@ -1,4 +1,7 @@
-"""The dedup stage as a Beam pipeline: the same decisions as `wit_pipeline.dedup.stage.run_local`.
+"""The dedup stage as a Beam pipeline: the same decisions as `wit_pipeline.dedup.stage.dedup_folder`.
+
+The one stage with a Beam-native pipeline: on Beam, the global group-by of band buckets is the
+algorithm (`stage.run` calls `run_pipeline` when the engine is Beam).
 
     raw shard ids -> rows (uid, shard, sha256, pHash, area) --eval overlap?--> active rows
     active rows -> distinct pHashes -> (combination, band key) -> GroupByKey (the global group-by)

@@ -206,7 +206,7 @@ def real_mix(folder: str, radius: int, random_rows: int) -> dict:
 
 
 def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
-    """`stage.run_local` from Parquet sidecars on disk: reading included, outputs written."""
+    """`stage.dedup_folder` from Parquet sidecars on disk: reading included, outputs written."""
     import shutil
     import tempfile
 
@@ -232,7 +232,7 @@ def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
         shards.mark_done(raw, shard_id, {"rows": table.num_rows})
     del rows
     started = time.perf_counter()
-    stats = stage.run_local(raw, out, DedupConfig(radius=radius))
+    stats = stage.dedup_folder(raw, out, DedupConfig(radius=radius))
     seconds = time.perf_counter() - started
     shutil.rmtree(folder)
     return {"rows": n, "shards": -(-n // rows_per_shard), "seconds": round(seconds, 2),

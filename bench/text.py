@@ -101,7 +101,9 @@ def bench_stage(pairs, metadata_path, rows, processes, shard_size):
     config = IngestConfig(match=MatchConfig(metadata_path=metadata_path))
     cpu_before = _cpu_seconds()
     started = time.perf_counter()
-    summary = ingest.run_local(RepeatedSource(pairs, rows, shard_size), out, config, processes)
+    from wit_pipeline.engines.local import LocalEngine
+
+    summary = ingest.run(LocalEngine(processes), out, config, source=RepeatedSource(pairs, rows, shard_size))
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_before  # this process and its (finished) workers
     shutil.rmtree(out, ignore_errors=True)
@@ -145,8 +147,9 @@ def bench_balance(captions, entries, rows, shard_size, t):
         "import json, resource, sys, time\n"
         "from wit_pipeline import balance\n"
         "from wit_pipeline.config import BalanceConfig\n"
+        "from wit_pipeline.engines.local import LocalEngine\n"
         "started = time.perf_counter()\n"
-        f"summary = balance.run_local({out!r}, BalanceConfig(t={t}, seed=0), processes=1)\n"
+        f"summary = balance.run(LocalEngine(1), {out!r}, BalanceConfig(t={t}, seed=0))\n"
         "seconds = time.perf_counter() - started\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(json.dumps({'seconds': seconds, 'peak_rss_mib': peak, 'kept': summary['kept'],"

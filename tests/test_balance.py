@@ -8,6 +8,7 @@ import pytest
 
 from wit_pipeline import balance, ingest, schema
 from wit_pipeline.config import BalanceConfig
+from wit_pipeline.engines.local import LocalEngine
 
 # A synthetic count distribution: entry e is matched by COUNTS[e] pairs, one entry per pair.
 COUNTS = [3, 40, 300, 1000, 4000, 12000]
@@ -62,7 +63,7 @@ def test_vectorised_select_equals_row_by_row():
 
 def test_balancing_law_expected_kept_is_min_count_t(tmp_path):
     write_ingest(tmp_path, synthetic_rows(COUNTS), parts=3)
-    summary = balance.run_local(str(tmp_path), BalanceConfig(t=T, seed=1234))
+    summary = balance.run(LocalEngine(), str(tmp_path), BalanceConfig(t=T, seed=1234))
     table = pq.read_table(tmp_path / "balance/entry_counts.parquet").to_pylist()
     assert [row["count_before"] for row in table] == COUNTS
     for row in table:
@@ -80,7 +81,7 @@ def test_a_pair_is_kept_if_any_entry_draw_succeeds(tmp_path):
     # Every pair also matches entry 6, matched by all pairs (count 17,343 > t): with two entries,
     # P(keep) = 1 - (1 - p_e)(1 - p_6), and the kept count follows that law.
     write_ingest(tmp_path, synthetic_rows(COUNTS, extra_entries=[6]), parts=2)
-    balance.run_local(str(tmp_path), BalanceConfig(t=T, seed=7))
+    balance.run(LocalEngine(), str(tmp_path), BalanceConfig(t=T, seed=7))
     table = {row["entry"]: row for row in pq.read_table(tmp_path / "balance/entry_counts.parquet").to_pylist()}
     p6 = T / sum(COUNTS)
     for entry, c in enumerate(COUNTS):
@@ -92,11 +93,11 @@ def test_selection_is_independent_of_partitioning_and_rerun(tmp_path):
     rows = synthetic_rows(COUNTS)
     for name, parts in (("a", 1), ("b", 5)):
         write_ingest(tmp_path / name, rows, parts)
-        balance.run_local(str(tmp_path / name), BalanceConfig(t=T, seed=99))
+        balance.run(LocalEngine(), str(tmp_path / name), BalanceConfig(t=T, seed=99))
     assert kept_uids(tmp_path / "a") == kept_uids(tmp_path / "b")
-    balance.run_local(str(tmp_path / "a"), BalanceConfig(t=T, seed=99), processes=2)
+    balance.run(LocalEngine(2), str(tmp_path / "a"), BalanceConfig(t=T, seed=99))
     assert kept_uids(tmp_path / "a") == kept_uids(tmp_path / "b")
-    balance.run_local(str(tmp_path / "b"), BalanceConfig(t=T, seed=100))
+    balance.run(LocalEngine(), str(tmp_path / "b"), BalanceConfig(t=T, seed=100))
     assert kept_uids(tmp_path / "a") != kept_uids(tmp_path / "b")
 
 
@@ -104,11 +105,11 @@ def test_unmatched_pairs_dropped_by_default_kept_with_flag(tmp_path):
     rows = synthetic_rows([5])
     rows[0]["entries"], rows[1]["entries"] = [], None
     write_ingest(tmp_path, rows, parts=1)
-    summary = balance.run_local(str(tmp_path), BalanceConfig(t=T))
+    summary = balance.run(LocalEngine(), str(tmp_path), BalanceConfig(t=T))
     assert summary["kept"] == 3 and summary["dropped"] == {"no_query_match": 2}
     dropped = pq.read_table(tmp_path / "balance/dropped/part-00000.parquet").to_pylist()
     assert [row["status"] for row in dropped] == ["no_query_match"] * 2
-    summary = balance.run_local(str(tmp_path), BalanceConfig(t=T, keep_unmatched=True))
+    summary = balance.run(LocalEngine(), str(tmp_path), BalanceConfig(t=T, keep_unmatched=True))
     assert summary["kept"] == 5 and summary["dropped"] == {}
 
 
@@ -117,8 +118,8 @@ def test_entry_texts_come_from_the_metadata_ingest_used(tmp_path):
     from wit_pipeline.config import IngestConfig, MatchConfig
 
     source = ListSource([("http://a/1.jpg", "A dog on the beach at sunset")])
-    ingest.run_local(source, str(tmp_path), IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES))))
-    balance.run_local(str(tmp_path), BalanceConfig())
+    ingest.run(LocalEngine(), str(tmp_path), IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES))), source=source)
+    balance.run(LocalEngine(), str(tmp_path), BalanceConfig())
     table = pq.read_table(tmp_path / "balance/entry_counts.parquet").to_pylist()
     entries = json.loads(ENTRIES.read_text())
     assert {row["text"] for row in table} >= {"A", "dog", "beach", "the"}
@@ -127,4 +128,4 @@ def test_entry_texts_come_from_the_metadata_ingest_used(tmp_path):
 
 def test_missing_ingest_output_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `wit ingest` first"):
-        balance.run_local(str(tmp_path), BalanceConfig())
+        balance.run(LocalEngine(), str(tmp_path), BalanceConfig())

@@ -11,6 +11,7 @@ from test_dedup import build_raw
 from wit_pipeline import reshard
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
+from wit_pipeline.engines.local import LocalEngine
 
 pytestmark = pytest.mark.slow
 IN_MEMORY = ["--direct_running_mode=in_memory"]
@@ -27,11 +28,12 @@ def out(tmp_path_factory):
 
 
 def test_beam_dedup_writes_the_local_files(out):
-    from beam_jobs.dedup import run_pipeline
+    from wit_pipeline.engines.beam import BeamEngine
 
     config = DedupConfig()
-    local = stage.run_local(str(out / "raw"), str(out / "dedup"), config, str(out / "eval"))
-    beam = run_pipeline(str(out / "raw"), str(out / "dedup_beam"), config, str(out / "eval"), IN_MEMORY)
+    local = stage.run(LocalEngine(), str(out), config, decontaminate=str(out / "eval"))
+    beam = stage.run(BeamEngine(IN_MEMORY), str(out), config, decontaminate=str(out / "eval"),
+                     output_folder=str(out / "dedup_beam"))
     for name in ("keep.parquet", "clusters.parquet"):
         assert (out / "dedup" / name).read_bytes() == (out / "dedup_beam" / name).read_bytes()
     for key in ("rows", "kept", "exact_duplicates", "near_duplicates", "eval_overlaps", "largest_clusters", "bands", "near_pairs_verified"):
@@ -40,12 +42,11 @@ def test_beam_dedup_writes_the_local_files(out):
 
 
 def test_beam_reshard_writes_the_local_shards(out):
-    from beam_jobs.reshard import run_pipeline
+    from wit_pipeline.engines.beam import BeamEngine
 
-    keep = str(out / "dedup" / "keep.parquet")
     config = ReshardConfig(samples_per_shard=4, seed=3)
-    local = reshard.run_local(str(out / "raw"), keep, str(out / "final"), config)
-    beam = run_pipeline(str(out / "raw"), keep, str(out / "final_beam"), config, None, IN_MEMORY)
+    local = reshard.run(LocalEngine(), str(out), config)
+    beam = reshard.run(BeamEngine(IN_MEMORY), str(out), config, output_folder=str(out / "final_beam"))
     assert local["shards"] == beam["shards"]  # names, counts, sizes and tar checksums
     for facts in local["shards"]:
         for ext in ("tar", "parquet"):

@@ -12,6 +12,7 @@ from conftest import TEST_DATA
 from wit_pipeline import shards
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import stage
+from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.hashing import phash_hex, phash_to_int
 
 IMAGES = TEST_DATA / "coco" / "images"
@@ -73,7 +74,7 @@ def raw(tmp_path_factory):
 def deduped(raw, tmp_path_factory):
     folder, samples = raw
     output = tmp_path_factory.mktemp("dedup")
-    stats = stage.run_local(str(folder), str(output), DedupConfig())
+    stats = stage.dedup_folder(str(folder), str(output), DedupConfig())
     return output, samples, stats
 
 
@@ -140,7 +141,7 @@ def test_far_crop_stays_apart_at_default_radius(deduped, raw, tmp_path):
     keep, _ = decisions(output)
     assert samples["crop_far"].uid in keep and samples[CROP_FAR].uid in keep
     # A wider radius does join it: the pHash moved, the photo did not.
-    stage.run_local(str(raw[0]), str(tmp_path), DedupConfig(radius=12))
+    stage.dedup_folder(str(raw[0]), str(tmp_path), DedupConfig(radius=12))
     keep_wide, _ = decisions(tmp_path)
     assert (samples["crop_far"].uid in keep_wide) != (samples[CROP_FAR].uid in keep_wide)
 
@@ -165,7 +166,7 @@ def test_decontamination_on_an_image_folder(raw, tmp_path):
     # A smaller, recompressed copy in the eval set still finds the training photo.
     (eval_set / "nested" / "159269.jpg").write_bytes(encode(load(photo("000000159269.jpg")).reduce(2), 60))
     output = tmp_path / "dedup"
-    stats = stage.run_local(str(folder), str(output), DedupConfig(), decontaminate=str(eval_set))
+    stats = stage.dedup_folder(str(folder), str(output), DedupConfig(), decontaminate=str(eval_set))
     keep, clusters = decisions(output)
     for name in ("000000539216.jpg", "000000159269.jpg"):
         assert samples[name].uid not in keep
@@ -179,21 +180,21 @@ def test_decontamination_on_our_shards(raw, tmp_path):
     folder, samples = raw
     eval_raw = tmp_path / "eval_raw"
     write_raw_shard(str(eval_raw), 0, [sample("e.jpg", crop(photo("000000070133.jpg"), 0.005), "eval")])
-    stats = stage.run_local(str(folder), str(tmp_path / "dedup"), DedupConfig(), decontaminate=str(eval_raw))
+    stats = stage.dedup_folder(str(folder), str(tmp_path / "dedup"), DedupConfig(), decontaminate=str(eval_raw))
     assert stats["eval_overlaps"] == 1
 
 
 def test_bad_inputs_have_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="no finished raw shards"):
-        stage.run_local(str(tmp_path), str(tmp_path / "d"), DedupConfig())
+        stage.dedup_folder(str(tmp_path), str(tmp_path / "d"), DedupConfig())
     (tmp_path / "empty_eval").mkdir()
     write_raw_shard(str(tmp_path / "raw"), 0, [sample("x.jpg", photo(VARIED))])
     with pytest.raises(ValueError, match="no Parquet sidecars and no image files"):
-        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig(), str(tmp_path / "empty_eval"))
+        stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig(), str(tmp_path / "empty_eval"))
     (tmp_path / "broken_eval").mkdir()
     (tmp_path / "broken_eval" / "broken.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="broken.jpg does not decode"):
-        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig(), str(tmp_path / "broken_eval"))
+        stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig(), str(tmp_path / "broken_eval"))
 
 
 def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
@@ -201,11 +202,10 @@ def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
     from wit_pipeline.config import ReshardConfig
 
     write_raw_shard(str(tmp_path / "raw"), 0, [RawFailure("http://127.0.0.1/a.jpg", "a")])
-    stats = stage.run_local(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig())
+    stats = stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig())
     assert stats["rows"] == 1 and stats["kept"] == 0
-    manifest = reshard.run_local(
-        str(tmp_path / "raw"), str(tmp_path / "dedup" / "keep.parquet"), str(tmp_path / "final"), ReshardConfig()
-    )
+    manifest = reshard.run(LocalEngine(), None, ReshardConfig(), input_folder=str(tmp_path / "raw"),
+                           keep_path=str(tmp_path / "dedup" / "keep.parquet"), output_folder=str(tmp_path / "final"))
     assert manifest["shards"] == [] and manifest["samples"] == 0
 
 
@@ -216,8 +216,8 @@ def test_malformed_phash_is_named(tmp_path):
     rows[0]["phash"] = "not-a-phash-0000"
     shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
     with pytest.raises(shards.InputError, match="not a 16-digit hex pHash"):
-        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())
+        stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())
     rows[0]["phash"] = "abc"
     shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
     with pytest.raises(shards.InputError, match="00000.parquet: phash: expected 16-character values, found 'abc'"):
-        stage.run_local(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())
+        stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())

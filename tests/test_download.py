@@ -15,6 +15,7 @@ from PIL import Image
 from wit_pipeline import schema, shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
+from wit_pipeline.engines.local import LocalEngine
 
 from conftest import COCO_IMAGES
 
@@ -80,7 +81,7 @@ def misbehaving_run(tmp_path_factory, image_server, second_loopback_server):
     rows.append({"url": f"{base}/img/{B}", "caption": None})
     out = tmp_path_factory.mktemp("misbehaving")
     input_path = write_list(out / "urls.parquet", rows)
-    totals = stage.run_download(input_path, str(out), UrlListConfig(shard_size=8), fast_config(), processes=1)
+    totals = stage.run(LocalEngine(), str(out), fast_config(), input_path=input_path, url_config=UrlListConfig(shard_size=8))
     return out, totals, len(rows)
 
 
@@ -163,7 +164,7 @@ def test_redirect_to_another_private_address_is_allowed_with_allow_private(tmp_p
     target = urllib.parse.quote(f"{second_loopback_server.url}/img/{A}", safe="")
     input_path = write_list(tmp_path / "urls.parquet", [{"url": f"{image_server.url}/redirect-to/{target}",
                                                          "caption": "via redirect"}])
-    stage.run_download(input_path, str(tmp_path), UrlListConfig(), fast_config(allow_private=True))
+    stage.run(LocalEngine(), str(tmp_path), fast_config(allow_private=True), input_path=input_path, url_config=UrlListConfig())
     assert read_rows(tmp_path)["via redirect"]["status"] == "ok"
 
 
@@ -177,7 +178,7 @@ def test_byte_cap_refuses_large_bodies_with_and_without_content_length(tmp_path,
         {"url": f"{image_server.url}/chunked/{big}", "caption": "streamed"},
         {"url": f"{image_server.url}/img/{small}", "caption": "small"},
     ])
-    stage.run_download(input_path, str(tmp_path), UrlListConfig(), fast_config(max_bytes=cap))
+    stage.run(LocalEngine(), str(tmp_path), fast_config(max_bytes=cap), input_path=input_path, url_config=UrlListConfig())
     rows = read_rows(tmp_path)
     assert [rows[c]["status"] for c in ("declared", "streamed", "small")] == ["too_large_bytes"] * 2 + ["ok"]
 
@@ -186,14 +187,14 @@ def test_image_size_rules_use_img2dataset_resizer(tmp_path, image_server):
     input_path = write_list(tmp_path / "urls.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a"}])
     config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
                             resize=ResizeConfig(image_size=64, min_image_size=10_000))
-    stage.run_download(input_path, str(tmp_path), UrlListConfig(), config)
+    stage.run(LocalEngine(), str(tmp_path), config, input_path=input_path, url_config=UrlListConfig())
     assert read_rows(tmp_path)["a"]["status"] == "too_small"
 
 
 def test_rerun_skips_finished_shards(misbehaving_run, tmp_path):
     out, _, input_rows = misbehaving_run
     before = {p.name: p.stat().st_mtime_ns for p in (out / "raw").glob("*.tar")}
-    totals = stage.run_download(str(out / "urls.parquet"), str(out), UrlListConfig(shard_size=8), fast_config())
+    totals = stage.run(LocalEngine(), str(out), fast_config(), input_path=str(out / "urls.parquet"), url_config=UrlListConfig(shard_size=8))
     assert totals["skipped_shards"] == totals["shards"] == len(before)
     assert totals["rows"] == input_rows
     assert {p.name: p.stat().st_mtime_ns for p in (out / "raw").glob("*.tar")} == before

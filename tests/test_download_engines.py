@@ -15,6 +15,7 @@ import pytest
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
+from wit_pipeline.engines.local import LocalEngine
 
 from conftest import COCO_IMAGES
 
@@ -44,16 +45,17 @@ def raw_contents(out):
 
 @pytest.mark.slow
 def test_local_and_beam_engines_write_the_same_rows_and_members(tmp_path, image_server):
-    from beam_jobs.download import run_pipeline
+    from wit_pipeline.engines.beam import BeamEngine
 
     input_path = str(tmp_path / "urls.parquet")
     url_list(input_path, image_server.url, extra=[{"url": f"{image_server.url}/status/404", "caption": "gone"}])
     config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
                             resize=ResizeConfig(image_size=64), threads=4)
     url_config = UrlListConfig(shard_size=10)
-    local_totals = stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 2)
-    beam_totals = run_pipeline(stage.plan_tasks(input_path, str(tmp_path / "beam"), url_config, config),
-                               beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    local_totals = stage.run(LocalEngine(2), str(tmp_path / "local"), config, input_path=input_path,
+                             url_config=url_config)
+    beam_totals = stage.run(BeamEngine(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+                            str(tmp_path / "beam"), config, input_path=input_path, url_config=url_config)
     assert local_totals["statuses"] == beam_totals["statuses"] == {"ok": 2 * len(IMAGES), "http_404": 1}
     local_rows, local_members = raw_contents(tmp_path / "local")
     beam_rows, beam_members = raw_contents(tmp_path / "beam")
@@ -98,33 +100,33 @@ def plan_against_local(tmp_path, image_server, engine_name):
     config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
                             resize=ResizeConfig(image_size=48), threads=4)
     url_config = UrlListConfig(shard_size=8)
-    stage.run_local(stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config), 1)
+    stage.run_tasks(LocalEngine(), stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config))
     return stage.plan_tasks(input_path, str(tmp_path / engine_name), url_config, config)
 
 
 @pytest.mark.slow
 def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
-    from beam_jobs.download import run_pipeline
     from beam_services import portable_runner_args
+    from wit_pipeline.engines.beam import BeamEngine
 
     tasks = plan_against_local(tmp_path, image_server, "portable")
     with portable_runner_args(tmp_path) as beam_args:
-        totals = run_pipeline(tasks, beam_args)
+        totals = stage.run_tasks(BeamEngine(beam_args), tasks)
     assert totals["statuses"] == {"ok": len(IMAGES)}
     assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "portable")
 
 
 @pytest.mark.slow
 def test_spark_engine_matches_local(tmp_path, image_server):
-    from wit_pipeline.engines import spark
+    from wit_pipeline.engines.spark import SparkEngine
 
     tasks = plan_against_local(tmp_path, image_server, "spark")
-    session = spark.local_session(cores=2)
+    engine = SparkEngine("local[2]")
     try:
-        results = spark.map_shards(session, stage.download_shard, tasks)
+        totals = stage.run_tasks(engine, tasks)
     finally:
-        session.stop()
-    assert stage.summarise(results)["statuses"] == {"ok": len(IMAGES)}
+        engine.close()
+    assert totals["statuses"] == {"ok": len(IMAGES)}
     assert raw_contents(tmp_path / "local") == raw_contents(tmp_path / "spark")
 
 
@@ -137,11 +139,11 @@ def test_downloaded_copies_of_an_eval_folder_are_decontaminated(tmp_path, image_
     url_list(input_path, image_server.url, copies=1)
     config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
                             resize=ResizeConfig(image_size=64, resize_mode="border"), threads=4)
-    stage.run_download(input_path, str(tmp_path), UrlListConfig(), config)
+    stage.run(LocalEngine(), str(tmp_path), config, input_path=input_path, url_config=UrlListConfig())
     eval_folder = tmp_path / "eval"
     eval_folder.mkdir()
     for name in IMAGES[:5]:
         (eval_folder / name).write_bytes((COCO_IMAGES / name).read_bytes())
-    stats = dedup_stage.run_local(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig(), str(eval_folder))
+    stats = dedup_stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig(), str(eval_folder))
     assert stats["eval_overlaps"] == 5
     assert stats["kept"] == len(IMAGES) - 5

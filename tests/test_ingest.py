@@ -6,6 +6,7 @@ import pytest
 from text_helpers import ENTRIES, ListSource, laion_rows
 from wit_pipeline import ingest, schema, shards
 from wit_pipeline.config import IngestConfig, MatchConfig
+from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.base import make_record
 from wit_pipeline.text.matching import naive_match
 
@@ -47,7 +48,7 @@ def read_all(folder):
 def ingested(tmp_path_factory):
     out = tmp_path_factory.mktemp("ingest")
     config = IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES)))
-    summary = ingest.run_local(ListSource(pairs(), shard_size=4), str(out), config)
+    summary = ingest.run(LocalEngine(), str(out), config, source=ListSource(pairs(), shard_size=4))
     return out, summary
 
 
@@ -88,7 +89,7 @@ def test_source_statuses_and_missing_captions_pass_through(tmp_path):
             yield make_record("not a url", "A man riding a horse.", "odd", status="invalid_url", error="no scheme")
             yield make_record("http://a/b.jpg", None, "odd")
 
-    summary = ingest.run_local(Odd([("x", "y")]), str(tmp_path), IngestConfig())
+    summary = ingest.run(LocalEngine(), str(tmp_path), IngestConfig(), source=Odd([("x", "y")]))
     assert summary["dropped"] == {"invalid_url": 1, "missing_caption": 1}
     rows = pq.read_table(tmp_path / "ingest/dropped/part-00000.parquet").to_pylist()
     assert rows[0]["error"] == "no scheme"
@@ -96,11 +97,11 @@ def test_source_statuses_and_missing_captions_pass_through(tmp_path):
 
 def test_rerun_skips_finished_shards_and_redoes_unfinished(tmp_path):
     source, config = ListSource(pairs(), shard_size=4), IngestConfig()
-    first = ingest.run_local(source, str(tmp_path), config)
+    first = ingest.run(LocalEngine(), str(tmp_path), config, source=source)
     before = read_all(tmp_path / "ingest")
     (tmp_path / "ingest" / "00001.done").unlink()
     (tmp_path / "ingest" / "part-00001.parquet").unlink()
-    again = ingest.run_local(source, str(tmp_path), config)
+    again = ingest.run(LocalEngine(), str(tmp_path), config, source=source)
     assert again == first
     assert read_all(tmp_path / "ingest") == before
 
@@ -108,8 +109,8 @@ def test_rerun_skips_finished_shards_and_redoes_unfinished(tmp_path):
 def test_two_processes_write_what_one_does(tmp_path):
     rows = laion_rows(300)
     source = ListSource([(r["URL"], r["TEXT"]) for r in rows] * 2, shard_size=150)
-    one = ingest.run_local(source, str(tmp_path / "one"), IngestConfig(), processes=1)
-    two = ingest.run_local(source, str(tmp_path / "two"), IngestConfig(), processes=2)
+    one = ingest.run(LocalEngine(1), str(tmp_path / "one"), IngestConfig(), source=source)
+    two = ingest.run(LocalEngine(2), str(tmp_path / "two"), IngestConfig(), source=source)
     assert one == two
     assert one["dropped"]["duplicate"] == one["kept"]  # the second copy of every kept row
     assert read_all(tmp_path / "one/ingest") == read_all(tmp_path / "two/ingest")
@@ -133,7 +134,7 @@ def test_declared_extra_columns_are_kept_and_bookkeeping_is_not(tmp_path):
             return {"photographer": None}
 
     rows = laion_rows(3)
-    ingest.run_local(WithExtras([(r["URL"], r["TEXT"]) for r in rows]), str(tmp_path), IngestConfig())
+    ingest.run(LocalEngine(), str(tmp_path), IngestConfig(), source=WithExtras([(r["URL"], r["TEXT"]) for r in rows]))
     names = pq.read_table(tmp_path / "ingest/part-00000.parquet").schema.names
     assert names == schema.TEXT_SCHEMA.names + ["photographer"]
     assert pq.read_table(tmp_path / "ingest/part-00000.parquet").column("photographer").to_pylist()[0] == "Ansel"

@@ -11,6 +11,7 @@ from rawshards import RawFailure, RawSample, half, write_raw_shard
 from wit_pipeline import reshard, shards
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
+from wit_pipeline.engines.local import LocalEngine
 
 IMAGES = sorted((TEST_DATA / "coco" / "images").glob("*.jpg"))
 
@@ -25,7 +26,7 @@ def build_out(out) -> list[RawSample]:
         part = samples[shard_id::3] + [RawFailure(f"http://127.0.0.1/gone{shard_id}.jpg", "gone")]
         write_raw_shard(str(raw), shard_id, part)
     (raw / "config.json").write_text(json.dumps({"download": {"threads": 4}}))
-    stage.run_local(str(raw), str(out / "dedup"), DedupConfig())
+    stage.dedup_folder(str(raw), str(out / "dedup"), DedupConfig())
     return samples
 
 
@@ -36,12 +37,13 @@ def out(tmp_path_factory):
 
 
 def run(out, folder="final", processes=1, **config):
-    return reshard.run_local(
-        str(out / "raw"),
-        str(out / "dedup" / "keep.parquet"),
-        str(out / folder),
+    return reshard.run(
+        LocalEngine(processes),
+        None,
         ReshardConfig(**{"samples_per_shard": 5, "seed": 7, **config}),
-        processes=processes,
+        input_folder=str(out / "raw"),
+        keep_path=str(out / "dedup" / "keep.parquet"),
+        output_folder=str(out / folder),
         stage_folders={"download": str(out / "raw"), "dedup": str(out / "dedup")},
     )
 
@@ -114,4 +116,5 @@ def test_keep_list_not_matching_raw_is_an_error(out, tmp_path):
 
     shards.write_parquet(str(keep), [{"uid": "0" * 32, "shard": 0}], schema.KEEP_SCHEMA)
     with pytest.raises(ValueError, match="lacks 1 kept samples"):
-        reshard.run_local(str(folder / "raw"), str(keep), str(tmp_path / "final"), ReshardConfig())
+        reshard.run(LocalEngine(), None, ReshardConfig(), input_folder=str(folder / "raw"), keep_path=str(keep),
+                    output_folder=str(tmp_path / "final"))

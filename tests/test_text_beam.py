@@ -7,6 +7,8 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
+from wit_pipeline import shards
+
 from text_helpers import ENTRIES, ListSource, laion_rows
 
 beam = pytest.importorskip("apache_beam")
@@ -24,41 +26,34 @@ def files(folder):
 def test_ingest_and_balance_on_beam_equal_local(tmp_path):
     from apache_beam.metrics.metric import MetricsFilter
 
-    from beam_jobs import balance as beam_balance
-    from beam_jobs import ingest as beam_ingest
-    from beam_jobs.options import pipeline_options
     from wit_pipeline import balance, ingest
     from wit_pipeline.config import BalanceConfig, IngestConfig, MatchConfig
+    from wit_pipeline.engines.beam import BeamEngine
+    from wit_pipeline.engines.local import LocalEngine
 
     rows = laion_rows(500)
     pairs = [(r["URL"], r["TEXT"]) for r in rows] + [(r["URL"], r["TEXT"]) for r in rows[:120]]
     source = ListSource(pairs, shard_size=125)
     config = IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES)))
     local, on_beam = str(tmp_path / "local"), str(tmp_path / "beam")
+    engine = BeamEngine(IN_MEMORY)
 
-    local_summary = ingest.run_local(source, local, config)
-    pipeline = beam.Pipeline(options=pipeline_options(IN_MEMORY))
-    beam_ingest.build(pipeline, source, on_beam, config)
-    result = pipeline.run()
-    result.wait_until_finish()
-    beam_summary = json.loads(open(f"{on_beam}/ingest/ingest_stats.json").read())
+    local_summary = ingest.run(LocalEngine(), local, config, source=source)
+    beam_summary = ingest.run(engine, on_beam, config, source=source)
     assert beam_summary == local_summary
     assert local_summary["dropped"]["duplicate"] > 0
     assert files(f"{on_beam}/ingest") == files(f"{local}/ingest")
-    counters = {c.key.metric.name: c.committed
-                for c in result.metrics().query(MetricsFilter().with_namespace("ingest"))["counters"]}
-    assert counters == {"ok": local_summary["kept"], **local_summary["dropped"]}
+    # The same markers on Beam as on the local engine: a rerun skips every shard.
+    assert shards.finished_shards(f"{on_beam}/ingest") == shards.finished_shards(f"{local}/ingest") == [0, 1, 2, 3, 4]
+    assert ingest.run(engine, on_beam, config, source=source) == local_summary
 
     balance_config = BalanceConfig(t=4, seed=11)
-    local_balance = balance.run_local(local, balance_config)
-    pipeline = beam.Pipeline(options=pipeline_options(IN_MEMORY))
-    beam_balance.build(pipeline, on_beam, balance_config)
-    result = pipeline.run()
-    result.wait_until_finish()
-    beam_balance_summary = json.loads(open(f"{on_beam}/balance/balance_stats.json").read())
-    assert beam_balance_summary == local_balance
+    local_balance = balance.run(LocalEngine(), local, balance_config)
+    beam_balance = balance.run(engine, on_beam, balance_config)
+    assert beam_balance == local_balance
+    # The select pass's per-status counts are Beam counters.
     counters = {c.key.metric.name: c.committed
-                for c in result.metrics().query(MetricsFilter().with_namespace("balance"))["counters"]}
+                for c in engine.last_result.metrics().query(MetricsFilter().with_namespace("balance"))["counters"]}
     assert counters == {"ok": local_balance["kept"], **local_balance["dropped"]}
     assert local_balance["entries_capped"] > 0 and local_balance["dropped"]["not_sampled"] > 0
     assert files(f"{on_beam}/balance") == files(f"{local}/balance")

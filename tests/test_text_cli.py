@@ -68,7 +68,9 @@ def test_url_list_source_when_it_lands(tmp_path):
     source = urls.UrlListSource(str(TEST_DATA / "text/laion_3000.parquet"),
                                 UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=1000),
                                 staging_dir=str(tmp_path / "staging"))
-    summary = ingest.run_local(source, str(tmp_path), IngestConfig())
+    from wit_pipeline.engines.local import LocalEngine
+
+    summary = ingest.run(LocalEngine(), str(tmp_path), IngestConfig(), source=source)
     assert summary["rows_in"] == 3000
     assert summary["kept"] + sum(summary["dropped"].values()) == 3000
     part = pq.read_table(tmp_path / "ingest/part-00000.parquet")

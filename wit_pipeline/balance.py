@@ -13,6 +13,8 @@ after, p) and `balance_stats.json`.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ import pyarrow.compute as pc
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import BalanceConfig, to_dict
+
+log = logging.getLogger("wit")
 
 STAGE = "balance"
 STATS_FILE = "balance_stats.json"
@@ -165,16 +169,33 @@ def balance_folder(output: str) -> str:
 
 def read_entry_texts(output: str) -> list[str] | None:
     """The entry strings of the metadata file ingest matched against, if it is still readable."""
+    from wit_pipeline.text.matching import load_entries
+
+    path = _ingest_metadata_path(output)
+    try:
+        return load_entries(path) if path else None
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def ingest_ran_without_query_list(output: str) -> bool:
+    """Whether ingest's stats say it matched no query list (so no pair has entries)."""
+    match = _ingest_match_config(output)
+    return match is not None and not match.get("metadata_path")
+
+
+def _ingest_metadata_path(output: str) -> str | None:
+    return (_ingest_match_config(output) or {}).get("metadata_path")
+
+
+def _ingest_match_config(output: str) -> dict | None:
     import json
 
     import fsspec
 
-    from wit_pipeline.text.matching import load_entries
-
     try:
         with fsspec.open(shards.join(shards.join(output, "ingest"), "ingest_stats.json"), "rt") as f:
-            path = json.load(f)["config"]["match"]["metadata_path"]
-        return load_entries(path) if path else None
+            return json.load(f)["config"]["match"]
     except (FileNotFoundError, KeyError, ValueError):
         return None
 
@@ -199,7 +220,7 @@ class CountTask:
 
 
 def count_part(task: CountTask) -> dict:
-    """Entry counts of one ingest part (local engine's first pass)."""
+    """Entry counts of one ingest part (the first pass)."""
     table = shards.read_parquet(task.path, columns=["entries"])
     counts = count_entries(table.column("entries").combine_chunks())
     return {"rows": len(table), "counts": counts}
@@ -215,7 +236,7 @@ class SelectTask:
 
 
 def select_part(task: SelectTask) -> dict:
-    """Decide and write one part (local engine's second pass); returns status and kept-entry counts."""
+    """Decide and write one part (the second pass); returns status and kept-entry counts."""
     table = shards.read_parquet(task.path)
     entries = table.column("entries").combine_chunks()
     statuses = select(table.column("uid").to_pylist(), entries, task.p, task.config)
@@ -251,54 +272,24 @@ def write_outputs(output: str, statuses: dict[str, int], before: np.ndarray, aft
     return write_summary(folder, summarise(statuses, before, after, config), STATS_FILE)
 
 
-def run_local(output: str, config: BalanceConfig, processes: int = 1) -> dict:
-    """Balance `OUT/ingest` into `OUT/balance` on the local engine: count pass, then select pass."""
-    from wit_pipeline.engines.local import map_shards
+def run(engine, output: str, config: BalanceConfig) -> dict:
+    """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
     from wit_pipeline.ingest import add_counts
 
     parts = ingest_parts(output)
+    if not config.keep_unmatched and ingest_ran_without_query_list(output):
+        log.warning("balance: ingest ran without a query list (--metadata): every pair is kept")
+        config = dataclasses.replace(config, keep_unmatched=True)
     shards.makedirs(shards.join(balance_folder(output), "dropped"))
     before = np.zeros(0, np.int64)
-    for result in map_shards(count_part, [CountTask(path) for _, path in parts], processes,
-                             desc="balance: count", unit_key="rows"):
+    for result in engine.map_shards(count_part, [CountTask(path) for _, path in parts],
+                                    desc="balance: count", unit_key="rows"):
         before = add_dense(before, result["counts"])
     p = probabilities(before, config.t)
     tasks = [SelectTask(part_id, path, output, p, config) for part_id, path in parts]
     statuses: dict[str, int] = {}
     after = np.zeros(0, np.int64)
-    for result in map_shards(select_part, tasks, processes, desc="balance: select", unit_key="rows"):
+    for result in engine.map_shards(select_part, tasks, desc="balance: select", unit_key="rows"):
         add_counts(statuses, result["statuses"])
         after = add_dense(after, result["counts_after"])
     return write_outputs(output, statuses, before, after, config)
-
-
-# ---- the pieces the Beam engine maps and groups (same files as the local engine writes)
-
-def read_part_rows(part: tuple[int, str]):
-    """(part id, row index, row) for every row of an ingest part."""
-    part_id, path = part
-    for index, row in enumerate(shards.read_parquet(path).to_pylist()):
-        yield part_id, index, row
-
-
-def decide_row(item, counts: Mapping[int, int], config: BalanceConfig):
-    part_id, index, row = item
-    return part_id, index, dict(row, status=pair_status(row["uid"], row["entries"], counts, config))
-
-
-def write_indexed_rows(output: str, kind: str, part_id: int, indexed_rows) -> dict[str, int]:
-    """Write the kept (`part`) or `dropped` file of one part from (row index, row) pairs;
-    None placeholders are skipped."""
-    from wit_pipeline.ingest import status_counts, write_part
-
-    rows = [row for _, row in sorted((item for item in indexed_rows if item is not None), key=lambda x: x[0])]
-    name = f"part-{shards.shard_name(part_id)}.parquet"
-    write_part(shards.join(balance_folder(output), name if kind == "part" else "dropped/" + name), rows)
-    return status_counts(rows)
-
-
-def dense_counts(counts: Mapping[int, int]) -> np.ndarray:
-    dense = np.zeros(max(counts, default=-1) + 1, np.int64)
-    for entry, count in counts.items():
-        dense[entry] = count
-    return dense

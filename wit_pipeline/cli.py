@@ -14,6 +14,7 @@ import sys
 
 # One line per subcommand; the module's `register` defines its flags.
 COMMANDS = [
+    "wit_pipeline.commands.curate",
     "wit_pipeline.commands.metadata",
     "wit_pipeline.commands.ingest",
     "wit_pipeline.commands.balance",
@@ -26,7 +27,11 @@ COMMANDS = [
 
 
 class UsageError(Exception):
-    """A bad flag value, a missing input or an unreadable file: reported in one line, exit 2."""
+    """A bad flag value, a missing input or an unreadable file: reported in one line, exit 2.
+
+    The one user-error type: commands raise it (or a library error that `main` maps to it), and
+    `main` alone catches it and prints it.
+    """
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -41,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wit",
         description="Curate CLIP-style image-text datasets: ingest, balance, download, dedup, reshard, train.",
     )
+    parser.add_argument("--version", action="version", version=f"wit {version()}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log a line per shard and more (DEBUG)")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                        parser_class=OneLineErrorParser)
     for module_name in COMMANDS:
@@ -57,12 +66,25 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
-    args.passthrough = passthrough
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args)
+    from wit_pipeline.commands.stage_flags import STAGE_COMMANDS, with_config_file
+    from wit_pipeline.config import ConfigError
     from wit_pipeline.shards import InputError
 
     try:
+        if args.command in STAGE_COMMANDS and args.config:
+            # The file's table becomes flags put before the typed ones, so typed flags win.
+            command_parser = subcommand_parsers(parser)[args.command]
+            at = argv.index(args.command)
+            argv = argv[: at + 1] + with_config_file(command_parser, args.command, argv[at + 1 :], args.config)
+            args = parser.parse_args(argv)
+        args.passthrough = passthrough
         return int(args.run(args) or 0)
+    except ConfigError as err:
+        print(f"wit {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except (UsageError, InputError) as err:
         print(f"wit {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -73,6 +95,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{command name: its parser}."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def version() -> str:
+    """The installed wit's version (the package metadata), or the source tree's."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("wit-pipeline")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """INFO by default (a line per stage and per shard), DEBUG with -v, WARNING with -q."""
+    import logging
+
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Libraries below us talk a lot at INFO; our own logger carries the per-shard lines.
+    for name in ("py4j", "apache_beam", "urllib3", "fsspec", "asyncio"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def usage_errors(*error_types):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,41 @@ class ReshardConfig:
     def __post_init__(self):
         _require(self.samples_per_shard > 0, "samples_per_shard must be positive")
         _require(self.seed >= 0, "seed must be >= 0")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the stages run: the top level of a config file, or the shared engine flags."""
+
+    engine: str = "local"
+    # Local worker processes; Beam's local worker count when no --runner is given.
+    processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # None: local[processes]. A cluster master is spark://HOST:7077, yarn, k8s://...
+    spark_master: str | None = None
+    # The interpreter Spark's Python workers run; None: the driver's own (sys.executable).
+    spark_python: str | None = None
+    # Beam's own pipeline flags (--runner, --project, --setup_file ...), passed through unchanged.
+    beam_args: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        _require(self.engine in ("local", "beam", "spark"), f"engine must be local|beam|spark, not {self.engine!r}")
+        _require(isinstance(self.processes, int) and self.processes >= 1, "processes must be >= 1")
+
+
+def field_default(cls, name: str):
+    """The default of dataclass field `name` (a dotted path reaches into nested configs).
+
+    Flags take their defaults from here, so a default is written once, in the dataclass.
+    """
+    head, _, rest = name.partition(".")
+    spec = {f.name: f for f in dataclasses.fields(cls)}[head]
+    if spec.default_factory is not dataclasses.MISSING:
+        value = spec.default_factory()
+    else:
+        value = spec.default
+    if rest:
+        return field_default(type(value), rest)
+    return value
 
 
 class ConfigError(ValueError):

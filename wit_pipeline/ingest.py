@@ -5,13 +5,14 @@ match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
 `OUT/ingest/dropped/part-NNNNN.parquet` (every other row, with its status), then the shard's stats
 and completion marker. After all shards, exact dedup of (url, caption) runs globally: a uid keyed
 on exactly that pair is kept at its first occurrence by (shard id, row index); later occurrences
-move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate`. Both engines write
-the same files; `ingest_stats.json` holds the totals.
+move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate` (the engine's group-by
+by uid). Every engine writes the same files; `ingest_stats.json` holds the totals.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import traceback
 from collections.abc import Iterable, Iterator
@@ -127,43 +128,62 @@ def ingest_shard(task: IngestTask) -> dict:
     return stats
 
 
-def first_occurrences(occurrences: Iterable[tuple[int, int, dict]]) -> list[tuple[int, int, dict]]:
-    """Given every (shard id, row index, row) of one uid: the first by (shard id, row index) as is,
-    the others with status `duplicate`. Beam's dedup groups by uid and calls this."""
-    ordered = sorted(occurrences, key=lambda item: (item[0], item[1]))
-    result = [ordered[0]]
-    for shard_id, index, row in ordered[1:]:
-        result.append((shard_id, index, dict(row, status="duplicate")))
-    return result
+def uid_occurrences(folder: str, shard_id: int) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(uid, (shard id, row index)) for every row of a finished part: the dedup group-by's input."""
+    uids = shards.read_parquet(part_path(folder, shard_id), columns=["uid"]).column("uid").to_pylist()
+    for index, uid in enumerate(uids):
+        yield uid, (shard_id, index)
 
 
-def dedup_parts(folder: str, shard_ids: list[int]) -> int:
-    """Global exact dedup over finished parts, in shard order; returns the duplicate count.
+def later_occurrences(uid: str, places: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """All but the first (shard id, row index) of one uid: the rows that become `duplicate`."""
+    return sorted(places)[1:]
 
-    Each part's duplicates are written to `dropped/duplicate-NNNNN.parquet` before the part is
-    rewritten without them, so an interrupted run resumes correctly: a rewritten part has no
-    duplicates left, and its duplicates file (written only when non-empty) stays.
-    The pass holds every kept uid in memory (about 100 bytes each, 1 GB per 10 million pairs);
-    past that, the Beam engine's group-by-uid is the one to use.
+
+@dataclass(frozen=True)
+class DuplicatesTask:
+    folder: str
+    shard_id: int
+    rows: tuple[int, ...]  # indexes into the part's current rows
+
+
+def move_duplicates(task: DuplicatesTask) -> dict:
+    """Move a part's duplicate rows to `dropped/duplicate-NNNNN.parquet`, then rewrite the part.
+
+    The duplicates file is written before the part is rewritten without them, so an interrupted
+    run resumes correctly: a rewritten part has no duplicates left (the first occurrence of a
+    uid is never moved), and its duplicates file stays.
     """
-    seen: set[str] = set()
-    for shard_id in shard_ids:
-        table = shards.read_parquet(part_path(folder, shard_id))
-        is_duplicate = []
-        for uid in table.column("uid").to_pylist():
-            is_duplicate.append(uid in seen)
-            seen.add(uid)
-        if not any(is_duplicate):
-            continue
-        mask = pa.array(is_duplicate)
-        duplicates = table.filter(mask)
-        duplicates = duplicates.set_column(
-            duplicates.schema.get_field_index("status"), schema.TEXT_SCHEMA.field("status"),
-            pa.array(["duplicate"] * len(duplicates), pa.string()),
-        )
-        shards.makedirs(shards.join(folder, "dropped"))
-        write_table_atomic(duplicates_path(folder, shard_id), duplicates)
-        write_table_atomic(part_path(folder, shard_id), table.filter(pc.invert(mask)))
+    table = shards.read_parquet(part_path(task.folder, task.shard_id))
+    flags = [False] * len(table)
+    for index in task.rows:
+        flags[index] = True
+    mask = pa.array(flags, pa.bool_())
+    duplicates = table.filter(mask)
+    duplicates = duplicates.set_column(
+        duplicates.schema.get_field_index("status"), schema.TEXT_SCHEMA.field("status"),
+        pa.array(["duplicate"] * len(duplicates), pa.string()),
+    )
+    shards.makedirs(shards.join(task.folder, "dropped"))
+    write_table_atomic(duplicates_path(task.folder, task.shard_id), duplicates)
+    write_table_atomic(part_path(task.folder, task.shard_id), table.filter(pc.invert(mask)))
+    return {"shard": task.shard_id, "duplicates": len(duplicates)}
+
+
+def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
+    """Global exact dedup of (url, caption) over finished parts; returns the duplicate count.
+
+    The engine's group-by meets every occurrence of a uid; the first by (shard id, row index)
+    stays, the others move out, part by part. On the local engine the uids meet in one process
+    (about 100 bytes each, 1 GB per 10 million pairs); Beam and Spark shuffle them.
+    """
+    later = engine.group_by(functools.partial(uid_occurrences, folder), shard_ids, later_occurrences,
+                            desc="ingest: dedup")
+    by_shard: dict[int, list[int]] = {}
+    for shard_id, index in later:
+        by_shard.setdefault(shard_id, []).append(index)
+    tasks = [DuplicatesTask(folder, shard_id, tuple(sorted(rows))) for shard_id, rows in sorted(by_shard.items())]
+    engine.map_shards(move_duplicates, tasks, desc="ingest: move duplicates", unit_key=None)
     return count_duplicates(folder, shard_ids)
 
 
@@ -200,23 +220,21 @@ def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
     return total
 
 
-def run_local(source: Source, output: str, config: IngestConfig, processes: int = 1) -> dict:
-    """The whole stage on the local engine: every shard (finished ones skipped), then dedup."""
-    from wit_pipeline.engines.local import map_shards
-
+def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
+    """The whole stage on any engine: every shard (finished ones skipped), then the global dedup."""
     folder = ingest_folder(output)
     claim_output(source, output, config)
     shards.makedirs(shards.join(folder, "dropped"))
     tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
     statuses: dict[str, int] = {}
-    for result in map_shards(ingest_shard, tasks, processes, desc=STAGE, unit_key="rows"):
+    for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])
-    duplicates = dedup_parts(folder, [task.shard.shard_id for task in tasks])
+    duplicates = dedup_parts(engine, folder, [task.shard.shard_id for task in tasks])
     return write_summary(folder, summarise(statuses, duplicates, config))
 
 
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
-    """Refuse to resume into OUT/ingest with another source, input or configuration (both engines)."""
+    """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses
 
     source_config = getattr(source, "config", None)
@@ -230,29 +248,9 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
 
 
 def write_summary(folder: str, summary: dict, name: str = STATS_FILE) -> dict:
-    """Write the stage totals; returns them as written (JSON types), as both engines report them."""
+    """Write the stage totals; returns them as written (JSON types), as every engine reports them."""
     import json
 
     data = shards.json_bytes(summary)
     shards.write_atomic(shards.join(folder, name), data)
     return json.loads(data)
-
-
-# ---- the pieces the Beam engine groups by key (same files as the local engine writes)
-
-PART_KINDS = {"part": part_path, "dropped": dropped_path, "duplicate": duplicates_path}
-
-
-def row_kind(row: dict) -> str:
-    """Which file of its shard a decided row goes to."""
-    if row["status"] == schema.OK:
-        return "part"
-    return "duplicate" if row["status"] == "duplicate" else "dropped"
-
-
-def write_indexed_rows(folder: str, kind: str, shard_id: int, indexed_rows: Iterable) -> dict[str, int]:
-    """Write one file of a shard from (row index, row) pairs in any order; None entries (the
-    placeholders that make every shard's kept and dropped files exist) are skipped."""
-    rows = [row for _, row in sorted((item for item in indexed_rows if item is not None), key=lambda x: x[0])]
-    write_part(PART_KINDS[kind](folder, shard_id), rows)
-    return status_counts(rows)

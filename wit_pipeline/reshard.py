@@ -305,23 +305,26 @@ def write_manifest(output_folder: str, shard_facts_list: list[dict], config: Res
     return manifest
 
 
-def run_local(
-    raw_folder: str,
-    keep_path: str,
-    output_folder: str,
-    config: ReshardConfig,
-    processes: int = 1,
-    stage_folders: dict[str, str] | None = None,
-) -> dict:
-    """Reshard on the local engine (a process pool per step); return the manifest."""
-    from wit_pipeline.engines.local import map_shards
+def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str | None = None,
+        keep_path: str | None = None, output_folder: str | None = None,
+        stage_folders: dict[str, str] | None = None) -> dict:
+    """Reshard OUT/raw + OUT/dedup/keep.parquet into OUT/final on any engine; return the manifest.
 
+    Two map passes (route every raw shard, then assemble every final shard); the plan and the
+    manifest are made here. `stage_folders` (stage name -> folder) defaults to OUT's stages.
+    """
+    input_folder = input_folder or shards.join(output, "raw")
+    keep_path = keep_path or shards.join(output, "dedup/keep.parquet")
+    output_folder = output_folder or shards.join(output, "final")
+    if stage_folders is None and output is not None:
+        stage_folders = {name: shards.join(output, name) for name in ("ingest", "balance", "dedup")}
+        stage_folders["download"] = input_folder
     keep = shards.read_parquet(keep_path, columns=["uid", "shard"])
-    the_plan = plan(keep, raw_folder, output_folder, config)
+    the_plan = plan(keep, input_folder, output_folder, config)
     clear_output(output_folder)
     shards.makedirs(shards.join(output_folder, ROUTING_FOLDER))
-    routed = list(map_shards(route_shard, the_plan.route_tasks, processes, desc="route", unit_key="rows"))
+    routed = engine.map_shards(route_shard, the_plan.route_tasks, desc="reshard: route", unit_key="rows")
     tasks = assemble_tasks(routed, the_plan.final_shards, output_folder)
-    facts = list(map_shards(assemble_shard, tasks, processes, desc="assemble", unit_key="samples"))
+    facts = engine.map_shards(assemble_shard, tasks, desc="reshard: assemble", unit_key="samples")
     remove_routing(output_folder)
     return write_manifest(output_folder, facts, config, stage_configs(stage_folders or {}))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine, config_from_flags
+from wit_pipeline.config import BalanceConfig, field_default
 
 
 def register(subparsers) -> None:
@@ -14,36 +14,36 @@ def register(subparsers) -> None:
         description="Count matches per entry over OUT/ingest, keep a pair if any of its entries' "
         "seeded draws is below t / max(count, t) (MetaCLIP); write OUT/balance and entry_counts.parquet.",
     )
-    parser.add_argument("output", metavar="OUT", help="the folder `wit ingest --output` wrote")
-    parser.add_argument("--t", type=int, default=20_000, help="the per-entry cap (default 20000, CLIP's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the per-(pair, entry) draws")
+    parser.add_argument("output", metavar="OUT", nargs="?", help="the folder `wit ingest --output` wrote")
+    parser.add_argument("--t", type=int, default=field_default(BalanceConfig, "t"),
+                        help="the per-entry cap (default %(default)s, CLIP's)")
+    parser.add_argument("--seed", type=int, default=field_default(BalanceConfig, "seed"),
+                        help="seed of the per-(pair, entry) draws (default %(default)s)")
     parser.add_argument("--keep-unmatched", action="store_true",
                         help="keep pairs that match no entry (default: drop them as no_query_match)")
-    parser.add_argument("--engine", choices=("local", "beam"), default="local")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    add_engine_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from wit_pipeline.config import BalanceConfig, ConfigError
-
+    engine = build_engine(args)
     try:
-        config = BalanceConfig(t=args.t, seed=args.seed, keep_unmatched=args.keep_unmatched)
-    except ConfigError as err:
-        raise UsageError(str(err)) from err
-    if args.processes < 1:
-        raise UsageError("--processes must be >= 1")
+        run_stage(args, engine)
+    finally:
+        engine.close()
+    return 0
+
+
+def run_stage(args, engine) -> dict:
+    from wit_pipeline import balance
+
+    if args.output is None:
+        raise UsageError("give the run folder OUT (or `output` in --config)")
+    config = config_from_flags(args, BalanceConfig, t=args.t, seed=args.seed, keep_unmatched=args.keep_unmatched)
     try:
-        if args.engine == "beam":
-            from beam_jobs import balance as beam_balance
-
-            summary = beam_balance.run(args.output, config, args.passthrough, args.processes)
-        else:
-            from wit_pipeline import balance
-
-            summary = balance.run_local(args.output, config, args.processes)
+        summary = balance.run(engine, args.output, config)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
     print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
     print(f"  entries matched: {summary['entries_matched']}, capped at t={config.t}: {summary['entries_capped']}")
-    return 0
+    return summary

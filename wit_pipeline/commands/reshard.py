@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from wit_pipeline.commands.stage_flags import add_config_flags, load_section, resolve_folders
+from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine, config_from_flags, resolve_folders
+from wit_pipeline.config import ReshardConfig, field_default
 
 
 def register(subparsers) -> None:
@@ -22,20 +22,28 @@ def register(subparsers) -> None:
     parser.add_argument("--input", help="raw shard folder (default OUT/raw)")
     parser.add_argument("--keep", help="keep list (default OUT/dedup/keep.parquet)")
     parser.add_argument("--output", help="output folder (default OUT/final)")
-    parser.add_argument("--samples-per-shard", type=int, help="samples per final shard (default 10000)")
-    parser.add_argument("--seed", type=int, help="shuffle seed (default 0)")
-    parser.add_argument(
-        "--processes", type=int, default=min(4, os.cpu_count() or 1), help="local engine worker processes"
-    )
-    add_config_flags(parser)
+    parser.add_argument("--samples-per-shard", type=int, default=field_default(ReshardConfig, "samples_per_shard"),
+                        help="samples per final shard (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=field_default(ReshardConfig, "seed"),
+                        help="shuffle seed (default %(default)s)")
+    add_engine_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    engine = build_engine(args)
+    try:
+        run_stage(args, engine)
+    finally:
+        engine.close()
+    return 0
+
+
+def run_stage(args: argparse.Namespace, engine) -> dict:
     import fsspec
 
+    from wit_pipeline import reshard
     from wit_pipeline.cli import UsageError
-    from wit_pipeline.config import ReshardConfig
     from wit_pipeline.shards import InputError, join
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
@@ -45,26 +53,14 @@ def run(args: argparse.Namespace) -> int:
     fs, fs_path = fsspec.core.url_to_fs(keep_path)
     if not fs.exists(fs_path):
         raise UsageError(f"keep list {keep_path} not found: run `wit dedup` first")
-    config = load_section(
-        args, ReshardConfig, "reshard", samples_per_shard=args.samples_per_shard, seed=args.seed
-    )
-    stage_folders = {"download": input_folder}
-    if args.out:
-        # The manifest records how every stage that made these shards was configured.
-        stage_folders = {"ingest": join(args.out, "ingest"), "balance": join(args.out, "balance"),
-                         "download": input_folder, "dedup": join(args.out, "dedup")}
-    else:
-        stage_folders["dedup"] = keep_path.rsplit("/", 1)[0]
+    config = config_from_flags(args, ReshardConfig, samples_per_shard=args.samples_per_shard, seed=args.seed)
+    stage_folders = None
+    if not args.out:
+        stage_folders = {"download": input_folder, "dedup": keep_path.rsplit("/", 1)[0]}
     try:
-        if args.engine == "beam":
-            from beam_jobs.reshard import run_pipeline
-
-            manifest = run_pipeline(input_folder, keep_path, output_folder, config, stage_folders, args.passthrough)
-        else:
-            from wit_pipeline.reshard import run_local
-
-            manifest = run_local(input_folder, keep_path, output_folder, config, args.processes, stage_folders)
+        manifest = reshard.run(engine, args.out, config, input_folder=input_folder, keep_path=keep_path,
+                               output_folder=output_folder, stage_folders=stage_folders)
     except InputError as err:
         raise UsageError(str(err)) from err
     print(f"reshard: {manifest['samples']} samples in {len(manifest['shards'])} shards; wrote {output_folder}")
-    return 0
+    return manifest

@@ -132,7 +132,8 @@ class DedupResult:
     eval_huge_buckets: list[dict] = field(default_factory=list)
 
 
-def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | None = None) -> DedupResult:
+def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | None = None,
+               pair_finder=bands.near_pairs) -> DedupResult:
     """Decide every row: keep it, or drop it as an exact or near duplicate or an eval overlap.
 
     1. Rows within the radius of an eval hash are dropped first (`eval_overlap`).
@@ -140,6 +141,9 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
        so exact duplicates share a node); rows without a pHash get one node per sha256.
     3. Distinct pHashes within the radius are joined (bands.near_pairs), nodes are clustered
        (union-find), and each cluster keeps one survivor (clusters.choose_survivors).
+
+    `pair_finder` has `bands.near_pairs`'s signature; an engine's band group-by replaces it
+    (`stage.engine_pair_finder`) and finds the same pairs.
     """
     n = len(rows)
     status = np.full(n, schema.OK, dtype=object)
@@ -154,7 +158,7 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
     node, distinct_hashes = _nodes(rows, active)
     n_distinct = len(distinct_hashes)
     used_bands = config.bands or bands.choose_bands(n_distinct, config.radius)
-    left, right, huge = bands.near_pairs(
+    left, right, huge = pair_finder(
         distinct_hashes, config.radius, used_bands, config.max_bucket, config.huge_bucket_window
     )
     n_nodes = int(node.max()) + 1 if len(node) else 0

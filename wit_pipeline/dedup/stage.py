@@ -1,14 +1,16 @@
 """The dedup stage: raw shard sidecars in, `keep.parquet`, `clusters.parquet`, `dedup_stats.json` out.
 
-Both engines end here: they produce the same two tables, and `write_outputs` sorts and writes
+Every engine ends here: they produce the same two tables, and `write_outputs` sorts and writes
 them, so the files are the same bytes whichever engine decided.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
+from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
 from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 
@@ -33,16 +36,30 @@ def finished_raw_shards(input_folder: str) -> list[int]:
     return ids
 
 
-def run_local(
-    input_folder: str,
-    output_folder: str,
-    config: DedupConfig,
-    decontaminate: str | None = None,
-) -> dict:
+def run(engine, output: str | None, config: DedupConfig, *, decontaminate: str | None = None,
+        input_folder: str | None = None, output_folder: str | None = None) -> dict:
+    """Dedup the finished raw shards of OUT/raw (or `input_folder`) into OUT/dedup; return the stats.
+
+    On Beam the whole stage is one pipeline (beam_jobs/dedup.py), because there the global
+    group-by of band buckets is the algorithm. On the other engines the rows' few columns are
+    read here, the band buckets are grouped by the engine (Spark: shuffled over executors; local:
+    NumPy sorts in this process, which handle ten million rows) and the clusters decided here.
+    """
+    input_folder = input_folder or shards.join(output, "raw")
+    output_folder = output_folder or shards.join(output, "dedup")
+    if engine.name == "beam":
+        from beam_jobs.dedup import run_pipeline
+
+        return run_pipeline(input_folder, output_folder, config, decontaminate, engine.beam_args)
+    pair_finder = bands.near_pairs if engine.name == "local" else engine_pair_finder(engine)
+    return dedup_folder(input_folder, output_folder, config, decontaminate, pair_finder, engine.name)
+
+
+def dedup_folder(input_folder: str, output_folder: str, config: DedupConfig, decontaminate: str | None = None,
+                 pair_finder=bands.near_pairs, engine_name: str = "local") -> dict:
     """Dedup every finished raw shard of `input_folder` in this process; return the stats.
 
-    Reading is a few columns per shard, and the decisions are array passes (see bands.py): one
-    process handles ten million rows, so there is no pool here.
+    Reading is a few columns per shard, and the decisions are array passes (see bands.py).
     """
     started = time.monotonic()
     shard_ids = finished_raw_shards(input_folder)
@@ -53,10 +70,10 @@ def run_local(
         status_counts.update(counts)
     rows = DedupRows.concatenate(parts)
     references = eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
-    result = dedup_rows(rows, config, references)
+    result = dedup_rows(rows, config, references, pair_finder)
     keep, cluster_table = result_tables(rows, result)
     engine_facts = {
-        "engine": "local",
+        "engine": engine_name,
         "bands": result.bands,
         "near_pairs_verified": result.near_pairs,
         "huge_buckets": result.huge_buckets,
@@ -66,6 +83,64 @@ def run_local(
     stats = summarise(status_counts, keep, cluster_table, config, shard_ids, decontaminate, references, engine_facts)
     write_outputs(output_folder, keep, cluster_table, stats)
     return stats
+
+
+# ---- band buckets as an engine group-by (Spark), with the same pairs as bands.near_pairs
+
+# Distinct hashes per emit task: enough tasks to spread, few enough to start quickly.
+HASHES_PER_TASK = 200_000
+
+
+@dataclass(frozen=True)
+class BandTask:
+    hashes: np.ndarray  # distinct uint64 pHashes
+    band_count: int
+    radius: int
+
+
+def band_entries(task: BandTask):
+    """((combination, band key), pHash) for every key combination of every hash of the task."""
+    layout = bands.band_layout(task.band_count)
+    values = task.hashes.tolist()
+    for number, combo in enumerate(bands.key_combinations(task.band_count, task.radius)):
+        for key, value in zip(bands.band_keys(task.hashes, layout, combo).tolist(), values):
+            yield (number, key), value
+
+
+def verify_bucket(key: tuple[int, int], values: list[int], radius: int, max_bucket: int, window: int):
+    """("pair", (a, b)) for each verified pair of one bucket, ("huge", bucket) when it is huge."""
+    if len(values) < 2:
+        return
+    hashes = np.array(sorted(values), dtype=np.uint64)
+    if len(hashes) > max_bucket:
+        yield "huge", bands.HugeBucket(key[0], key[1], len(hashes))
+    left, right = bands.pairs_within_runs(hashes, np.array([0]), radius, max_bucket, window)
+    for i, j in zip(left.tolist(), right.tolist()):
+        yield "pair", (int(hashes[i]), int(hashes[j]))
+
+
+def engine_pair_finder(engine):
+    """A `bands.near_pairs` whose band buckets are grouped by `engine`."""
+    return functools.partial(_engine_near_pairs, engine)
+
+
+def _engine_near_pairs(engine, hashes, radius, band_count=None, max_bucket=1024, window=128):
+    empty = np.zeros(0, dtype=np.int64)
+    if len(hashes) < 2:
+        return empty, empty, []
+    band_count = band_count or bands.choose_bands(len(hashes), radius)
+    tasks = [BandTask(hashes[i:i + HASHES_PER_TASK], band_count, radius)
+             for i in range(0, len(hashes), HASHES_PER_TASK)]
+    reduce = functools.partial(verify_bucket, radius=radius, max_bucket=max_bucket, window=window)
+    items = engine.group_by(band_entries, tasks, reduce, desc="dedup: band buckets")
+    pairs = np.array([value for kind, value in items if kind == "pair"], dtype=np.uint64).reshape(-1, 2)
+    huge = [value for kind, value in items if kind == "huge"]
+    if not len(pairs):
+        return empty, empty, huge
+    n = len(hashes)
+    left, right = np.searchsorted(hashes, pairs[:, 0]), np.searchsorted(hashes, pairs[:, 1])
+    packed = np.unique(left.astype(np.int64) * n + right.astype(np.int64))
+    return packed // n, packed % n, huge
 
 
 def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Table]:

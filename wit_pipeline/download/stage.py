@@ -1,4 +1,4 @@
-"""The download stage end to end on the local engine: plan shards, run them, sum their stats."""
+"""The download stage on any engine: plan shards, run them, sum their stats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections import Counter
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
-from wit_pipeline.engines import local
 from wit_pipeline.sources.urls import UrlListSource
 
 
@@ -30,10 +29,14 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     return tasks
 
 
-def run_local(tasks: list[DownloadTask], processes: int) -> dict:
-    """Run every task on a local process pool and return the summed stats."""
-    results = local.map_shards(download_shard, tasks, processes=processes, desc="download", unit_key="ok",
-                               unit_label="images")
+def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:
+    """Plan the shards of `input_path`, download them on `engine`, write and return the totals."""
+    return run_tasks(engine, plan_tasks(input_path, output, url_config, config))
+
+
+def run_tasks(engine, tasks: list[DownloadTask]) -> dict:
+    """Run planned tasks on `engine` (finished shards are skipped) and return the summed stats."""
+    results = engine.map_shards(download_shard, tasks, desc="download", unit_key="ok", unit_label="images")
     return write_totals(tasks, summarise(results))
 
 
@@ -42,17 +45,6 @@ def write_totals(tasks: list[DownloadTask], totals: dict) -> dict:
     if tasks:
         shards.write_atomic(shards.join(tasks[0].output_dir, "download_stats.json"), shards.json_bytes(totals))
     return totals
-
-
-def run_spark(tasks: list[DownloadTask], master: str) -> dict:
-    """Run every task as a Spark task (one partition per shard) and return the summed stats."""
-    from wit_pipeline.engines import spark
-
-    session = spark.session(master, app_name="wit download")
-    try:
-        return write_totals(tasks, summarise(spark.map_shards(session, download_shard, tasks)))
-    finally:
-        session.stop()
 
 
 def summarise(results) -> dict:
@@ -68,8 +60,3 @@ def summarise(results) -> dict:
         statuses.update(result.get("statuses", {}))
     return {"shards": shard_count, "skipped_shards": skipped, **dict(totals),
             "statuses": dict(sorted(statuses.items()))}
-
-
-def run_download(input_path: str, output: str, url_config: UrlListConfig, config: DownloadConfig,
-                 processes: int = 1) -> dict:
-    return run_local(plan_tasks(input_path, output, url_config, config), processes)

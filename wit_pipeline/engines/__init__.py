@@ -1,0 +1,81 @@
+"""The engine seam: what every stage needs from a local pool, Apache Beam or Apache Spark.
+
+A stage is library code that calls two things on an `Engine`:
+
+- `map_shards(fn, tasks)`: run a picklable module-level function on every task (one shard of
+  work each) and return its results to the driver, in task order. Results are small stats dicts;
+  the shard's real output is files the function wrote, with a completion marker written last.
+- `group_by(emit, tasks, reduce)`: the engine's own global group-by, for the stages whose
+  algorithm is one (ingest's exact (url, caption) dedup, dedup's pHash band buckets): `emit(task)`
+  yields (key, value) pairs, every key's values meet in one `reduce(key, values)` call, and the
+  items it yields come back to the driver. Values arrive in no particular order: `reduce` sorts.
+
+Engines are thin (`local.py`, `beam.py`, `spark.py`); a command builds one with `build_engine`
+from the shared flags (`--engine`, `--processes`, `--spark-master`, Beam flags after `--`) and
+passes it to every stage it runs. The same tasks give the same files on every engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+log = logging.getLogger("wit")
+
+ENGINE_NAMES = ("local", "beam", "spark")
+
+
+class Engine(Protocol):
+    name: str
+
+    def map_shards(self, fn: Callable[[Any], dict], tasks: Iterable[Any], desc: str = "shards",
+                   unit_key: str | None = "rows", unit_label: str | None = None) -> list[dict]:
+        """`fn(task)` for every task, results in task order."""
+
+    def group_by(self, emit: Callable[[Any], Iterable[tuple]], tasks: Iterable[Any],
+                 reduce: Callable[[Any, list], Iterable[Any]], desc: str = "group") -> list:
+        """Every item `reduce(key, values)` yields, over the (key, value) pairs `emit` yields."""
+
+    def close(self) -> None:
+        """Release what the engine holds (a Spark session); safe to call twice."""
+
+
+def build_engine(config) -> Engine:
+    """The engine an `EngineConfig` names (imports Beam or Spark only when asked for)."""
+    if config.engine == "beam":
+        from wit_pipeline.engines.beam import BeamEngine
+
+        return BeamEngine(config.beam_args, config.processes)
+    if config.beam_args:
+        raise ValueError(f"arguments after -- are for --engine beam: {' '.join(config.beam_args)}")
+    if config.engine == "spark":
+        from wit_pipeline.engines.spark import SparkEngine
+
+        return SparkEngine(config.spark_master or f"local[{config.processes}]", config.spark_python)
+    from wit_pipeline.engines.local import LocalEngine
+
+    return LocalEngine(config.processes)
+
+
+def log_result(desc: str, result: Any) -> None:
+    """The INFO line of one finished shard: skipped or done, with its counts."""
+    if not isinstance(result, dict):
+        return
+    counts = {key: value for key, value in result.items()
+              if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    shard = result.get("shard", result.get("raw_shard", "?"))
+    state = "skipped (finished earlier)" if result.get("skipped") else "done"
+    log.info("%s: shard %s %s %s", desc, shard, state,
+             " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if key != "shard"))
+
+
+def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable[Any]]) -> list:
+    """The group-by in one process, keys in sorted order (the local engine's, and tests')."""
+    groups: dict = {}
+    for key, value in pairs:
+        groups.setdefault(key, []).append(value)
+    out = []
+    for key in sorted(groups):
+        out.extend(reduce(key, groups[key]))
+    return out

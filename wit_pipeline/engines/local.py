@@ -6,12 +6,40 @@ it runs in `spawn`ed worker processes, so it must not rely on state built in the
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tqdm import tqdm
+
+from wit_pipeline.engines import group_locally, log_result
+
+
+class LocalEngine:
+    """`processes` spawned workers (1: everything in this process, simplest to debug)."""
+
+    name = "local"
+
+    def __init__(self, processes: int = 1):
+        self.processes = max(1, int(processes))
+
+    def map_shards(self, fn, tasks, desc="shards", unit_key="rows", unit_label=None) -> list[dict]:
+        return list(map_shards(fn, tasks, self.processes, desc, unit_key, unit_label))
+
+    def group_by(self, emit, tasks, reduce, desc="group") -> list:
+        # The emit side runs in the pool; the groups meet in this process, as one machine's
+        # memory is the limit of this engine anyway.
+        lists = map_shards(functools.partial(_emitted, emit), tasks, self.processes, desc, unit_key=None)
+        return group_locally((pair for pairs in lists for pair in pairs), reduce)
+
+    def close(self) -> None:
+        pass
+
+
+def _emitted(emit, task) -> list[tuple]:
+    return list(emit(task))
 
 
 def map_shards(
@@ -21,8 +49,8 @@ def map_shards(
     desc: str = "shards",
     unit_key: str | None = "rows",
     unit_label: str | None = None,
-) -> Iterator[dict]:
-    """Run `shard_fn` on every task, yielding each result (a stats dict) as it completes.
+) -> Iterator[Any]:
+    """Run `shard_fn` on every task, yielding the results in task order.
 
     With processes == 1 the tasks run in this process, which keeps tracebacks and debuggers simple.
     `unit_key` names the count in each result that the progress bar reports per second, under
@@ -32,23 +60,35 @@ def map_shards(
     tasks = list(tasks)
     bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0)
     started, units = time.monotonic(), 0
+    done: dict[int, Any] = {}
+    next_index = 0
     try:
-        for result in _results(shard_fn, tasks, processes):
-            if unit_key and not result.get("skipped"):
+        for index, result in _results(shard_fn, tasks, processes):
+            if unit_key and isinstance(result, dict) and not result.get("skipped"):
                 units += int(result.get(unit_key, 0) or 0)
                 rate = units / max(time.monotonic() - started, 1e-9)
                 bar.set_postfix_str(f"{units} {label}, {rate:,.0f} {label}/s", refresh=False)
             bar.update(1)
-            yield result
+            if unit_key:
+                log_result(desc, result)
+            done[index] = result
+            while next_index in done:  # in task order, as soon as the order allows
+                yield done.pop(next_index)
+                next_index += 1
     finally:
         bar.close()
 
 
+def _call(shard_fn, item):
+    index, task = item
+    return index, shard_fn(task)
+
+
 def _results(shard_fn, tasks, processes):
     if processes <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield shard_fn(task)
+        for index, task in enumerate(tasks):
+            yield index, shard_fn(task)
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(processes, len(tasks)), maxtasksperchild=None) as pool:
-        yield from pool.imap_unordered(shard_fn, tasks, chunksize=1)
+        yield from pool.imap_unordered(functools.partial(_call, shard_fn), enumerate(tasks), chunksize=1)

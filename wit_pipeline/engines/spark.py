@@ -1,54 +1,115 @@
 """The PySpark engine: the same shard functions, one Spark task per shard.
 
-Spark is imported only here, when the engine is chosen. The caller owns the SparkSession (a
-`local[N]` one for a laptop, or the cluster's); `local_session` makes one for tests and the CLI.
+Spark is imported only here, when the engine is chosen. Executors run Python functions of this
+package, so they must run an interpreter that has it installed: by default the driver's own
+(`spark.pyspark.python` = `sys.executable`), which is right on one machine and on a cluster whose
+nodes share the driver's environment path (the same venv or conda env at the same path on every
+node, as a shared filesystem or an image gives). Another interpreter is named with
+`--spark-python PATH` (or Spark's own `spark.pyspark.python` in spark-defaults.conf, which a
+`spark-submit --conf` also sets); a cluster without wit installed gets it as documented by Spark,
+an archived venv via `spark.archives` plus `--spark-python ./env/bin/python`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any
+
+from wit_pipeline.engines import log_result
 
 
-def map_shards(session, shard_fn: Callable[[Any], dict], tasks: Iterable[Any]) -> list[dict]:
-    """Run `shard_fn` on every task as its own Spark partition and collect the result dicts."""
-    tasks = list(tasks)
-    if not tasks:
-        return []
-    rdd = session.sparkContext.parallelize(tasks, numSlices=len(tasks))
-    return rdd.map(shard_fn).collect()
+class SparkEngine:
+    """Shards as Spark tasks on `master` (`local[N]`, `spark://host:7077`, `yarn`, `k8s://...`)."""
+
+    name = "spark"
+
+    def __init__(self, master: str, python: str | None = None, conf: dict | None = None):
+        self.master = master
+        self.python = python or sys.executable
+        self.conf = dict(conf or {})
+        self._session = None
+
+    @property
+    def context(self):
+        if self._session is None:
+            self._session = session(self.master, python=self.python, conf=self.conf)
+        return self._session.sparkContext
+
+    def map_shards(self, fn, tasks, desc="shards", unit_key="rows", unit_label=None) -> list[dict]:
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        self.context.setJobDescription(desc)
+        rdd = self.context.parallelize(list(enumerate(tasks)), numSlices=len(tasks))
+        indexed = sorted(rdd.map(functools.partial(_call, fn)).collect(), key=lambda item: item[0])
+        results = [result for _, result in indexed]
+        for result in results:
+            log_result(desc, result)
+        return results
+
+    def group_by(self, emit, tasks, reduce, desc="group") -> list:
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        self.context.setJobDescription(desc)
+        partitions = max(self.context.defaultParallelism, 1)
+        return (
+            self.context.parallelize(tasks, numSlices=len(tasks))
+            .flatMap(emit)
+            .groupByKey(numPartitions=partitions)
+            .flatMap(functools.partial(_reduce_group, reduce))
+            .collect()
+        )
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.stop()
+            self._session = None
 
 
-def session(master: str, app_name: str = "wit"):
-    """A SparkSession for `master`; a local one binds to 127.0.0.1 and runs this interpreter."""
+def _call(fn, item):
+    index, task = item
+    return index, fn(task)
+
+
+def _reduce_group(reduce, keyed):
+    key, values = keyed
+    return list(reduce(key, list(values)))
+
+
+def session(master: str, app_name: str = "wit", python: str | None = None, conf: dict | None = None):
+    """A SparkSession for `master` whose Python workers run `python` (default: this interpreter).
+
+    A local master binds to 127.0.0.1; a cluster master uses Spark's own address settings
+    (SPARK_LOCAL_IP, spark.driver.host).
+    """
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.master(master).appName(app_name)
+    python = python or sys.executable
+    # Local Python workers start PYSPARK_PYTHON; executors on a cluster read spark.pyspark.python.
+    os.environ["PYSPARK_PYTHON"] = python
+    builder = (
+        SparkSession.builder.master(master).appName(app_name)
+        .config("spark.pyspark.python", python)
+        .config("spark.ui.enabled", "false")
+        # Each shard is one long task: never retry it speculatively next to itself.
+        .config("spark.speculation", "false")
+    )
     if master.startswith("local"):
-        _use_this_interpreter_for_workers()
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def _use_this_interpreter_for_workers() -> None:
-    # Local Python workers would otherwise start the first `python3` on PATH, which lacks our
-    # packages; PySpark reads this variable when it launches them.
-    os.environ["PYSPARK_PYTHON"] = sys.executable
 
 
 def local_session(cores: int = 2, app_name: str = "wit"):
     """A local SparkSession on 127.0.0.1 with `cores` worker threads."""
-    from pyspark.sql import SparkSession
+    return session(f"local[{cores}]", app_name)
 
-    _use_this_interpreter_for_workers()
-    return (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName(app_name)
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        # Each shard is one long task: never retry it speculatively next to itself.
-        .config("spark.speculation", "false")
-        .getOrCreate()
-    )
+
+def map_shards(spark_session, shard_fn, tasks) -> list[dict]:
+    """Run `shard_fn` on every task as its own Spark partition and collect the results in order."""
+    engine = SparkEngine(spark_session.sparkContext.master)
+    engine._session = spark_session
+    return engine.map_shards(shard_fn, tasks)

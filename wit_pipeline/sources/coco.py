@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import fsspec
 import ijson
 
-from wit_pipeline.config import CocoConfig
+from wit_pipeline.config import CocoConfig, field_default
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -177,9 +177,10 @@ class CocoSource:
     @staticmethod
     def add_arguments(parser) -> None:
         """The COCO flags of `wit ingest`."""
-        parser.add_argument("--coco-captions", choices=("each", "first", "join"), default="each",
+        parser.add_argument("--coco-captions", choices=("each", "first", "join"), default=field_default(CocoConfig, "captions"),
                             help="COCO: a pair per caption, the image's first caption, or all joined")
-        parser.add_argument("--coco-url-field", choices=("coco_url", "flickr_url"), default="coco_url",
+        parser.add_argument("--coco-url-field", choices=("coco_url", "flickr_url"),
+                            default=field_default(CocoConfig, "url_field"),
                             help="COCO: which image URL becomes the pair's url")
         parser.add_argument("--image-root", default=None, metavar="DIR",
                             help="COCO: read images from DIR/<file_name> instead of fetching them")

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
-from wit_pipeline.config import IMG2DATASET_CAPTION_COLS, IMG2DATASET_URL_COLS, UrlListConfig
+from wit_pipeline.config import IMG2DATASET_CAPTION_COLS, IMG2DATASET_URL_COLS, UrlListConfig, field_default
 from wit_pipeline.sources.base import SourceShard, make_record
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
@@ -102,12 +102,13 @@ class UrlListSource:
     def add_arguments(parser) -> None:
         """The URL-list flags, shared by `wit download` and `wit ingest --source urls`."""
         group = parser.add_argument_group("URL-list input")
-        group.add_argument("--url-col", default="url", help="URL column (default url; also accepts img2dataset's URL)")
-        group.add_argument("--caption-col", default="caption",
+        group.add_argument("--url-col", default=field_default(UrlListConfig, "url_col"), help="URL column (default url; also accepts img2dataset's URL)")
+        group.add_argument("--caption-col", default=field_default(UrlListConfig, "caption_col"),
                            help="caption column (default caption; also accepts img2dataset's TEXT)")
         group.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
         group.add_argument("--input-format", choices=list(FORMATS), help="input format (default: from the file name)")
-        group.add_argument("--shard-size", type=_positive_int, default=10_000, help="rows per shard (default 10000)")
+        group.add_argument("--shard-size", type=_positive_int, default=field_default(UrlListConfig, "shard_size"),
+                           help="rows per shard (default %(default)s)")
 
     @staticmethod
     def config_from_args(args) -> UrlListConfig:

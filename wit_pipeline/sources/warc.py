@@ -19,7 +19,7 @@ from selectolax.lexbor import LexborHTMLParser
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from wit_pipeline.config import WarcConfig
+from wit_pipeline.config import WarcConfig, field_default
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -96,7 +96,7 @@ class WarcSource:
     @staticmethod
     def add_arguments(parser) -> None:
         """The WARC flags of `wit ingest`."""
-        parser.add_argument("--srcset", choices=("src", "largest"), default="src",
+        parser.add_argument("--srcset", choices=("src", "largest"), default=field_default(WarcConfig, "srcset"),
                             help="WARC: the image URL from <img src>, or the largest srcset candidate")
 
     @classmethod

@@ -19,7 +19,7 @@ from urllib.parse import unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
-from wit_pipeline.config import YfccConfig
+from wit_pipeline.config import YfccConfig, field_default
 from wit_pipeline.filters.natural_title import why_not_natural
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
@@ -112,7 +112,8 @@ class YfccSource:
     @staticmethod
     def add_arguments(parser) -> None:
         """The YFCC flags of `wit ingest`."""
-        parser.add_argument("--yfcc-caption", choices=("title", "description", "both"), default="both",
+        parser.add_argument("--yfcc-caption", choices=("title", "description", "both"),
+                            default=field_default(YfccConfig, "caption"),
                             help="YFCC: caption from the title, the description, or both")
 
     @classmethod
