@@ -8,7 +8,7 @@ algorithm (`stage.run` calls `run_pipeline` when the engine is Beam).
       -> verified pairs inside each bucket (bands.pairs_within_runs, with the huge-bucket guard)
       -> union-find over the pairs (one worker: the pairs, not the rows)
     active rows + component of their pHash -> GroupByKey(cluster) -> decide_cluster
-    decisions -> stage.write_outputs (keep.parquet, clusters.parquet, dedup_stats.json)
+    decisions -> stage.write_outputs (keep.parquet, clusters.parquet, stats.json)
 
 Identical pHashes (so identical bytes) meet in the cluster group-by without any pair, so only
 pairs of distinct pHashes within the radius reach the single union-find worker. The last step

@@ -57,7 +57,7 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
                  "--processes", "1", "--allow-network", "127.0.0.1/32", "--keep-cols", "pid", "--image-size", "48")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("download: 3 rows in, 3 kept")
-    totals = json.loads((tmp_path / "out" / "raw" / "download_stats.json").read_text())
+    totals = json.loads((tmp_path / "out" / "raw" / "stats.json").read_text())
     assert totals["statuses"] == {"ok": 3} and totals["rows"] == 3
     table = pq.read_table(tmp_path / "out" / "raw" / "00000.parquet")
     assert table.column("pid").to_pylist() == [0, 1, 2]

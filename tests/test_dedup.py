@@ -148,7 +148,7 @@ def test_far_crop_stays_apart_at_default_radius(deduped, raw, tmp_path):
 
 def test_stats_account_for_every_row(deduped):
     output, samples, stats = deduped
-    written = json.loads((output / "dedup_stats.json").read_text())
+    written = json.loads((output / "stats.json").read_text())
     assert written["rows"] == len(samples) + 2
     assert written["rows_by_input_status"] == {"ok": len(samples), "http_404": 1, "timeout": 1}
     assert written["exact_duplicates"] == 1

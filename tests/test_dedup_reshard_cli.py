@@ -34,7 +34,7 @@ def test_dedup_then_reshard(out, capsys):
     assert cli.main(["reshard", str(out), "--samples-per-shard", "4", "--seed", "1", "--processes", "1"]) == 0
     manifest = json.loads((out / "final" / "manifest.json").read_text())
     assert [s["samples"] for s in manifest["shards"]] == [4, 2]
-    assert manifest["stages"]["dedup"]["dedup_stats.json"]["kept"] == 6
+    assert manifest["provenance"]["stages"]["dedup"]["stats.json"]["kept"] == 6
 
 
 @pytest.mark.slow

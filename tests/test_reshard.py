@@ -76,9 +76,9 @@ def test_fixed_size_shards_hold_every_kept_sample_once(out):
     assert sorted(seen) == sorted(kept)
     assert seen != sorted(seen)  # shuffled
     assert manifest["samples"] == 24 and manifest["schema_version"] == 1
-    assert manifest["stages"]["download"]["config.json"] == {"download": {"threads": 4}}
-    assert manifest["stages"]["dedup"]["dedup_stats.json"]["kept"] == 24
-    assert manifest["stages"]["download"]["shard_stats_total"] == {"rows": 29, "ok": 26}
+    assert manifest["provenance"]["stages"]["download"]["config.json"] == {"download": {"threads": 4}}
+    assert manifest["provenance"]["stages"]["dedup"]["stats.json"]["kept"] == 24
+    assert manifest["provenance"]["stages"]["download"]["shard_stats_total"] == {"rows": 29, "ok": 26}
     assert manifest["reshard"] == {"samples_per_shard": 5, "seed": 7}
     assert not (folder / "final" / reshard.ROUTING_FOLDER).exists()
 

@@ -7,6 +7,7 @@ import pytest
 
 from text_helpers import ENTRIES, ListSource, laion_rows
 from wit_pipeline import cli, sources
+from wit_pipeline.stats import without_provenance
 
 MY_COMMANDS = ["wit_pipeline.commands.ingest", "wit_pipeline.commands.balance"]
 
@@ -33,13 +34,13 @@ def test_ingest_then_balance(wit, tmp_path, capsys):
     assert wit(["ingest", "--source", "laion", "--input", str(ENTRIES), "--output", out,
                 "--metadata", str(ENTRIES), "--blocklist", str(blocklist), "--processes", "1"]) == 0
     printed = capsys.readouterr().out
-    stats = json.loads((tmp_path / "out/ingest/ingest_stats.json").read_text())
+    stats = json.loads((tmp_path / "out/ingest/stats.json").read_text())
     assert f"{stats['rows_in']} rows in, {stats['kept']} kept" in printed
     assert stats["rows_in"] == 400 and stats["dropped"]["blocklisted"] >= 1
     assert stats["config"]["filters"]["blocklist"] == ["wedding"]
     assert wit(["balance", out, "--t", "5", "--seed", "3", "--processes", "1"]) == 0
     printed = capsys.readouterr().out
-    summary = json.loads((tmp_path / "out/balance/balance_stats.json").read_text())
+    summary = json.loads((tmp_path / "out/balance/stats.json").read_text())
     assert summary["rows_in"] == stats["kept"] and summary["entries_capped"] > 0
     assert f"capped at t=5: {summary['entries_capped']}" in printed
     kept = pq.read_table(tmp_path / "out/balance/part-00000.parquet")
@@ -91,7 +92,7 @@ def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
                      "--url-col", "URL", "--caption-col", "TEXT", "--shard-size", "1000",
                      "--output", str(out), "--processes", "1"])
     assert code == 0
-    stats = json.loads((out / "ingest/ingest_stats.json").read_text())
+    stats = json.loads((out / "ingest/stats.json").read_text())
     assert stats["rows_in"] == 3000 and sorted(p.name for p in (out / "ingest").glob("part-*")) == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
 
@@ -105,6 +106,8 @@ def test_beam_engine_from_the_cli(wit, tmp_path, capsys):
     assert wit(["ingest", *common, "--output", on_beam, "--engine", "beam", "--", "--direct_running_mode=in_memory"]) == 0
     assert wit(["balance", local, "--t", "5", "--processes", "1"]) == 0
     assert wit(["balance", on_beam, "--t", "5", "--engine", "beam", "--", "--direct_running_mode=in_memory"]) == 0
-    for stage, name in (("ingest", "ingest_stats.json"), ("balance", "balance_stats.json")):
-        assert json.loads((tmp_path / "local" / stage / name).read_text()) == \
-            json.loads((tmp_path / "beam" / stage / name).read_text())
+    for stage, name in (("ingest", "stats.json"), ("balance", "stats.json")):
+        local_stats = json.loads((tmp_path / "local" / stage / name).read_text())
+        beam_stats = json.loads((tmp_path / "beam" / stage / name).read_text())
+        assert (local_stats["engine"], beam_stats["engine"]) == ("local", "beam")
+        assert without_provenance(local_stats) == without_provenance(beam_stats)

@@ -8,7 +8,7 @@ every engine, partitioning and rerun, and needs no shared random state.
 
 Output: `OUT/balance/part-NNNNN.parquet` (kept), `OUT/balance/dropped/part-NNNNN.parquet`
 (`not_sampled`, `no_query_match`), `OUT/balance/entry_counts.parquet` (per entry: count before and
-after, p) and `balance_stats.json`.
+after, p) and `stats.json`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import pyarrow.compute as pc
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import BalanceConfig, to_dict
+from wit_pipeline.stats import STATS_FILE, Clock, stage_stats, write_stats
 
 log = logging.getLogger("wit")
 
 STAGE = "balance"
-STATS_FILE = "balance_stats.json"
 ENTRY_COUNTS_FILE = "entry_counts.parquet"
 _PART = re.compile(r"^part-(\d+)\.parquet$")
 
@@ -194,7 +194,7 @@ def _ingest_match_config(output: str) -> dict | None:
     import fsspec
 
     try:
-        with fsspec.open(shards.join(shards.join(output, "ingest"), "ingest_stats.json"), "rt") as f:
+        with fsspec.open(shards.join(shards.join(output, "ingest"), STATS_FILE), "rt") as f:
             return json.load(f)["config"]["match"]
     except (FileNotFoundError, KeyError, ValueError):
         return None
@@ -245,37 +245,39 @@ def select_part(task: SelectTask) -> dict:
     return {"rows": len(table), "statuses": counts, "counts_after": count_entries(kept)}
 
 
-def summarise(statuses: dict[str, int], before: np.ndarray, after: np.ndarray, config: BalanceConfig) -> dict:
-    return {
-        "stage": STAGE,
-        "rows_in": int(sum(statuses.values())),
-        "kept": int(statuses.get(schema.OK, 0)),
-        "dropped": {k: int(v) for k, v in sorted(statuses.items()) if k != schema.OK and v},
-        "entries_matched": int(np.count_nonzero(before)),
-        "entries_capped": int(np.count_nonzero(before > config.t)),
-        "pairs_matched_before": int(before.sum()),
-        "pairs_matched_after": int(after.sum()),
-        "config": to_dict(config),
-    }
+def summarise(statuses: dict[str, int], before: np.ndarray, after: np.ndarray, config: BalanceConfig,
+              engine_name: str, clock: Clock) -> dict:
+    return stage_stats(
+        STAGE, engine_name, clock,
+        rows_in=int(sum(statuses.values())),
+        kept=int(statuses.get(schema.OK, 0)),
+        dropped={k: int(v) for k, v in statuses.items() if k != schema.OK},
+        config=to_dict(config),
+        extras={
+            "entries_matched": int(np.count_nonzero(before)),
+            "entries_capped": int(np.count_nonzero(before > config.t)),
+            "pairs_matched_before": int(before.sum()),
+            "pairs_matched_after": int(after.sum()),
+        },
+    )
 
 
 def write_outputs(output: str, statuses: dict[str, int], before: np.ndarray, after: np.ndarray,
-                  config: BalanceConfig) -> dict:
-    """entry_counts.parquet and balance_stats.json (written last: the stage's completion mark)."""
+                  config: BalanceConfig, engine_name: str, clock: Clock) -> dict:
+    """entry_counts.parquet and stats.json (written last: the stage's completion mark)."""
     from wit_pipeline.ingest import write_table_atomic
 
     folder = balance_folder(output)
     table = entry_counts_table(before, after, config.t, read_entry_texts(output))
     write_table_atomic(shards.join(folder, ENTRY_COUNTS_FILE), table)
-    from wit_pipeline.ingest import write_summary
-
-    return write_summary(folder, summarise(statuses, before, after, config), STATS_FILE)
+    return write_stats(folder, summarise(statuses, before, after, config, engine_name, clock))
 
 
 def run(engine, output: str, config: BalanceConfig) -> dict:
     """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
     from wit_pipeline.ingest import add_counts
 
+    clock = Clock()
     parts = ingest_parts(output)
     if not config.keep_unmatched and ingest_ran_without_query_list(output):
         log.warning("balance: ingest ran without a query list (--metadata): every pair is kept")
@@ -283,7 +285,7 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
     shards.makedirs(shards.join(balance_folder(output), "dropped"))
     before = np.zeros(0, np.int64)
     for result in engine.map_shards(count_part, [CountTask(path) for _, path in parts],
-                                    desc="balance: count", unit_key="rows"):
+                                    desc="balance: count", unit_key=None):
         before = add_dense(before, result["counts"])
     p = probabilities(before, config.t)
     tasks = [SelectTask(part_id, path, output, p, config) for part_id, path in parts]
@@ -292,4 +294,4 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
     for result in engine.map_shards(select_part, tasks, desc="balance: select", unit_key="rows"):
         add_counts(statuses, result["statuses"])
         after = add_dense(after, result["counts_after"])
-    return write_outputs(output, statuses, before, after, config)
+    return write_outputs(output, statuses, before, after, config, engine.name, clock)

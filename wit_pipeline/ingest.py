@@ -6,7 +6,7 @@ match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
 and completion marker. After all shards, exact dedup of (url, caption) runs globally: a uid keyed
 on exactly that pair is kept at its first occurrence by (shard id, row index); later occurrences
 move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate` (the engine's group-by
-by uid). Every engine writes the same files; `ingest_stats.json` holds the totals.
+by uid). Every engine writes the same files; `stats.json` holds the totals.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
+from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.sources.base import Source, SourceShard
 from wit_pipeline.text.pipeline import TextStage
 
 STAGE = "ingest"
-STATS_FILE = "ingest_stats.json"
 
 
 def ingest_folder(output: str) -> str:
@@ -221,7 +221,11 @@ def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
 
 
 def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
-    """The whole stage on any engine: every shard (finished ones skipped), then the global dedup."""
+    """The whole stage on any engine: every shard (finished ones skipped), then the global dedup.
+
+    Returns the stage's stats (see wit_pipeline/stats.py), also written to OUT/ingest/stats.json.
+    """
+    clock = Clock()
     folder = ingest_folder(output)
     claim_output(source, output, config)
     shards.makedirs(shards.join(folder, "dropped"))
@@ -230,7 +234,9 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])
     duplicates = dedup_parts(engine, folder, [task.shard.shard_id for task in tasks])
-    return write_summary(folder, summarise(statuses, duplicates, config))
+    summary = summarise(statuses, duplicates, config)
+    return write_stats(folder, stage_stats(STAGE, engine.name, clock, summary["rows_in"], summary["kept"],
+                                           summary["dropped"], summary["config"]))
 
 
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
@@ -245,12 +251,3 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
         "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
         "ingest": dataclasses.asdict(config),
     })
-
-
-def write_summary(folder: str, summary: dict, name: str = STATS_FILE) -> dict:
-    """Write the stage totals; returns them as written (JSON types), as every engine reports them."""
-    import json
-
-    data = shards.json_bytes(summary)
-    shards.write_atomic(shards.join(folder, name), data)
-    return json.loads(data)

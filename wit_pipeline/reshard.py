@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from wit_pipeline import schema, shards
 from wit_pipeline.config import ReshardConfig, to_dict
 from wit_pipeline.dedup.rows import fixed_width_bytes
+from wit_pipeline.stats import PROVENANCE, STATS_FILE, Clock, stage_stats, write_stats
 
 ROUTING_FOLDER = "_routing"
 MANIFEST = "manifest.json"
@@ -237,7 +238,7 @@ def clear_output(output_folder: str) -> None:
         return
     for entry in fs.ls(root, detail=False):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if _FINAL_FILE.match(name) or name == MANIFEST:
+        if _FINAL_FILE.match(name) or name in (MANIFEST, STATS_FILE):
             fs.rm(entry)
     if fs.exists(shards.join(root, ROUTING_FOLDER)):
         fs.rm(shards.join(root, ROUTING_FOLDER), recursive=True)
@@ -253,12 +254,11 @@ def stage_configs(out_folders: dict[str, str]) -> dict:
     """The configuration and stats that each earlier stage left beside its outputs, if any.
 
     `out_folders` maps a stage name to its folder; each stage's `config.json`, `run.json` and
-    stats file (`ingest_stats.json`, `balance_stats.json`, `download_stats.json`,
-    `dedup_stats.json`: each holds its stage's configuration or totals) are read when present.
+    `stats.json` (its totals, configuration and provenance) are read when present.
     """
     found = {}
     for stage_name, folder in out_folders.items():
-        for file_name in ("config.json", "run.json", f"{stage_name}_stats.json"):
+        for file_name in ("config.json", "run.json", STATS_FILE):
             path = shards.join(folder, file_name)
             fs, fs_path = fsspec.core.url_to_fs(path)
             if fs.exists(fs_path):
@@ -288,8 +288,14 @@ def _add_numbers(totals: dict, stats: dict) -> None:
             _add_numbers(totals.setdefault(key, {}), value)
 
 
-def write_manifest(output_folder: str, shard_facts_list: list[dict], config: ReshardConfig, stages: dict) -> dict:
-    """`manifest.json`: the shards in order, totals, schema version and every stage's config."""
+def write_manifest(output_folder: str, shard_facts_list: list[dict], config: ReshardConfig, stages: dict,
+                   provenance: dict | None = None) -> dict:
+    """`manifest.json`: the shards in order, totals, schema version, and the run's provenance.
+
+    Everything but `provenance` is a function of the data and the settings, the same bytes on
+    every engine and rerun; `provenance` says how this copy was made: wit version, engine, start
+    and end times, and every stage's `stats.json` (configuration, counts, times) and run files.
+    """
     ordered = sorted(shard_facts_list, key=lambda facts: facts["shard"])
     manifest = {
         "schema_version": schema.SCHEMA_VERSION,
@@ -299,7 +305,7 @@ def write_manifest(output_folder: str, shard_facts_list: list[dict], config: Res
         "tar_bytes": sum(facts["tar_bytes"] for facts in ordered),
         "parquet_bytes": sum(facts["parquet_bytes"] for facts in ordered),
         "reshard": to_dict(config),
-        "stages": stages,
+        "provenance": {**(provenance or {}), "stages": stages},
     }
     shards.write_atomic(shards.join(output_folder, MANIFEST), shards.json_bytes(manifest))
     return manifest
@@ -313,6 +319,7 @@ def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str 
     Two map passes (route every raw shard, then assemble every final shard); the plan and the
     manifest are made here. `stage_folders` (stage name -> folder) defaults to OUT's stages.
     """
+    clock = Clock()
     input_folder = input_folder or shards.join(output, "raw")
     keep_path = keep_path or shards.join(output, "dedup/keep.parquet")
     output_folder = output_folder or shards.join(output, "final")
@@ -323,8 +330,13 @@ def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str 
     the_plan = plan(keep, input_folder, output_folder, config)
     clear_output(output_folder)
     shards.makedirs(shards.join(output_folder, ROUTING_FOLDER))
-    routed = engine.map_shards(route_shard, the_plan.route_tasks, desc="reshard: route", unit_key="rows")
+    routed = engine.map_shards(route_shard, the_plan.route_tasks, desc="reshard: route", unit_key=None)
     tasks = assemble_tasks(routed, the_plan.final_shards, output_folder)
     facts = engine.map_shards(assemble_shard, tasks, desc="reshard: assemble", unit_key="samples")
     remove_routing(output_folder)
-    return write_manifest(output_folder, facts, config, stage_configs(stage_folders or {}))
+    samples = sum(fact["samples"] for fact in facts)
+    stats = write_stats(output_folder, stage_stats(
+        "reshard", engine.name, clock, samples, samples, {}, to_dict(config),
+        {"shards": len(facts), "tar_bytes": sum(fact["tar_bytes"] for fact in facts)}))
+    provenance = {key: stats[key] for key in PROVENANCE}
+    return write_manifest(output_folder, facts, config, stage_configs(stage_folders or {}), provenance)

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
             "Read the Parquet sidecars of the finished raw shards (OUT/raw), find exact duplicates "
             "(sha256) and near duplicates (pHash within --radius), keep one image per cluster (the "
             "largest original, then the smallest uid) and write OUT/dedup/keep.parquet, "
-            "clusters.parquet and dedup_stats.json."
+            "clusters.parquet and stats.json."
         ),
     )
     parser.add_argument("out", nargs="?", help="the run folder: reads OUT/raw, writes OUT/dedup")

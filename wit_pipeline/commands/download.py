@@ -110,8 +110,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     except (ConfigError, InputError) as err:
         raise UsageError(str(err)) from None
     totals = stage.run_tasks(engine, tasks)
-    dropped = {status: n for status, n in totals["statuses"].items() if status != "ok"}
-    print_funnel("download", totals["rows"], totals["ok"], dropped)
+    print_funnel(totals["stage"], totals["rows_in"], totals["kept"], totals["dropped"])
     print(f"  {totals['bytes'] / 1e6:.1f} MB stored in {totals['shards']} shards "
-          f"({totals['skipped_shards']} already finished); totals in {stage.raw_dir(args.output)}/download_stats.json")
+          f"({totals['skipped_shards']} already finished); stats in {stage.raw_dir(args.output)}/stats.json")
     return totals

@@ -1,4 +1,4 @@
-"""The dedup stage: raw shard sidecars in, `keep.parquet`, `clusters.parquet`, `dedup_stats.json` out.
+"""The dedup stage: raw shard sidecars in, `keep.parquet`, `clusters.parquet`, `stats.json` out.
 
 Every engine ends here: they produce the same two tables, and `write_outputs` sorts and writes
 them, so the files are the same bytes whichever engine decided.
@@ -21,11 +21,12 @@ from wit_pipeline import schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
+from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 
 KEEP_FILE = "keep.parquet"
 CLUSTERS_FILE = "clusters.parquet"
-STATS_FILE = "dedup_stats.json"
+STATS_FILE = "stats.json"
 
 
 def finished_raw_shards(input_folder: str) -> list[int]:
@@ -45,14 +46,21 @@ def run(engine, output: str | None, config: DedupConfig, *, decontaminate: str |
     read here, the band buckets are grouped by the engine (Spark: shuffled over executors; local:
     NumPy sorts in this process, which handle ten million rows) and the clusters decided here.
     """
+    clock = Clock()
     input_folder = input_folder or shards.join(output, "raw")
     output_folder = output_folder or shards.join(output, "dedup")
     if engine.name == "beam":
         from beam_jobs.dedup import run_pipeline
 
-        return run_pipeline(input_folder, output_folder, config, decontaminate, engine.beam_args)
-    pair_finder = bands.near_pairs if engine.name == "local" else engine_pair_finder(engine)
-    return dedup_folder(input_folder, output_folder, config, decontaminate, pair_finder, engine.name)
+        stats = run_pipeline(input_folder, output_folder, config, decontaminate, engine.beam_args)
+    else:
+        pair_finder = bands.near_pairs if engine.name == "local" else engine_pair_finder(engine)
+        stats = dedup_folder(input_folder, output_folder, config, decontaminate, pair_finder, engine.name)
+    dropped = {"exact_duplicate": stats["exact_duplicates"], "near_duplicate": stats["near_duplicates"],
+               "eval_overlap": stats["eval_overlaps"]}
+    # In the one stats shape: rows_in are the rows downloaded ok (failed ones never reach dedup).
+    return write_stats(output_folder, stage_stats("dedup", engine.name, clock, stats["rows_ok"], stats["kept"],
+                                                  dropped, stats["config"], stats))
 
 
 def dedup_folder(input_folder: str, output_folder: str, config: DedupConfig, decontaminate: str | None = None,
@@ -199,7 +207,7 @@ def summarise(
     references: np.ndarray | None,
     engine_facts: dict,
 ) -> dict:
-    """dedup_stats.json: every input row accounted for, and the largest clusters."""
+    """The dedup figures: every input row accounted for, and the largest clusters."""
     dropped = Counter(cluster_table["status"].to_pylist())
     dropped.pop(schema.OK, None)
     members = cluster_table.filter(pc.is_valid(cluster_table["cluster"]))

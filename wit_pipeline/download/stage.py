@@ -7,6 +7,7 @@ from collections import Counter
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
+from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.sources.urls import UrlListSource
 
 
@@ -35,15 +36,26 @@ def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_con
 
 
 def run_tasks(engine, tasks: list[DownloadTask]) -> dict:
-    """Run planned tasks on `engine` (finished shards are skipped) and return the summed stats."""
+    """Run planned tasks on `engine` (finished shards are skipped); write and return the stats.
+
+    The stats (OUT/raw/stats.json, the shape of wit_pipeline/stats.py) add up the shards' own
+    NNNNN_stats.json: rows, ok, statuses, bytes, shard_seconds (summed shard time), shards.
+    """
+    clock = Clock()
     results = engine.map_shards(download_shard, tasks, desc="download", unit_key="ok", unit_label="images")
-    return write_totals(tasks, summarise(results))
+    totals = summarise(results)
+    config = {}
+    if tasks:
+        config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
+    stats = stage_stats("download", engine.name, clock, totals["rows"], totals["ok"],
+                        {k: v for k, v in totals["statuses"].items() if k != "ok"}, config, totals)
+    return write_totals(tasks, stats)
 
 
 def write_totals(tasks: list[DownloadTask], totals: dict) -> dict:
     """Record the stage's totals beside its shards (every engine calls this once, at the end)."""
     if tasks:
-        shards.write_atomic(shards.join(tasks[0].output_dir, "download_stats.json"), shards.json_bytes(totals))
+        return write_stats(tasks[0].output_dir, totals)
     return totals
 
 
@@ -56,7 +68,8 @@ def summarise(results) -> dict:
         shard_count += 1
         skipped += bool(result.get("skipped"))
         totals.update({k: result.get(k, 0) for k in ("rows", "ok", "bytes")})
-        totals["seconds"] += result.get("seconds", 0.0)
+        totals["shard_seconds"] += result.get("seconds", 0.0)
         statuses.update(result.get("statuses", {}))
-    return {"shards": shard_count, "skipped_shards": skipped, **dict(totals),
+    totals["shard_seconds"] = round(totals["shard_seconds"], 3)
+    return {"shards": shard_count, "skipped_shards": skipped, "rows": 0, "ok": 0, "bytes": 0, **dict(totals),
             "statuses": dict(sorted(statuses.items()))}

@@ -54,11 +54,14 @@ def map_shards(
 
     With processes == 1 the tasks run in this process, which keeps tracebacks and debuggers simple.
     `unit_key` names the count in each result that the progress bar reports per second, under
-    `unit_label` (default: the key). Shards a rerun skipped do not count towards the rate.
+    `unit_label` (default: the key), with an ETA; shards a rerun skipped do not count towards the
+    rate. With no `unit_key` there is no bar and no per-shard log line (a helper pass).
     """
     label = unit_label or unit_key
     tasks = list(tasks)
-    bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0)
+    # One bar per stage: its main pass. Helper passes (unit_key None) run without one.
+    bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0,
+               disable=unit_key is None)
     started, units = time.monotonic(), 0
     done: dict[int, Any] = {}
     next_index = 0
