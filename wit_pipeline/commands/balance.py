@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine, config_from_flags
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine, config_from_flags
 from wit_pipeline.config import BalanceConfig, field_default
 
 
@@ -35,6 +35,7 @@ def run(args) -> int:
 
 
 def run_stage(args, engine) -> dict:
+    absolute_paths(args)
     from wit_pipeline import balance
 
     if args.output is None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine, config_from_flags, resolve_folders
+from wit_pipeline.commands.stage_flags import (
+    absolute_paths, add_engine_flags, build_engine, config_from_flags, resolve_folders,
+)
 from wit_pipeline.config import DedupConfig, field_default
 
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
+    absolute_paths(args)
     from wit_pipeline.dedup import stage
 
     input_folder, output_folder = resolve_folders(args, "raw", "dedup")

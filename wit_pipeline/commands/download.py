@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from wit_pipeline.cli import UsageError, non_negative_int, print_funnel, positive_float, positive_int
-from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
 from wit_pipeline.sources.urls import UrlListSource
 
@@ -92,6 +92,7 @@ def build_config(args: argparse.Namespace) -> DownloadConfig:
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
+    absolute_paths(args)
     from wit_pipeline.config import ConfigError
     from wit_pipeline.download import stage
     from wit_pipeline.shards import join

@@ -7,7 +7,7 @@ import importlib
 import os
 
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import add_engine_flags, build_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
 from wit_pipeline.config import field_default
 
 
@@ -127,6 +127,7 @@ def run(args) -> int:
 
 
 def run_stage(args, engine) -> dict:
+    absolute_paths(args)
     from wit_pipeline import ingest
     from wit_pipeline.config import ConfigError
 

@@ -175,6 +175,27 @@ def _has_positional(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
     return getattr(namespace, action.dest, None) is not None
 
 
+# Flags that name a file or folder. Their local paths are made absolute by the entry point:
+# Spark executors and Beam workers run in folders of their own, where a relative path is wrong.
+PATH_FLAGS = ("output", "out", "input", "metadata", "lid_model", "image_root", "keep", "decontaminate", "blocklist")
+
+
+def absolute_paths(args: argparse.Namespace) -> None:
+    """Make every local path flag of `args` absolute (URLs such as gs://... stay as they are)."""
+    import os
+
+    def absolute(value):
+        if isinstance(value, list):
+            return [absolute(item) for item in value]
+        if isinstance(value, str) and value and "://" not in value:
+            return os.path.abspath(os.path.expanduser(value))
+        return value
+
+    for name in PATH_FLAGS:
+        if getattr(args, name, None) is not None:
+            setattr(args, name, absolute(getattr(args, name)))
+
+
 def resolve_folders(args: argparse.Namespace, input_name: str, output_name: str) -> tuple[str, str]:
     """`--input`/`--output` when given, else OUT/<input_name> and OUT/<output_name>."""
     from wit_pipeline.cli import UsageError
