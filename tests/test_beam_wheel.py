@@ -1,0 +1,106 @@
+"""Beam as Dataflow runs it: wit built as a wheel, installed into a fresh venv that has no source
+tree, Beam's worker pool started from that venv, and `wit curate` submitted to Beam's own job
+service on the PortableRunner with `--environment_type=EXTERNAL`. Any pickling, import or staging
+fault shows here; the final shards must equal the local engine's.
+
+To stay fast and offline the fresh venv reuses the main venv's third-party packages through a
+.pth line (Beam, pyarrow ...), but wit itself comes only from the built wheel: the test checks
+that `import wit_pipeline` resolves inside the fresh venv, away from this checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+pytest.importorskip("apache_beam")
+
+from beam_services import free_port, wait_for_port  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402
+from test_curate import example_config, final_files  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SOURCES = ("pyproject.toml", "README.md", "wit_pipeline", "beam_jobs", "training")
+
+
+def build_wheel(tmp_path) -> str:
+    """The package built from a copy of its sources (no stale build/ folder, no network)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in SOURCES:
+        origin = REPO_ROOT / name
+        if origin.is_dir():
+            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(origin, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    shutil.rmtree(source)
+    (wheel,) = (tmp_path / "dist").glob("wit_pipeline-*.whl")
+    return str(wheel)
+
+
+def fresh_venv(tmp_path, wheel: str):
+    """A venv with the wheel installed and the main venv's third-party packages on its path."""
+    venv = tmp_path / "venv"
+    # No PYTHONPATH (conftest points it at this checkout, whose egg-info would pass for wit).
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    # The wheel first: once the main venv's packages are visible, pip would see its editable wit.
+    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
+                    "--no-index", wheel], check=True, capture_output=True, timeout=300, env=env, cwd=tmp_path)
+    # Only the directory: the main venv's own .pth files (its editable wit) are not processed.
+    with open(os.path.join(site, "main_venv_packages.pth"), "w") as f:
+        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    env["PATH"] = str(venv / "bin") + os.pathsep + env.get("PATH", "")
+    return venv, env
+
+
+def test_curate_from_a_wheel_on_the_portable_runner_with_an_external_worker_pool(tmp_path):
+    venv, env = fresh_venv(tmp_path, build_wheel(tmp_path))
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import wit_pipeline, beam_jobs; "
+                            "print(wit_pipeline.__file__); print(beam_jobs.__file__)"],
+                           cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout.split()
+    for path in where:
+        assert path.startswith(str(venv)) and not path.startswith(str(REPO_ROOT)), path
+
+    subprocess.run([sys.executable, "-m", "wit_pipeline", "curate", str(example_config(tmp_path, "local"))],
+                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    # The example's inputs are relative to the checkout: the copy names them absolutely, so
+    # the job runs from a folder that holds no source at all.
+    config = example_config(tmp_path, "portable", replace=[('"tests/data/', f'"{REPO_ROOT}/tests/data/')])
+    job_port, pool_port = free_port(), free_port()
+    python = str(venv / "bin" / "python")
+    started = []
+    try:
+        pool = subprocess.Popen([python, "-m", "apache_beam.runners.worker.worker_pool_main",
+                                 f"--service_port={pool_port}"], cwd=tmp_path, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "pool.log", "w"))
+        started.append(pool)
+        service = subprocess.Popen([python, "-m", "apache_beam.runners.portability.local_job_service_main",
+                                    f"--port={job_port}", f"--staging_dir={tmp_path / 'staging'}"], cwd=tmp_path,
+                                   env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                   stderr=open(tmp_path / "jobservice.log", "w"))
+        started.append(service)
+        wait_for_port(pool_port, pool)
+        wait_for_port(job_port, service)
+        result = subprocess.run(
+            [str(venv / "bin" / "wit"), "curate", str(config), "--engine", "beam", "--",
+             "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{job_port}", "--environment_type=EXTERNAL",
+             f"--environment_config=127.0.0.1:{pool_port}"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-4000:]
+    finally:
+        for process in started:  # stop exactly what we started, by PID
+            os.killpg(process.pid, 15)
+            process.wait(timeout=30)
+    assert final_files(tmp_path / "portable") == final_files(tmp_path / "local")
