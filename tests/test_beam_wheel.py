@@ -29,8 +29,8 @@ pytestmark = pytest.mark.slow
 SOURCES = ("pyproject.toml", "README.md", "wit_pipeline", "beam_jobs", "training")
 
 
-def build_wheel(tmp_path) -> str:
-    """The package built from a copy of its sources (no stale build/ folder, no network)."""
+def copy_sources(tmp_path):
+    """The package's sources, copied (no stale build/ folder, no egg-info)."""
     source = tmp_path / "source"
     source.mkdir()
     for name in SOURCES:
@@ -39,6 +39,27 @@ def build_wheel(tmp_path) -> str:
             shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(origin, source / name)
+    return source
+
+
+def test_beams_stager_builds_the_package_from_setup_file_pyproject(tmp_path):
+    """What `--setup_file=./pyproject.toml` does on Dataflow: Beam's stager builds an sdist."""
+    import tarfile
+
+    from apache_beam.runners.portability.stager import Stager
+
+    source = copy_sources(tmp_path)
+    (tmp_path / "staged").mkdir()
+    sdist = Stager._build_setup_package(str(source / "pyproject.toml"), str(tmp_path / "staged"))
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    assert any(name.endswith("wit_pipeline/engines/beam.py") for name in names)
+    assert any(name.endswith("beam_jobs/dedup.py") for name in names)
+
+
+def build_wheel(tmp_path) -> str:
+    """The package built as a wheel, offline."""
+    source = copy_sources(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
     shutil.rmtree(source)
