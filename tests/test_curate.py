@@ -22,9 +22,9 @@ def wit(*args, timeout=600):
                           text=True, timeout=timeout)
 
 
-def example_config(tmp_path, name="run", replace=()):
-    """The COCO example, writing to tmp_path/name (its input paths are from the repo root)."""
-    text = EXAMPLE.read_text().replace('output = "out/coco-subset"', f"output = '{tmp_path / name}'")
+def example_config(tmp_path, name="run", replace=(), output=None):
+    """The COCO example, writing to `output` (default tmp_path/name); inputs are from the repo root."""
+    text = EXAMPLE.read_text().replace('output = "out/coco-subset"', f"output = '{output or tmp_path / name}'")
     for old, new in replace:
         assert old in text
         text = text.replace(old, new)

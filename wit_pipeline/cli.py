@@ -8,6 +8,7 @@ which adds its parser and sets `run(args) -> int`. Heavy imports happen inside `
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wit",
         description="Curate CLIP-style image-text datasets: ingest, balance, download, dedup, reshard, train.",
     )
-    parser.add_argument("--version", action="version", version=f"wit {version()}")
+    from wit_pipeline.stats import wit_version
+
+    parser.add_argument("--version", action="version", version=f"wit {wit_version()}")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log a line per shard and more (DEBUG)")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -85,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"wit {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in _STORAGE_ERRORS:
+            raise
+        # A full disk or a folder wit may not write: the user's to fix, then the same command resumes.
+        where = err.filename or _output_folder(args)
+        print(f"wit {args.command}: error: {err.strerror or err} writing {where}; no shard was marked "
+              f"finished half-written: make room (or make it writable) and rerun the same command to resume",
+              file=sys.stderr)
+        return 1
     except (UsageError, InputError) as err:
         print(f"wit {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -97,22 +109,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _output_folder(args: argparse.Namespace) -> str:
+    """The run folder a command writes, for messages about it."""
+    if getattr(args, "config_file", None) and args.command == "curate":
+        from wit_pipeline.config import load_toml
+
+        return str(load_toml(args.config_file).get("output", "the output folder"))
+    return str(getattr(args, "out", None) or getattr(args, "output", None) or "the output folder")
+
+
 def subcommand_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """{command name: its parser}."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
     return {}
-
-
-def version() -> str:
-    """The installed wit's version (the package metadata), or the source tree's."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("wit-pipeline")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def configure_logging(args: argparse.Namespace) -> None:

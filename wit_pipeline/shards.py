@@ -46,11 +46,17 @@ def write_atomic(path: str, data: bytes) -> None:
     fs, fs_path = fsspec.core.url_to_fs(path)
     if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
         tmp = f"{fs_path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, fs_path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, fs_path)
+        except BaseException:
+            # A full disk or a kill: leave no half-written temporary file taking space.
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     else:
         with fs.open(fs_path, "wb") as f:
             f.write(data)
