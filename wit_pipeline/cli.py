@@ -13,6 +13,8 @@ import importlib
 import os
 import sys
 
+from wit_pipeline.errors import UserError
+
 # One line per subcommand; the module's `register` defines its flags.
 COMMANDS = [
     "wit_pipeline.commands.curate",
@@ -27,7 +29,7 @@ COMMANDS = [
 ]
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad flag value, a missing input or an unreadable file: reported in one line, exit 2.
 
     The one user-error type: commands raise it (or a library error that `main` maps to it), and
@@ -73,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args)
     from wit_pipeline.commands.stage_flags import STAGE_COMMANDS, with_config_file
-    from wit_pipeline.config import ConfigError
-    from wit_pipeline.shards import InputError
 
     try:
         if args.command in STAGE_COMMANDS and args.config:
@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         args.passthrough = passthrough
         return int(args.run(args) or 0)
-    except ConfigError as err:
+    except UserError as err:  # the one user-error type: UsageError, ConfigError, InputError
+        print(f"wit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        # A path the user gave that vanished or never existed, found only once the work started.
         print(f"wit {args.command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -97,13 +101,6 @@ def main(argv: list[str] | None = None) -> int:
               f"finished half-written: make room (or make it writable) and rerun the same command to resume",
               file=sys.stderr)
         return 1
-    except (UsageError, InputError) as err:
-        print(f"wit {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        # A path the user gave that vanished or never existed, found only once the work started.
-        print(f"wit {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from wit_pipeline.errors import UserError
+
 IMG2DATASET_URL_COLS = ("url", "URL")
 IMG2DATASET_CAPTION_COLS = ("caption", "TEXT", "text")
 
@@ -180,7 +182,7 @@ def field_default(cls, name: str):
     return value
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value or file is invalid; the message names the problem."""
 
 

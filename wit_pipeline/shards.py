@@ -19,6 +19,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit_pipeline.errors import UserError
+
 SHARD_DIGITS = 5
 _SHARD_NAME = re.compile(r"^(\d{5,})\.done$")
 
@@ -174,7 +176,7 @@ def iter_tar(path: str):
             yield key, sample
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An input folder or file is missing, empty or does not match what a stage expects.
 
     Entry points report it in one line; it is the user's data, not a bug, that needs fixing.
