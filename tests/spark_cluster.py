@@ -28,6 +28,7 @@ class Cluster:
     ui_url: str
     env: dict  # what a driver on this cluster needs: SPARK_CONF_DIR with small memory settings
     workers: list = field(default_factory=list)
+    master: object = None  # the master's Popen
 
     def alive_workers(self) -> int:
         try:
@@ -83,7 +84,7 @@ def standalone_cluster(workdir: pathlib.Path, workers: int = 2):
         wait_for_port(port, master, seconds=120)
         wait_for_port(ui_port, master, seconds=120)
         cluster = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}",
-                          {"SPARK_CONF_DIR": str(conf_dir)})
+                          {"SPARK_CONF_DIR": str(conf_dir)}, master=master)
         for number in range(workers):
             cluster.workers.append(start(f"worker{number}", [
                 "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1",
