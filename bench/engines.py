@@ -117,6 +117,7 @@ samples_per_shard = {shard_size}
 @contextlib.contextmanager
 def engine_services(engine: str, workdir: pathlib.Path):
     """(extra wit flags, pids of the engine's own service processes) while they run."""
+    workdir.mkdir(parents=True, exist_ok=True)
     if engine == "beam-portable":
         from beam_services import portable_runner_args
 
@@ -177,6 +178,16 @@ def run_engine(engine: str, config: pathlib.Path, out: pathlib.Path, extra: list
     return result
 
 
+def stage_rows(out: pathlib.Path) -> dict:
+    """rows_in -> kept of every stage, from its stats.json."""
+    folders = {"ingest": "ingest", "balance": "balance", "download": "raw", "dedup": "dedup", "reshard": "final"}
+    rows = {}
+    for stage, folder in folders.items():
+        stats = json.loads((out / folder / "stats.json").read_text())
+        rows[stage] = f"{stats['rows_in']} -> {stats['kept']}"
+    return rows
+
+
 def final_bytes(out: pathlib.Path) -> dict:
     files = {p.name: p.read_bytes() for p in sorted((out / "final").glob("*")) if p.suffix in (".tar", ".parquet")}
     manifest = json.loads((out / "final" / "manifest.json").read_text())
@@ -205,6 +216,8 @@ def main() -> int:
             config = write_config(workdir, engine, urls, args.processes, args.shard_size)
             with engine_services(engine, workdir / f"{engine}-services") as (extra, services):
                 results[engine] = run_engine(engine, config, workdir / engine, extra, services)
+            if not results.get("_rows"):
+                results["_rows"] = stage_rows(workdir / engine)
             same = final_bytes(workdir / engine) == final_bytes(workdir / args.engines.split(",")[0])
             print(f"{engine}: done; final shards equal to {args.engines.split(',')[0]}'s: {same}", flush=True)
     finally:
@@ -212,7 +225,7 @@ def main() -> int:
         server.wait()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_table(results, args)
+        print_table(results, args)
     return 0
 
 
@@ -222,6 +235,9 @@ def print_table(results: dict, args) -> None:
     header = ["engine", *STAGES, "total wall", "total CPU", "wall ratio", "CPU ratio"]
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
+    rows = results.pop("_rows", None)
+    if rows:
+        print("| rows in -> kept | " + " | ".join(rows[s] for s in STAGES) + " | | | | |")
     local = results.get("local")
     for engine, stages in results.items():
         wall = sum(w for w, _ in stages.values())
