@@ -1,7 +1,6 @@
 """Both text stages on Beam write exactly what the local engine writes (real captions)."""
 
 import glob
-import json
 import os
 
 import pyarrow.parquet as pq

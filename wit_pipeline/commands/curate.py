@@ -145,8 +145,14 @@ def resolved_table(stage: str, stage_args: argparse.Namespace) -> dict:
     from wit_pipeline.commands.stage_flags import table_keys
 
     if stage == "train":
-        return {key: value for key, value in sorted(vars(stage_args).items())
-                if key not in ("command", "run", "passthrough", "config_file", "shards", "output")}
+        import dataclasses
+
+        from training.config import load_train_toml, resolve_config
+
+        overrides = {**load_train_toml(stage_args.config_file), "shards": stage_args.shards,
+                     "output": stage_args.output}
+        resolved = dataclasses.asdict(resolve_config(overrides))
+        return {key: value for key, value in sorted(resolved.items()) if key not in ("shards", "output")}
     parser = subcommand_parsers(build_parser())[stage]
     table = {}
     for key, action in sorted(table_keys(parser, stage).items()):
