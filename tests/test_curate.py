@@ -128,3 +128,50 @@ def test_curate_writes_the_same_final_shards_on_every_engine(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("skipped") == 4
     assert len(json.loads((tmp_path / "local" / "final" / "manifest.json").read_text())["shards"]) == 5
+
+
+@pytest.mark.slow
+def test_a_train_table_trains_on_the_final_shards(tmp_path):
+    pytest.importorskip("torch")
+    config = example_config(tmp_path, "trained")
+    config.write_text(config.read_text() + '\n[train]\npreset = "tiny"\nsteps = 2\nbatch_size = 8\n'
+                      'image_size = 64\nprogress = false\nworkers = 0\n')
+    result = wit("-q", "curate", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "trained" / "train"
+    assert (run / "checkpoint.pt").exists()
+    assert json.loads((run / "config.json").read_text())["steps"] == 2
+    assert json.loads((tmp_path / "trained" / "curate" / "train.json").read_text())["preset"] == "tiny"
+
+
+def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
+    from wit_pipeline.cli import build_parser, subcommand_parsers
+    from wit_pipeline.config import (BalanceConfig, CocoConfig, DedupConfig, DownloadConfig, FilterConfig,
+                                     LangIdConfig, ReshardConfig, UrlListConfig, WarcConfig, YfccConfig)
+
+    fetch, resize, download, urls = DownloadConfig().fetch, DownloadConfig().resize, DownloadConfig(), UrlListConfig()
+    expected = {
+        "download": {"timeout": fetch.timeout, "retries": fetch.retries, "max_bytes": fetch.max_bytes,
+                     "per_host_connections": fetch.per_host_connections, "max_pixels": fetch.max_pixels,
+                     "user_agent_token": fetch.user_agent_token, "allow_private": fetch.allow_private,
+                     "image_size": resize.image_size, "resize_mode": resize.resize_mode,
+                     "encode_format": resize.encode_format, "encode_quality": resize.encode_quality,
+                     "min_image_size": resize.min_image_size, "max_aspect_ratio": resize.max_aspect_ratio,
+                     "max_image_area": resize.max_image_area, "resize_only_if_bigger": resize.resize_only_if_bigger,
+                     "threads": download.threads, "no_phash": not download.compute_phash,
+                     "url_col": urls.url_col, "caption_col": urls.caption_col, "shard_size": urls.shard_size},
+        "ingest": {"min_chars": FilterConfig().min_chars, "min_words": FilterConfig().min_words,
+                   "max_chars": FilterConfig().max_chars, "min_lang_score": LangIdConfig().min_score,
+                   "lid_lowercase": LangIdConfig().lowercase, "coco_captions": CocoConfig().captions,
+                   "coco_url_field": CocoConfig().url_field, "srcset": WarcConfig().srcset,
+                   "yfcc_caption": YfccConfig().caption},
+        "balance": {"t": BalanceConfig().t, "seed": BalanceConfig().seed,
+                    "keep_unmatched": BalanceConfig().keep_unmatched},
+        "dedup": {"radius": DedupConfig().radius, "bands": DedupConfig().bands, "max_bucket": DedupConfig().max_bucket},
+        "reshard": {"samples_per_shard": ReshardConfig().samples_per_shard, "seed": ReshardConfig().seed},
+    }
+    parsers = subcommand_parsers(build_parser())
+    for command, flags in expected.items():
+        defaults = {action.dest: action.default for action in parsers[command]._actions}
+        for dest, value in flags.items():
+            assert defaults[dest] == value, (command, dest)

@@ -73,7 +73,8 @@ def run(args) -> int:
     from training.config import ConfigError, load_train_toml, resolve_config
     from training.train import init_distributed, train
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "run", "passthrough", "config_file", "resume")}
+    flags = {k: v for k, v in vars(args).items()
+             if k not in ("command", "run", "passthrough", "config_file", "resume", "verbose", "quiet")}
     resume = getattr(args, "resume", False)
     try:
         overrides = load_train_toml(args.config_file) if getattr(args, "config_file", None) else {}
