@@ -175,3 +175,14 @@ def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
         defaults = {action.dest: action.default for action in parsers[command]._actions}
         for dest, value in flags.items():
             assert defaults[dest] == value, (command, dest)
+
+
+def test_a_run_that_keeps_nothing_finishes_with_an_empty_manifest(tmp_path):
+    text = (REPO_ROOT / "examples" / "commoncrawl-wat.toml").read_text()
+    config = tmp_path / "wat.toml"
+    config.write_text(text.replace('output = "out/commoncrawl"', f"output = '{tmp_path / 'wat'}'"))
+    result = wit("-q", "curate", str(config), "--engine", "local", "--processes", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ingest: 2 rows in, 0 kept" in result.stdout
+    manifest = json.loads((tmp_path / "wat" / "final" / "manifest.json").read_text())
+    assert manifest["samples"] == 0 and manifest["shards"] == []

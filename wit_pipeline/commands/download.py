@@ -110,7 +110,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
         tasks = stage.plan_tasks(input_path, args.output, url_config, config)
     except (ConfigError, InputError) as err:
         raise UsageError(str(err)) from None
-    totals = stage.run_tasks(engine, tasks)
+    totals = stage.run_tasks(engine, tasks, stage.raw_dir(args.output))
     print_funnel(totals["stage"], totals["rows_in"], totals["kept"], totals["dropped"])
     print(f"  {totals['bytes'] / 1e6:.1f} MB stored in {totals['shards']} shards "
           f"({totals['skipped_shards']} already finished); stats in {stage.raw_dir(args.output)}/stats.json")

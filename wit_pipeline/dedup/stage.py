@@ -21,7 +21,7 @@ from wit_pipeline import schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
-from wit_pipeline.stats import Clock, stage_stats, write_stats
+from wit_pipeline.stats import Clock, read_stats, stage_stats, write_stats
 from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 
 KEEP_FILE = "keep.parquet"
@@ -30,9 +30,13 @@ STATS_FILE = "stats.json"
 
 
 def finished_raw_shards(input_folder: str) -> list[int]:
-    """The raw shards dedup reads: those with a completion marker. None is an error."""
+    """The raw shards dedup reads: those with a completion marker. None is an error, unless the
+    download stage finished with no shards at all (its stats.json says so)."""
     ids = shards.finished_shards(input_folder)
     if not ids:
+        finished = read_stats(input_folder)
+        if finished is not None and finished.get("shards") == 0:
+            return []  # the download finished and had nothing to fetch: an empty result, not an error
         raise shards.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
     return ids
 

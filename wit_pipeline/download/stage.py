@@ -32,14 +32,16 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
 
 def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:
     """Plan the shards of `input_path`, download them on `engine`, write and return the totals."""
-    return run_tasks(engine, plan_tasks(input_path, output, url_config, config))
+    return run_tasks(engine, plan_tasks(input_path, output, url_config, config), raw_dir(output))
 
 
-def run_tasks(engine, tasks: list[DownloadTask]) -> dict:
+def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) -> dict:
     """Run planned tasks on `engine` (finished shards are skipped); write and return the stats.
 
     The stats (OUT/raw/stats.json, the shape of wit_pipeline/stats.py) add up the shards' own
     NNNNN_stats.json: rows, ok, statuses, bytes, shard_seconds (summed shard time), shards.
+    `raw_folder` defaults to the tasks' folder; an input with no rows has no tasks, and its
+    stats.json (0 shards) still records that the stage finished.
     """
     clock = Clock()
     results = engine.map_shards(download_shard, tasks, desc="download", unit_key="ok", unit_label="images")
@@ -49,14 +51,8 @@ def run_tasks(engine, tasks: list[DownloadTask]) -> dict:
         config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
     stats = stage_stats("download", engine.name, clock, totals["rows"], totals["ok"],
                         {k: v for k, v in totals["statuses"].items() if k != "ok"}, config, totals)
-    return write_totals(tasks, stats)
-
-
-def write_totals(tasks: list[DownloadTask], totals: dict) -> dict:
-    """Record the stage's totals beside its shards (every engine calls this once, at the end)."""
-    if tasks:
-        return write_stats(tasks[0].output_dir, totals)
-    return totals
+    raw_folder = raw_folder or (tasks[0].output_dir if tasks else None)
+    return write_stats(raw_folder, stats) if raw_folder else stats
 
 
 def summarise(results) -> dict:

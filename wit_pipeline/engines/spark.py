@@ -93,6 +93,7 @@ def session(master: str, app_name: str = "wit", python: str | None = None, conf:
         SparkSession.builder.master(master).appName(app_name)
         .config("spark.pyspark.python", python)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # our own log lines report the shards
         # Each shard is one long task: never retry it speculatively next to itself.
         .config("spark.speculation", "false")
     )
