@@ -7,6 +7,7 @@ it runs in `spawn`ed worker processes, so it must not rely on state built in the
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +16,8 @@ from typing import Any
 from tqdm import tqdm
 
 from wit_pipeline.engines import group_locally, log_result
+
+log = logging.getLogger("wit")
 
 
 class LocalEngine:
@@ -66,7 +69,7 @@ def map_shards(
     done: dict[int, Any] = {}
     next_index = 0
     try:
-        for index, result in _results(shard_fn, tasks, processes):
+        for index, result in _results(shard_fn, tasks, processes, desc if unit_key else None):
             if unit_key and isinstance(result, dict) and not result.get("skipped"):
                 units += int(result.get(unit_key, 0) or 0)
                 rate = units / max(time.monotonic() - started, 1e-9)
@@ -82,16 +85,21 @@ def map_shards(
         bar.close()
 
 
-def _call(shard_fn, item):
+def _call(shard_fn, desc, level, item):
     index, task = item
+    if desc:
+        if not logging.getLogger().handlers:  # a spawned worker: log as the driver does
+            logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log.info("%s: task %d started", desc, index)
     return index, shard_fn(task)
 
 
-def _results(shard_fn, tasks, processes):
+def _results(shard_fn, tasks, processes, desc):
+    call = functools.partial(_call, shard_fn, desc, log.getEffectiveLevel())
     if processes <= 1 or len(tasks) <= 1:
-        for index, task in enumerate(tasks):
-            yield index, shard_fn(task)
+        for item in enumerate(tasks):
+            yield call(item)
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(min(processes, len(tasks)), maxtasksperchild=None) as pool:
-        yield from pool.imap_unordered(functools.partial(_call, shard_fn), enumerate(tasks), chunksize=1)
+        yield from pool.imap_unordered(call, enumerate(tasks), chunksize=1)
