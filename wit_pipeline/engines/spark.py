@@ -102,15 +102,3 @@ def session(master: str, app_name: str = "wit", python: str | None = None, conf:
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def local_session(cores: int = 2, app_name: str = "wit"):
-    """A local SparkSession on 127.0.0.1 with `cores` worker threads."""
-    return session(f"local[{cores}]", app_name)
-
-
-def map_shards(spark_session, shard_fn, tasks) -> list[dict]:
-    """Run `shard_fn` on every task as its own Spark partition and collect the results in order."""
-    engine = SparkEngine(spark_session.sparkContext.master)
-    engine._session = spark_session
-    return engine.map_shards(shard_fn, tasks)
