@@ -18,6 +18,7 @@ passes it to every stage it runs. The same tasks give the same files on every en
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -68,6 +69,22 @@ def log_result(desc: str, result: Any) -> None:
     state = "skipped (finished earlier)" if result.get("skipped") else "done"
     log.info("%s: shard %s %s %s", desc, shard, state,
              " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if key != "shard"))
+
+
+_WORKER_OS_ERROR = re.compile(r"\b\w*Error: \[Errno (\d+)\] ([^\n:'\[]+)(?:: '([^'\n]+)')?")
+
+
+def worker_os_error(err: BaseException) -> OSError | None:
+    """The OSError a Spark or Beam worker raised, rebuilt from the engine's wrapped report.
+
+    Spark and Beam report a worker's exception as text inside their own error; a full disk or
+    an unwritable folder on a worker then reaches the user as the same one line as locally.
+    """
+    match = _WORKER_OS_ERROR.search(str(err))
+    if match is None:
+        return None
+    number, message, path = match.groups()
+    return OSError(int(number), message.strip(), path) if path else OSError(int(number), message.strip())
 
 
 def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable[Any]]) -> list:

@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 
-from wit_pipeline.engines import log_result
+from wit_pipeline.engines import log_result, worker_os_error
 
 
 class SparkEngine:
@@ -42,7 +42,7 @@ class SparkEngine:
             return []
         self.context.setJobDescription(desc)
         rdd = self.context.parallelize(list(enumerate(tasks)), numSlices=len(tasks))
-        indexed = sorted(rdd.map(functools.partial(_call, fn)).collect(), key=lambda item: item[0])
+        indexed = sorted(_collect(rdd.map(functools.partial(_call, fn))), key=lambda item: item[0])
         results = [result for _, result in indexed]
         for result in results:
             log_result(desc, result)
@@ -54,18 +54,29 @@ class SparkEngine:
             return []
         self.context.setJobDescription(desc)
         partitions = max(self.context.defaultParallelism, 1)
-        return (
+        return _collect(
             self.context.parallelize(tasks, numSlices=len(tasks))
             .flatMap(emit)
             .groupByKey(numPartitions=partitions)
             .flatMap(functools.partial(_reduce_group, reduce))
-            .collect()
         )
 
     def close(self) -> None:
         if self._session is not None:
             self._session.stop()
             self._session = None
+
+
+def _collect(rdd) -> list:
+    """rdd.collect(); a worker's OSError (a full disk) is raised as itself, not as Spark's report
+    (Py4JJavaError, or PySpark's PythonException that wraps it)."""
+    try:
+        return rdd.collect()
+    except Exception as err:  # noqa: BLE001 - re-raised as is unless a worker's OSError is inside
+        os_error = worker_os_error(err)
+        if os_error is None:
+            raise
+        raise os_error from err
 
 
 def _call(fn, item):
