@@ -30,7 +30,7 @@ def out(tmp_path):
 
 def test_dedup_then_reshard(out, capsys):
     assert cli.main(["dedup", str(out)]) == 0
-    assert "7 ok rows -> 6 kept" in capsys.readouterr().out
+    assert "dedup: 7 rows in, 6 kept\n  dropped near_duplicate: 1" in capsys.readouterr().out
     assert cli.main(["reshard", str(out), "--samples-per-shard", "4", "--seed", "1", "--processes", "1"]) == 0
     manifest = json.loads((out / "final" / "manifest.json").read_text())
     assert [s["samples"] for s in manifest["shards"]] == [4, 2]

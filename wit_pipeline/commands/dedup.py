@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths, add_engine_flags, build_engine, config_from_flags, resolve_folders,
 )
@@ -57,11 +58,8 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     _check_path(args.decontaminate)
     stats = _guarded(stage.run, engine, args.out, config, decontaminate=args.decontaminate,
                      input_folder=input_folder, output_folder=output_folder)
-    print(
-        f"dedup: {stats['rows_ok']} ok rows -> {stats['kept']} kept; "
-        f"{stats['exact_duplicates']} exact and {stats['near_duplicates']} near duplicates, "
-        f"{stats['eval_overlaps']} eval overlaps; wrote {output_folder}"
-    )
+    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    print(f"  {stats['clusters_of_two_or_more']} clusters of two or more; wrote {output_folder}")
     return stats
 
 

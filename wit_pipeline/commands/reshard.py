@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths, add_engine_flags, build_engine, config_from_flags, resolve_folders,
 )
@@ -65,5 +66,8 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
                                output_folder=output_folder, stage_folders=stage_folders)
     except InputError as err:
         raise UsageError(str(err)) from err
-    print(f"reshard: {manifest['samples']} samples in {len(manifest['shards'])} shards; wrote {output_folder}")
+    stats = manifest["provenance"]
+    print_funnel("reshard", manifest["samples"], manifest["samples"], {})
+    print(f"  {len(manifest['shards'])} shards, {manifest['tar_bytes'] / 1e6:.1f} MB; wrote {output_folder} "
+          f"in {stats['seconds']} s")
     return manifest
