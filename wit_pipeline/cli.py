@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        from wit_pipeline import claim
+
+        claim.release_all()  # the output folders' single-writer locks end with the command
 
 
 def usage_errors(*error_types):

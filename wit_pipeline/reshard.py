@@ -166,7 +166,7 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
     bounds = list(starts) + [routed.num_rows]
     pieces, offset = {}, 0
     fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "wb") as f:
+    with shards.writing(path), fs.open(fs_path, "wb") as f:
         for begin, end in zip(bounds[:-1], bounds[1:]):
             buffer = io.BytesIO()
             with pa.ipc.new_stream(buffer, routed.schema) as stream:

@@ -33,6 +33,10 @@ def run(args) -> int:
         raise UsageError(str(err)) from err
     if args.processes < 1:
         raise UsageError("--processes must be >= 1")
+    from wit_pipeline import claim, shards
+
+    claim.claim(shards.join(args.output, "balance"),
+                {"stage": "balance", "input": claim.location(shards.join(args.output, "ingest"))})
     try:
         if args.engine == "beam":
             from beam_jobs import balance as beam_balance

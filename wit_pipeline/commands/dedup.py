@@ -30,6 +30,8 @@ def register(subparsers) -> None:
         help="evaluation set (an image folder, or a folder of our shards): training images within "
         "the radius of one are dropped as eval_overlap",
     )
+    parser.add_argument("--partial", action="store_true",
+                        help="use only the finished raw shards of an unfinished download (default: refuse)")
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -42,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         args, DedupConfig, "dedup", radius=args.radius, bands=args.bands, max_bucket=args.max_bucket
     )
     _check_path(args.decontaminate)
+    from wit_pipeline import claim, shards
+
+    _guarded(shards.check_finished, input_folder, args.partial)
+    _guarded(claim.claim, output_folder, {"stage": "dedup", "input": claim.location(input_folder)})
     if args.engine == "beam":
         from beam_jobs.dedup import run_pipeline
 

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--processes", type=int, default=min(4, os.cpu_count() or 1), help="local engine worker processes"
     )
+    parser.add_argument("--partial", action="store_true",
+                        help="use only the finished raw shards of an unfinished download (default: refuse)")
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from wit_pipeline.cli import UsageError
     from wit_pipeline.config import ReshardConfig
-    from wit_pipeline.shards import InputError, join
+    from wit_pipeline.shards import InputError, check_finished, join
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
     keep_path = args.keep or (join(args.out, "dedup/keep.parquet") if args.out else None)
@@ -55,7 +57,13 @@ def run(args: argparse.Namespace) -> int:
                          "download": input_folder, "dedup": join(args.out, "dedup")}
     else:
         stage_folders["dedup"] = keep_path.rsplit("/", 1)[0]
+    from wit_pipeline import claim
+
     try:
+        check_finished(input_folder, args.partial)
+        # Reshard rewrites its folder whole: only ever a folder it made from the same raw shards.
+        claim.claim(output_folder, {"stage": "reshard", "input": claim.location(input_folder),
+                                    "keep": claim.location(keep_path)})
         if args.engine == "beam":
             from beam_jobs.reshard import run_pipeline
 

@@ -158,11 +158,23 @@ def summarise(
 def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> None:
     """Sort and write the three outputs; the stats go last, as the stage's completion mark."""
     shards.makedirs(output_folder)
-    keep = keep.sort_by([("uid", "ascending")])
+    keep, repeated = _one_row_per_uid(keep)
+    if repeated:
+        stats = stats | {"kept": keep.num_rows, "repeated_uids": repeated}
     cluster_table = cluster_table.sort_by([("cluster", "ascending"), ("uid", "ascending")])
     _write_table(shards.join(output_folder, KEEP_FILE), keep)
     _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
     shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+
+
+def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:
+    """The keep list sorted by uid, each uid once: the same (url, caption) downloaded into two raw
+    shards (two lists, or one fetched twice) can survive twice when its bytes differed; the copy in
+    the lowest shard stays. Returns the table and how many repeats were dropped."""
+    keep = keep.sort_by([("uid", "ascending"), ("shard", "ascending")])
+    uids = keep["uid"].to_numpy(zero_copy_only=False)
+    first = np.r_[True, uids[1:] != uids[:-1]] if len(uids) else np.zeros(0, bool)
+    return keep.filter(pa.array(first)), int(len(uids) - first.sum())
 
 
 def _write_table(path: str, table: pa.Table) -> None:
