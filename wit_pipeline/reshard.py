@@ -139,6 +139,7 @@ def route_shard(task: RouteTask) -> dict:
     for key, sample in shards.iter_tar(shards.join(task.raw_folder, f"{name}.tar")):
         if key in position_of:
             members[key] = [{"ext": ext, "data": data} for ext, data in sample.items()]
+    _check_hashes(name, sidecar, members)
     missing = sorted(set(position_of) - set(members) | set(position_of) - set(sidecar["uid"].to_pylist()))
     if missing:
         raise shards.InputError(
@@ -154,6 +155,23 @@ def route_shard(task: RouteTask) -> dict:
     path = routing_path(task.routing_folder, task.raw_shard)
     pieces = _write_pieces(path, routed, task.samples_per_shard)
     return {"raw_shard": task.raw_shard, "rows": routed.num_rows, "path": path, "pieces": pieces}
+
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+def _check_hashes(name: str, sidecar: pa.Table, members: dict[str, list]) -> None:
+    """Every copied image must still be the bytes its sidecar's sha256 names: a file corrupted on
+    disk must not enter the final dataset looking sound."""
+    expected = dict(zip(sidecar["uid"].to_pylist(), sidecar["sha256"].to_pylist()))
+    bad = sorted(uid for uid, sample in members.items() for member in sample
+                 if member["ext"] in IMAGE_EXTENSIONS and expected.get(uid)
+                 and hashlib.sha256(member["data"]).hexdigest() != expected[uid])
+    if bad:
+        raise shards.InputError(
+            f"raw shard {name}: {len(bad)} stored image(s) do not match their sha256 (first {bad[0]}): the tar is "
+            f"corrupted; delete {name}.done, rerun `wit download` to fetch the shard again, then rerun dedup"
+        )
 
 
 def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[int, tuple[int, int, int]]:

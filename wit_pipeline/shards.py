@@ -205,13 +205,26 @@ def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A whole Parquet file; a truncated or corrupt one is an InputError naming it."""
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
-        return pq.read_table(f, columns=columns)
+        try:
+            return pq.read_table(f, columns=columns)
+        except (pa.ArrowInvalid, OSError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise InputError(f"{path}: not a readable Parquet file ({err})") from None
 
 
 def iter_tar(path: str):
     """Yield (key, {ext: bytes}) for each sample of a WebDataset tar, grouping members by key."""
+    try:
+        yield from _tar_samples(path)
+    except (tarfile.TarError, EOFError) as err:
+        raise InputError(f"{path}: unreadable tar, truncated or corrupt ({err or type(err).__name__})") from None
+
+
+def _tar_samples(path: str):
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         key, sample = None, {}
@@ -223,7 +236,10 @@ def iter_tar(path: str):
                 yield key, sample
                 sample = {}
             key = stem
-            sample[ext] = tar.extractfile(member).read()
+            data = tar.extractfile(member).read()
+            if len(data) != member.size:
+                raise EOFError(f"member {member.name} holds {len(data)} of {member.size} bytes")
+            sample[ext] = data
         if key is not None:
             yield key, sample
 

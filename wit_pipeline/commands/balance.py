@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
 
@@ -49,5 +50,8 @@ def run(args) -> int:
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
     print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
+    if summary["dropped"].get("no_query_match") and not summary["kept"]:
+        print("  every pair matched no query entry: ingest with --metadata ENTRIES.json (from `wit metadata "
+              "build`) to match captions, or balance with --keep-unmatched to keep them", file=sys.stderr)
     print(f"  entries matched: {summary['entries_matched']}, capped at t={config.t}: {summary['entries_capped']}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
 
@@ -144,7 +145,22 @@ def run(args) -> int:
 
         summary = ingest.run_local(source, args.output, config, args.processes)
     print_summary(summary)
+    _check_inputs_read(source, args)
+    if not config.match.metadata_path:
+        print("  no --metadata: no caption was matched to a query entry, so `wit balance` will drop every "
+              "pair as no_query_match unless given --keep-unmatched", file=sys.stderr)
     return 0
+
+
+def _check_inputs_read(source, args) -> None:
+    """A file of which no record could be read was most likely given to the wrong --source."""
+    from wit_pipeline import ingest
+
+    unread = ingest.unreadable_inputs(source, args.output)
+    if unread:
+        path, rows = next(iter(unread.items()))
+        raise UsageError(f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
+                         f"unreadable); is it the right --source?")
 
 
 def print_summary(summary: dict) -> None:

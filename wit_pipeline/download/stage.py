@@ -25,6 +25,8 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
+        if not tasks:
+            raise shards.InputError(f"{input_path}: no rows to download (the list is empty)")
     except shards.InputError:
         claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
         raise

@@ -146,12 +146,18 @@ class UrlListSource:
         carried = [c for c in _CARRIED if c in table.schema.names]
         kept = self._kept_columns(table.schema.names)
         columns = [url_col, caption_col, *carried, *kept]
-        data = table.select(columns).to_pydict()
+        table = _castable(table, carried)
+        carried = [c for c in carried if c in table.schema.names]
+        data = table.select([*dict.fromkeys(columns)]).to_pydict()
+        urls, url_errors = _text_values(table.column(url_col), "url")
+        captions, caption_errors = _text_values(table.column(caption_col), "caption")
         base = origin.rsplit("/", 1)[-1]
         errors = table.column("_wit_error").to_pylist() if "_wit_error" in table.schema.names else None
         for i in range(table.num_rows):
-            url, caption = data[url_col][i], data[caption_col][i]
+            url, caption = urls[i], captions[i]
             status, error = validate_pair(url, caption)
+            if url_errors[i] or caption_errors[i]:
+                status, error = "malformed_record", url_errors[i] or caption_errors[i]
             if errors and errors[i]:
                 status, error = "malformed_record", errors[i]
             record = make_record(url.strip() if status == schema.OK else url, caption, source=self.name,
@@ -186,6 +192,10 @@ class UrlListSource:
         missing = [c for c in self.config.keep_cols if c not in names]
         if missing:
             raise InputError(f"{origin}: --keep-cols {missing} not found; columns are {names}")
+        clashes = [c for c in self.config.keep_cols if c in schema.RAW_SCHEMA.names or c in (url_col, caption_col)]
+        if clashes:
+            raise InputError(f"--keep-cols {','.join(clashes)}: wit writes column(s) of that name itself; "
+                             "rename them in the input to carry them")
         return url_col, caption_col
 
     def _stage_text_file(self, file: str, fmt: str, first_shard: int) -> list[str]:
@@ -206,6 +216,41 @@ class UrlListSource:
             names.append(name)
         shards.write_atomic(done, json.dumps(names).encode())
         return [shards.join(stage, n) for n in names]
+
+
+def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
+    """A URL or caption column as str-or-None values, with a per-row error where a value is not
+    text: a list may hold integers, bytes (valid UTF-8 or not) or nested values there."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return column.to_pylist(), [None] * len(column)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        values, errors = [], []
+        for raw in column.to_pylist():
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+                errors.append(None)
+            except UnicodeDecodeError as err:
+                values.append(None)
+                errors.append(f"{what} is not UTF-8 text: {err}")
+        return values, errors
+    return [None] * len(column), [None if v is None else f"{what} column has type {kind}, not text"
+                                  for v in column.to_pylist()]
+
+
+def _castable(table: pa.Table, carried: list[str]) -> pa.Table:
+    """Cast the input's columns that share a name with wit's own to wit's type; a column that
+    does not cast (a list of ints as `license`) is not carried rather than failing the shard."""
+    for name in carried:
+        wanted = schema.RAW_SCHEMA.field(name).type
+        if table.schema.field(name).type == wanted:
+            continue
+        index = table.schema.get_field_index(name)
+        try:
+            table = table.set_column(index, name, table.column(name).cast(wanted))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = table.remove_column(index)
+    return table
 
 
 def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
@@ -303,7 +348,8 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
 
     # Every column as a string: URL lists carry ids and numbers that must not be reinterpreted,
     # and a type guessed from the first block can fail on a later one.
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+    # Read as bytes and decode after: one non-UTF-8 byte must cost its row, not the whole file.
+    convert = pacsv.ConvertOptions(column_types={n: pa.binary() for n in names}, strings_can_be_null=True,
                                    quoted_strings_can_be_null=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=record_bad_row)
     try:
@@ -311,7 +357,7 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
             reader = pacsv.open_csv(f, parse_options=parse, convert_options=convert,
                                     read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False))
             for batch in reader:
-                yield pa.Table.from_batches([batch])
+                yield _decode_utf8(pa.Table.from_batches([batch]))
                 if bad_rows:
                     yield pa.Table.from_pylist(bad_rows)
                     bad_rows.clear()
@@ -319,6 +365,32 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
         raise InputError(f"{path}: cannot read as {fmt.upper()}: {err}") from None
     if bad_rows:
         yield pa.Table.from_pylist(bad_rows)
+
+
+def _decode_utf8(table: pa.Table) -> pa.Table:
+    """Binary CSV columns as strings; a row holding bytes that are not UTF-8 gets a _wit_error
+    (a malformed_record row downstream) and nulls where the bad values were."""
+    errors: list[str | None] = [None] * table.num_rows
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        try:
+            columns.append(column.cast(pa.string()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        values = []
+        for i, raw in enumerate(column.to_pylist()):
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                values.append(None)
+                errors[i] = errors[i] or f"column {name!r} is not UTF-8 text: {raw[:80]!r}: {err.reason}"
+        columns.append(pa.array(values, pa.string()))
+    decoded = pa.table(columns, names=table.column_names)
+    if any(errors):
+        decoded = decoded.append_column("_wit_error", pa.array(errors, pa.string()))
+    return decoded
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:
