@@ -48,9 +48,14 @@ def claim(folder: str, identity: dict) -> None:
     """Lock `folder` for this process and bind it to `identity` (must hold a "stage" key)."""
     key = _key(folder)
     if key not in _held:
+        _own(folder, identity, write=False)  # refuse a foreign folder before writing anything into it
         shards.makedirs(folder)
         _held[key] = _lock(folder)
-    _own(folder, identity)
+    try:
+        _own(folder, identity)
+    except shards.InputError:
+        release(folder)
+        raise
 
 
 def abandon(folder: str) -> None:
@@ -93,9 +98,13 @@ def _key(folder: str) -> str:
     return os.path.realpath(folder) if "://" not in folder else folder.rstrip("/")
 
 
-def _own(folder: str, identity: dict) -> None:
+def _own(folder: str, identity: dict, write: bool = True) -> None:
     wanted = json.loads(json.dumps(identity, sort_keys=True, default=str))
     fs, root = fsspec.core.url_to_fs(folder)
+    if not fs.exists(root):
+        if write:
+            raise shards.InputError(f"{folder} vanished while being claimed")
+        return
     run_path = shards.join(root, RUN_FILE)
     if fs.exists(run_path):
         found = json.loads(fs.cat_file(run_path))
@@ -113,6 +122,8 @@ def _own(folder: str, identity: dict) -> None:
     if foreign:
         raise shards.InputError(f"{folder} holds files that wit did not write ({', '.join(foreign[:3])}"
                                 f"{' ...' if len(foreign) > 3 else ''}; no {RUN_FILE}); use an empty or new output folder")
+    if not write:
+        return
     shards.write_atomic(shards.join(folder, RUN_FILE), shards.json_bytes(wanted))
     _created.add(_key(folder))
 
