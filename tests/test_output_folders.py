@@ -170,7 +170,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
-    urls = [f"{image_server.url}/slow/0.3/{name}" for name in IMAGES[:16]]
+    urls = [f"{image_server.url}/slow/2/{name}" for name in IMAGES[:8]]  # 4 s per shard of 2
     out = tmp_path / "out"
     parent = start_wit(*download_args(url_list(tmp_path / "list.parquet", urls), out, "--shard-size", "2",
                                       "--processes", "2", "--threads", "1"))
@@ -179,12 +179,12 @@ def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
                               if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()]) == 2)
         workers = [c for c in _children(parent.pid) if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()
                    and "resource_tracker" not in pathlib.Path(f"/proc/{c}/cmdline").read_text()]
+        time.sleep(0.5)  # the workers are inside their first shard
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
-        wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
-        finished = done_count(out / "raw")
-        time.sleep(1.5)
-        assert done_count(out / "raw") == finished  # nobody finishes shards after the parent is gone
+        wait_for(lambda: not any(_alive(w) for w in workers), timeout=2)  # well before a shard could end
+        time.sleep(5)
+        assert done_count(out / "raw") == 0  # nobody finished a shard after the parent was gone
     finally:
         for pid in _children(parent.pid) if _alive(parent.pid) else []:
             os.kill(pid, signal.SIGKILL)
