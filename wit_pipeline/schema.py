@@ -73,7 +73,6 @@ STATUSES: dict[str, str] = {
     "resize_error": "the resizer failed (see error)",
     "file_not_found": "the local image file (image_path) is missing or unreadable",
     "untrusted_path": "image_path is not under the trusted --image-root (or none was given): not read",
-    "hash_mismatch": "the stored image bytes no longer match their sha256 (corrupted on disk)",
     "internal_error": "an unexpected error while processing this row (traceback in error)",
     # dedup
     "exact_duplicate": "the same image bytes (sha256) as the survivor of its duplicate cluster",

@@ -79,8 +79,11 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
     except Image.DecompressionBombError as err:
         # Pillow's own limit fired before ours could: report ours, the one the user sets.
         declared = re.search(r"\((\d+) pixels\)", str(err))
-        pixels = declared.group(1) if declared else "more than Pillow's limit of"
-        raise ImageError("decompression_bomb", f"{pixels} pixels exceeds --max-pixels {max_pixels}") from None
+        pixels = int(declared.group(1)) if declared else None
+        if pixels is not None and pixels <= max_pixels:  # allowed by ours, above Pillow's own hard stop
+            raise ImageError("decompression_bomb", f"{pixels} pixels exceeds Pillow's hard limit of "
+                                                   f"{2 * Image.MAX_IMAGE_PIXELS}, which caps --max-pixels") from None
+        raise ImageError("decompression_bomb", f"{pixels or 'more'} pixels exceeds --max-pixels {max_pixels}") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError("decode_error", f"not a decodable image: {err}") from None
     if width * height > max_pixels:
