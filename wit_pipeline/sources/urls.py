@@ -255,9 +255,8 @@ def _castable(table: pa.Table, carried: list[str]) -> pa.Table:
 
 def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
     """A staged part made only of malformed lines lacks the file's columns: add them as nulls."""
-    for name in names:
-        if name not in table.schema.names and not any(alt in table.schema.names for alt in
-                                                      IMG2DATASET_URL_COLS + IMG2DATASET_CAPTION_COLS):
+    for name, alternatives in zip(names, (IMG2DATASET_URL_COLS, IMG2DATASET_CAPTION_COLS)):
+        if name not in table.schema.names and not any(alt in table.schema.names for alt in alternatives):
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
 
