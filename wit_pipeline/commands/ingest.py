@@ -146,6 +146,9 @@ def run(args) -> int:
         summary = ingest.run_local(source, args.output, config, args.processes)
     print_summary(summary)
     _check_inputs_read(source, args)
+    if getattr(args, "image_root", None):
+        print(f"  images are read from disk only by `wit download --image-root {args.image_root}`; without it "
+              "they are fetched by URL", file=sys.stderr)
     if not config.match.metadata_path:
         print("  no --metadata: no caption was matched to a query entry, so `wit balance` will drop every "
               "pair as no_query_match unless given --keep-unmatched", file=sys.stderr)
