@@ -273,3 +273,29 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path, image_server, immutab
     one_line_error(wit(*download_args(input_path, immutable_folder, "--processes", "1")), "cannot write",
                    str(immutable_folder / "raw"))
     one_line_error(wit("dedup", tmp_path, "--output", immutable_folder / "dedup", "--partial"), "cannot write")
+
+
+# --- object stores have no OS lock: the lock file names its owner --------------------------------
+
+def test_an_object_store_lock_is_refused_while_its_owner_lives_and_taken_over_after():
+    import socket
+
+    import fsspec
+
+    from wit_pipeline import claim
+
+    fs = fsspec.filesystem("memory")
+    identity = {"stage": "dedup", "input": "memory://run/raw"}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for holder, refused in ((os.getppid(), True), (dead.pid, False)):
+        fs.pipe("/run/dedup/.wit-lock", json.dumps({"pid": holder, "host": socket.gethostname()}).encode())
+        if refused:
+            with pytest.raises(claim.FolderBusy, match=f"PID {holder} on .*remove memory://run/dedup/.wit-lock"):
+                claim.claim("memory://run/dedup", identity)
+        else:
+            claim.claim("memory://run/dedup", identity)
+            assert json.loads(fs.cat("/run/dedup/.wit-lock"))["pid"] == os.getpid()
+            claim.release("memory://run/dedup")
+            assert not fs.exists("/run/dedup/.wit-lock")
+    fs.rm("/run", recursive=True)
