@@ -3,7 +3,6 @@ address (IPv6 literals included) and still applies behind a proxy. Real server, 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
