@@ -78,15 +78,19 @@ def test_image_root_reads_only_inside_the_root_after_resolving_links(tmp_path, i
         {"url": f"{image_server.url}/img/{A}", "caption": "symlink out", "image_path": str(root / "escape.jpg")},
         {"url": f"{image_server.url}/img/{A}", "caption": "absolute", "image_path": SECRET},
         {"url": f"{image_server.url}/img/{A}", "caption": "memory url", "image_path": "memory://root/inside.jpg"},
+        {"url": f"{image_server.url}/img/{A}", "caption": "fetched"},
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
-    config = fast_config()
-    config = type(config)(**{**config.__dict__, "image_root": str(root)})
-    stage.run_download(input_path, str(tmp_path / "out"), UrlListConfig(), config, processes=1)
+    # Through the command: a relative --image-root is made absolute before workers see it.
+    result = subprocess.run([sys.executable, "-m", "wit_pipeline", "download", "--input", input_path, "--output",
+                             str(tmp_path / "out"), "--processes", "1", "--allow-network", "127.0.0.1/32",
+                             "--image-root", "root"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
     got = read_rows(tmp_path / "out")
     assert {c: r["status"] for c, r in got.items()} == {
         "inside": "ok", "dotdot": "untrusted_path", "symlink out": "untrusted_path", "absolute": "untrusted_path",
-        "memory url": "untrusted_path"}
+        "memory url": "untrusted_path", "fetched": "ok"}
+    assert got["inside"]["sha256"] != got["fetched"]["sha256"]  # read from the root (image B), not fetched (A)
     assert all("root:" not in (row["error"] or "") for row in got.values())
 
 
