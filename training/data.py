@@ -377,6 +377,13 @@ def iter_captions(urls: list[str], limit: int):
 
 
 def _shard_captions(url: str):
+    try:
+        yield from _readable_captions(url)
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        return  # a shard cut short or still being written: its readable captions are enough, as the loader skips the rest
+
+
+def _readable_captions(url: str):
     sidecar = url[: -len(".tar")] + ".parquet" if url.endswith(".tar") else None
     if sidecar:
         fs, path = fsspec.core.url_to_fs(sidecar)
@@ -400,10 +407,22 @@ def count_samples(urls: list[str]) -> int:
     """Samples in the shards: image members counted from the tar headers alone."""
     total = 0
     for url in urls:
+        total += _count_images(url)
+    return total
+
+
+def _count_images(url: str) -> int:
+    """Image members of one shard; a shard cut short (still being written, or truncated) counts
+    the members before the cut, as many as the loader, which skips the rest, will yield."""
+    count = 0
+    try:
         # Random-access mode: seeks from header to header instead of reading every member.
         with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:
-            total += sum(1 for m in tar if m.isfile() and m.name.rsplit(".", 1)[-1].lower() in IMAGE_KEYS)
-    return total
+            for member in tar:
+                count += member.isfile() and member.name.rsplit(".", 1)[-1].lower() in IMAGE_KEYS
+    except (tarfile.TarError, OSError, EOFError):
+        pass
+    return count
 
 
 def write_pair_shards(pairs, folder: str, samples_per_shard: int) -> list[str]:

@@ -277,7 +277,10 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
     """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
     from wit_pipeline.ingest import add_counts
 
+    from wit_pipeline import claim
+
     clock = Clock()
+    claim.claim(balance_folder(output), {"stage": "balance", "input": claim.location(shards.join(output, "ingest"))})
     parts = ingest_parts(output)
     if not config.keep_unmatched and ingest_ran_without_query_list(output):
         log.warning("balance: ingest ran without a query list (--metadata): every pair is kept")

@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        from wit_pipeline import claim
+
+        claim.release_all()  # the output folders' single-writer locks end with the command
 
 
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}

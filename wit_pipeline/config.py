@@ -82,6 +82,12 @@ class FetchConfig:
     user_agent_token: str | None = "wit"
     # img2dataset's defaults plus noai/noimageai, the directives the issue asks to honour.
     disallowed_header_directives: tuple[str, ...] = ("noai", "noimageai", "noindex", "noimageindex")
+    # Proxies, as the entry point read them from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (library code
+    # reads no environment): a proxy URL or None per scheme, and the hosts (or .domain suffixes,
+    # or "*") that go direct. The address guard checks each target's address either way.
+    http_proxy: str | None = None
+    https_proxy: str | None = None
+    no_proxy: tuple[str, ...] = ()
 
     def __post_init__(self):
         _require(self.timeout > 0, "timeout must be positive")
@@ -104,6 +110,10 @@ class DownloadConfig:
     resize: ResizeConfig = field(default_factory=ResizeConfig)
     threads: int = 32
     compute_phash: bool = True
+    # The one folder the user trusts for local images (`--image-root`, as given to COCO's ingest).
+    # A row's image_path is read only when it resolves under it; without it, image_path is data
+    # like any other column and the row's URL is fetched. A URL list can name a URL, nothing else.
+    image_root: str | None = None
 
     def __post_init__(self):
         _require(self.threads > 0, "threads must be positive")

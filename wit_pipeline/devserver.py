@@ -31,6 +31,7 @@ import argparse
 import functools
 import http.server
 import os
+import socket
 import struct
 import threading
 import time
@@ -178,12 +179,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.connection.shutdown(2)
 
 
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class ImageServer:
     """A threaded server on 127.0.0.1 in this process; use as a context manager."""
 
     def __init__(self, image_dir: str, host: str = "127.0.0.1", port: int = 0):
         self.images = load_images(image_dir)
-        self._server = http.server.ThreadingHTTPServer((host, port), _Handler)
+        server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
+        self._server = server_class((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.images = self.images
         self._server.hits = Counter()
@@ -195,7 +201,7 @@ class ImageServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
     def hits(self) -> Counter:

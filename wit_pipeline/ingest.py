@@ -239,6 +239,25 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
                                            summary["dropped"], summary["config"]))
 
 
+UNREAD = ("malformed_record", "unreadable_input")
+
+
+def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
+    """Input files of which no record could be read ({file: rows}): every row they gave is
+    malformed or unreadable, the mark of a file given to the wrong --source."""
+    folder = ingest_folder(output)
+    totals: dict[str, list[int]] = {}
+    for shard in source.shards():
+        if not shards.is_done(folder, shard.shard_id):
+            continue
+        origin = shard.options[0] if isinstance(shard.options, tuple) and shard.options else shard.path
+        statuses = shards.read_stats(folder, shard.shard_id)["statuses"]
+        counts = totals.setdefault(str(origin), [0, 0])
+        counts[0] += sum(statuses.values())
+        counts[1] += sum(statuses.get(status, 0) for status in UNREAD)
+    return {origin: rows for origin, (rows, unread) in totals.items() if rows and rows == unread}
+
+
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses

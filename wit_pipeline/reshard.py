@@ -140,6 +140,7 @@ def route_shard(task: RouteTask) -> dict:
     for key, sample in shards.iter_tar(shards.join(task.raw_folder, f"{name}.tar")):
         if key in position_of:
             members[key] = [{"ext": ext, "data": data} for ext, data in sample.items()]
+    _check_hashes(name, sidecar, members)
     missing = sorted(set(position_of) - set(members) | set(position_of) - set(sidecar["uid"].to_pylist()))
     if missing:
         raise shards.InputError(
@@ -157,6 +158,23 @@ def route_shard(task: RouteTask) -> dict:
     return {"raw_shard": task.raw_shard, "rows": routed.num_rows, "path": path, "pieces": pieces}
 
 
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+def _check_hashes(name: str, sidecar: pa.Table, members: dict[str, list]) -> None:
+    """Every copied image must still be the bytes its sidecar's sha256 names: a file corrupted on
+    disk must not enter the final dataset looking sound."""
+    expected = dict(zip(sidecar["uid"].to_pylist(), sidecar["sha256"].to_pylist()))
+    bad = sorted(uid for uid, sample in members.items() for member in sample
+                 if member["ext"] in IMAGE_EXTENSIONS and expected.get(uid)
+                 and hashlib.sha256(member["data"]).hexdigest() != expected[uid])
+    if bad:
+        raise shards.InputError(
+            f"raw shard {name}: {len(bad)} stored image(s) do not match their sha256 (first {bad[0]}): the tar is "
+            f"corrupted; delete {name}.done, rerun `wit download` to fetch the shard again, then rerun dedup"
+        )
+
+
 def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[int, tuple[int, int, int]]:
     """Write `routed` (sorted by position) as one Arrow IPC stream per final shard, back to back.
 
@@ -167,7 +185,7 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
     bounds = list(starts) + [routed.num_rows]
     pieces, offset = {}, 0
     fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "wb") as f:
+    with shards.writing(path), fs.open(fs_path, "wb") as f:
         for begin, end in zip(bounds[:-1], bounds[1:]):
             buffer = io.BytesIO()
             with pa.ipc.new_stream(buffer, routed.schema) as stream:
@@ -313,16 +331,23 @@ def write_manifest(output_folder: str, shard_facts_list: list[dict], config: Res
 
 def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str | None = None,
         keep_path: str | None = None, output_folder: str | None = None,
-        stage_folders: dict[str, str] | None = None) -> dict:
+        stage_folders: dict[str, str] | None = None, partial: bool = False) -> dict:
     """Reshard OUT/raw + OUT/dedup/keep.parquet into OUT/final on any engine; return the manifest.
 
     Two map passes (route every raw shard, then assemble every final shard); the plan and the
     manifest are made here. `stage_folders` (stage name -> folder) defaults to OUT's stages.
+    An unfinished download is refused unless `partial` says to use only its finished shards.
     """
+    from wit_pipeline import claim
+
     clock = Clock()
     input_folder = input_folder or shards.join(output, "raw")
     keep_path = keep_path or shards.join(output, "dedup/keep.parquet")
     output_folder = output_folder or shards.join(output, "final")
+    shards.check_finished(input_folder, partial)
+    # Reshard rewrites its folder whole: only ever a folder it made from the same raw shards.
+    claim.claim(output_folder, {"stage": "reshard", "input": claim.location(input_folder),
+                                "keep": claim.location(keep_path)})
     if stage_folders is None and output is not None:
         stage_folders = {name: shards.join(output, name) for name in ("ingest", "balance", "dedup")}
         stage_folders["download"] = input_folder

@@ -72,6 +72,7 @@ STATUSES: dict[str, str] = {
     "bad_aspect_ratio": "the image's aspect ratio exceeds the maximum",
     "resize_error": "the resizer failed (see error)",
     "file_not_found": "the local image file (image_path) is missing or unreadable",
+    "untrusted_path": "image_path is not under the trusted --image-root (or none was given): not read",
     "internal_error": "an unexpected error while processing this row (traceback in error)",
     # dedup
     "exact_duplicate": "the same image bytes (sha256) as the survivor of its duplicate cluster",

@@ -8,6 +8,7 @@ Paths go through fsspec, so local folders, gs:// and s3:// all work.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -36,7 +37,18 @@ def join(folder: str, name: str) -> str:
 
 def makedirs(folder: str) -> None:
     fs, path = fsspec.core.url_to_fs(folder)
-    fs.makedirs(path, exist_ok=True)
+    with writing(folder):
+        fs.makedirs(path, exist_ok=True)
+
+
+@contextlib.contextmanager
+def writing(path: str):
+    """Turn an OS failure while writing `path` (a full disk, a read-only or immutable folder)
+    into an OutputError: one line that names the file, not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def write_atomic(path: str, data: bytes) -> None:
@@ -49,18 +61,19 @@ def write_atomic(path: str, data: bytes) -> None:
     if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
         tmp = f"{fs_path}.tmp-{uuid.uuid4().hex}"
         try:
-            with open(tmp, "wb") as f:
+            with writing(path), open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, fs_path)
+            with writing(path):
+                os.replace(tmp, fs_path)
         except BaseException:
             # A full disk or a kill: leave no half-written temporary file taking space.
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise
     else:
-        with fs.open(fs_path, "wb") as f:
+        with writing(path), fs.open(fs_path, "wb") as f:
             f.write(data)
 
 
@@ -71,6 +84,14 @@ def marker_path(folder: str, shard_id: int) -> str:
 def is_done(folder: str, shard_id: int) -> bool:
     fs, path = fsspec.core.url_to_fs(marker_path(folder, shard_id))
     return fs.exists(path)
+
+
+def has_files(folder: str, shard_id: int, extensions: tuple[str, ...] = ("tar", "parquet")) -> bool:
+    """Whether a shard's data files (and its stats) are all there: a marker alone proves nothing
+    once someone deleted a sidecar, so a rerun checks before skipping a finished shard."""
+    names = [f"{shard_name(shard_id)}.{ext}" for ext in extensions] + [f"{shard_name(shard_id)}_stats.json"]
+    fs, _ = fsspec.core.url_to_fs(folder)
+    return all(fs.exists(fsspec.core.url_to_fs(join(folder, name))[1]) for name in names)
 
 
 def stats_path(folder: str, shard_id: int) -> str:
@@ -102,6 +123,35 @@ def finished_shards(folder: str) -> list[int]:
     return sorted(ids)
 
 
+_BEGUN = re.compile(r"^(\d{5,})(\.tar|\.parquet)$")
+PLANNED_SHARDS = "planned_shards"
+
+
+def unfinished_shards(folder: str) -> list[int]:
+    """Shards of `folder` without a completion marker that were planned (the count its stage
+    recorded in config.json) or begun (a tar or sidecar on disk), sorted."""
+    fs, path = fsspec.core.url_to_fs(folder)
+    if not fs.exists(path):
+        return []
+    names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+    wanted = {int(m.group(1)) for m in map(_BEGUN.match, names) if m}
+    if "config.json" in names:
+        planned = json.loads(fs.cat_file(join(path, "config.json"))).get(PLANNED_SHARDS) or 0
+        wanted.update(range(int(planned)))
+    return sorted(wanted - set(finished_shards(folder)))
+
+
+def check_finished(folder: str, partial: bool) -> None:
+    """Refuse a folder whose stage has not finished every shard, unless `partial` says to use
+    only the finished ones: a dataset made from 5 of 12 shards must not look complete."""
+    unfinished = unfinished_shards(folder)
+    if unfinished and not partial:
+        done = len(finished_shards(folder))
+        raise InputError(f"{folder}: {len(unfinished)} of {len(unfinished) + done} shards are unfinished (first "
+                         f"{shard_name(unfinished[0])}); rerun `wit download` to finish them, or pass --partial "
+                         f"to use only the {done} finished")
+
+
 def json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
 
@@ -116,7 +166,8 @@ class TarSampleWriter:
     def __init__(self, path: str):
         self.path = path
         fs, fs_path = fsspec.core.url_to_fs(path)
-        self._file = fs.open(fs_path, "wb")
+        with writing(path):
+            self._file = fs.open(fs_path, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.USTAR_FORMAT)
         self.count = 0
         self.bytes_written = 0
@@ -129,13 +180,17 @@ class TarSampleWriter:
             info.mtime = 0
             info.mode = 0o644
             info.uname = info.gname = ""
-            self._tar.addfile(info, io.BytesIO(data))
+            with writing(self.path):
+                self._tar.addfile(info, io.BytesIO(data))
             self.bytes_written += len(data)
         self.count += 1
 
     def close(self) -> None:
-        self._tar.close()
-        self._file.close()
+        with writing(self.path):
+            try:
+                self._tar.close()
+            finally:
+                self._file.close()
 
     def __enter__(self):
         return self
@@ -148,18 +203,31 @@ def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
     """Write `rows` (dicts keyed by field name) as one Parquet file of `schema`."""
     table = pa.Table.from_pylist(rows, schema=schema)
     fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "wb") as f:
+    with writing(path), fs.open(fs_path, "wb") as f:
         pq.write_table(table, f, compression="zstd")
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A whole Parquet file; a truncated or corrupt one is an InputError naming it."""
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
-        return pq.read_table(f, columns=columns)
+        try:
+            return pq.read_table(f, columns=columns)
+        except (pa.ArrowInvalid, OSError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            raise InputError(f"{path}: not a readable Parquet file ({err})") from None
 
 
 def iter_tar(path: str):
     """Yield (key, {ext: bytes}) for each sample of a WebDataset tar, grouping members by key."""
+    try:
+        yield from _tar_samples(path)
+    except (tarfile.TarError, EOFError) as err:
+        raise InputError(f"{path}: unreadable tar, truncated or corrupt ({err or type(err).__name__})") from None
+
+
+def _tar_samples(path: str):
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         key, sample = None, {}
@@ -171,7 +239,10 @@ def iter_tar(path: str):
                 yield key, sample
                 sample = {}
             key = stem
-            sample[ext] = tar.extractfile(member).read()
+            data = tar.extractfile(member).read()
+            if len(data) != member.size:
+                raise EOFError(f"member {member.name} holds {len(data)} of {member.size} bytes")
+            sample[ext] = data
         if key is not None:
             yield key, sample
 
@@ -183,31 +254,23 @@ class InputError(UserError, ValueError):
     """
 
 
+class OutputError(InputError):
+    """An output file cannot be written: the disk is full, or the folder read-only."""
+
+
 RUN_FILE = "run.json"
 
 
 def claim_folder(folder: str, identity: dict) -> None:
-    """Bind `folder` to the settings that shape its shards; refuse to mix two runs in it.
+    """Bind `folder` to the settings that shape its shards and lock it for this run (see claim.py).
 
     A completion marker says that a shard is finished, not what made it: resuming with another
     input, shard plan or configuration would mix shards of two runs (or duplicate rows when the
-    plan changed). The first run writes `run.json`; a rerun with the same identity resumes; any
-    other stops with an error naming the settings that differ.
+    plan changed), and a folder wit did not make is never written into.
     """
-    wanted = json.loads(json.dumps(identity, sort_keys=True, default=str))
-    path = join(folder, RUN_FILE)
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if fs.exists(fs_path):
-        found = json.loads(fs.cat_file(fs_path))
-        if found != wanted:
-            found_flat, wanted_flat = _flatten(found), _flatten(wanted)
-            differing = sorted(k for k in set(found_flat) | set(wanted_flat)
-                               if found_flat.get(k) != wanted_flat.get(k))
-            raise InputError(f"{folder} holds output made with other settings ({', '.join(differing)} differ); "
-                             f"rerun with the same settings to resume, or use a new output folder")
-        return
-    makedirs(folder)
-    write_atomic(path, json_bytes(wanted))
+    from wit_pipeline import claim
+
+    claim.claim(folder, identity)
 
 
 def _flatten(value, prefix: str = "") -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from wit_pipeline.cli import UsageError, print_funnel
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine, config_from_flags
 from wit_pipeline.config import BalanceConfig, field_default
@@ -46,5 +47,8 @@ def run_stage(args, engine) -> dict:
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
     print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
+    if summary["dropped"].get("no_query_match") and not summary["kept"]:
+        print("  every pair matched no query entry: ingest with --metadata ENTRIES.json (from `wit metadata "
+              "build`) to match captions, or balance with --keep-unmatched to keep them", file=sys.stderr)
     print(f"  entries matched: {summary['entries_matched']}, capped at t={config.t}: {summary['entries_capped']}")
     return summary

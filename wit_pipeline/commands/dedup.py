@@ -36,6 +36,8 @@ def register(subparsers) -> None:
         help="evaluation set (an image folder, or a folder of our shards): training images within "
         "the radius of one are dropped as eval_overlap",
     )
+    parser.add_argument("--partial", action="store_true",
+                        help="use only the finished raw shards of an unfinished download (default: refuse)")
     add_engine_flags(parser)
     parser.set_defaults(run=run)
 
@@ -57,7 +59,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     config = config_from_flags(args, DedupConfig, radius=args.radius, bands=args.bands, max_bucket=args.max_bucket)
     _check_path(args.decontaminate)
     stats = _guarded(stage.run, engine, args.out, config, decontaminate=args.decontaminate,
-                     input_folder=input_folder, output_folder=output_folder)
+                     input_folder=input_folder, output_folder=output_folder, partial=args.partial)
     print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
     print(f"  {stats['clusters_of_two_or_more']} clusters of two or more; wrote {output_folder}")
     return stats

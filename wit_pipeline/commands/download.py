@@ -38,6 +38,9 @@ def register(subparsers) -> None:
                        help="allow private, loopback, link-local and reserved addresses (off by default)")
     fetch.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
                        help="allow one network despite the address guard, e.g. 127.0.0.1/32 (repeatable)")
+    fetch.add_argument("--image-root", metavar="FOLDER",
+                       help="a folder you trust (COCO's --image-root): rows whose image_path lies inside it are "
+                            "read from it; without it image_path is never read and every image is fetched by URL")
     fetch.add_argument("--user-agent-token", default=D("fetch.user_agent_token"),
                        help="token for X-Robots-Tag directives (default %(default)s)")
     image = parser.add_argument_group("image (img2dataset's resizer)")
@@ -68,6 +71,15 @@ def D(name: str):
     return field_default(DownloadConfig, name)
 
 
+def _proxies_from_environment() -> dict:
+    """HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case), read here so the library never reads env."""
+    import urllib.request
+
+    found = urllib.request.getproxies_environment()
+    return {"http_proxy": found.get("http"), "https_proxy": found.get("https"),
+            "no_proxy": tuple(h.strip() for h in found.get("no", "").split(",") if h.strip())}
+
+
 def run_command(args: argparse.Namespace) -> int:
     engine = build_engine(args)
     try:
@@ -82,12 +94,12 @@ def build_config(args: argparse.Namespace) -> DownloadConfig:
         fetch=FetchConfig(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
                           max_pixels=args.max_pixels, per_host_connections=args.per_host_connections,
                           allow_private=args.allow_private, allow_networks=tuple(args.allow_network),
-                          user_agent_token=args.user_agent_token or None),
+                          user_agent_token=args.user_agent_token or None, **_proxies_from_environment()),
         resize=ResizeConfig(image_size=args.image_size, resize_mode=args.resize_mode,
                             resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
                             encode_quality=args.encode_quality, min_image_size=args.min_image_size,
                             max_image_area=args.max_image_area, max_aspect_ratio=args.max_aspect_ratio),
-        threads=args.threads, compute_phash=not args.no_phash,
+        threads=args.threads, compute_phash=not args.no_phash, image_root=args.image_root,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
@@ -144,7 +145,25 @@ def run_stage(args, engine) -> dict:
         raise UsageError(str(err)) from err
     summary = ingest.run(engine, args.output, config, source=source)
     print_summary(summary)
+    _check_inputs_read(source, args)
+    if getattr(args, "image_root", None):
+        print(f"  images are read from disk only by `wit download --image-root {args.image_root}`; without it "
+              "they are fetched by URL", file=sys.stderr)
+    if not config.match.metadata_path:
+        print("  no --metadata: no caption was matched to a query entry, so `wit balance` has nothing to balance "
+              "and keeps every pair (build a query list with `wit metadata build`)", file=sys.stderr)
     return summary
+
+
+def _check_inputs_read(source, args) -> None:
+    """A file of which no record could be read was most likely given to the wrong --source."""
+    from wit_pipeline import ingest
+
+    unread = ingest.unreadable_inputs(source, args.output)
+    if unread:
+        path, rows = next(iter(unread.items()))
+        raise UsageError(f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
+                         f"unreadable); is it the right --source?")
 
 
 def print_summary(summary: dict) -> None:

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
                         help="samples per final shard (default %(default)s)")
     parser.add_argument("--seed", type=int, default=field_default(ReshardConfig, "seed"),
                         help="shuffle seed (default %(default)s)")
+    parser.add_argument("--partial", action="store_true",
+                        help="use only the finished raw shards of an unfinished download (default: refuse)")
     add_engine_flags(parser)
     parser.set_defaults(run=run)
 
@@ -63,7 +65,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
         stage_folders = {"download": input_folder, "dedup": keep_path.rsplit("/", 1)[0]}
     try:
         manifest = reshard.run(engine, args.out, config, input_folder=input_folder, keep_path=keep_path,
-                               output_folder=output_folder, stage_folders=stage_folders)
+                               output_folder=output_folder, stage_folders=stage_folders, partial=args.partial)
     except InputError as err:
         raise UsageError(str(err)) from err
     stats = manifest["provenance"]

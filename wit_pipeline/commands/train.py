@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--config", dest="config_file", help="TOML file; its [train] table sets TrainConfig fields")
     parser.add_argument("--preset", help="model shape: tiny, small or ViT-B/32")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in a RUN_DIR that holds a run (its checkpoint and log are replaced)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimiser steps")
     length.add_argument("--epochs", type=float, help="passes over the shards' samples")
@@ -74,7 +76,7 @@ def run(args) -> int:
     from training.train import init_distributed, train
 
     flags = {k: v for k, v in vars(args).items()
-             if k not in ("command", "run", "passthrough", "config_file", "resume", "verbose", "quiet")}
+             if k not in ("command", "run", "passthrough", "config_file", "resume", "overwrite", "verbose", "quiet")}
     resume = getattr(args, "resume", False)
     try:
         overrides = load_train_toml(args.config_file) if getattr(args, "config_file", None) else {}
@@ -87,6 +89,7 @@ def run(args) -> int:
             raise UsageError("give --shards PATTERN and --output RUN_DIR (or set them in --config)")
         base = None
         ckpt_file = checkpoint.checkpoint_path(overrides["output"])
+        _check_run_folder(overrides["output"], ckpt_file, resume, getattr(args, "overwrite", False))
         if resume and checkpoint.exists(ckpt_file):
             base = json.loads(checkpoint.load(ckpt_file)["config"])
             _check_same_shape(base, overrides)
@@ -100,6 +103,29 @@ def run(args) -> int:
         print(json.dumps({"steps": result["steps"], "final_loss": result["losses"][-1] if result["losses"] else None,
                           "skipped": result["skipped"], "output": config.output}))
     return 0
+
+
+def _check_run_folder(output: str, ckpt_file: str, resume: bool, overwrite: bool) -> None:
+    """A run folder is resumed only on --resume, and replaced only on --overwrite: a forgotten
+    flag must not overwrite a checkpoint (or append a second run to its log), nor a mistyped
+    folder start a "resumed" run at step 0."""
+    import fsspec
+
+    from training import checkpoint
+
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    has_checkpoint = checkpoint.exists(ckpt_file)
+    if resume and not has_checkpoint:
+        raise UsageError(f"--resume: {output} holds no checkpoint.pt to resume from; drop --resume to start a run")
+    fs, folder = fsspec.core.url_to_fs(output)
+    previous = [name for name in ("checkpoint.pt", "log.jsonl") if fs.exists(f"{folder.rstrip('/')}/{name}")]
+    if previous and not resume:
+        if not overwrite:
+            raise UsageError(f"{output} already holds a run ({', '.join(previous)}): pass --resume to continue "
+                             "it, or --overwrite to start afresh")
+        for name in previous:
+            fs.rm(f"{folder.rstrip('/')}/{name}")
 
 
 def _check_same_shape(base: dict, overrides: dict) -> None:

@@ -42,17 +42,22 @@ def finished_raw_shards(input_folder: str) -> list[int]:
 
 
 def run(engine, output: str | None, config: DedupConfig, *, decontaminate: str | None = None,
-        input_folder: str | None = None, output_folder: str | None = None) -> dict:
+        input_folder: str | None = None, output_folder: str | None = None, partial: bool = False) -> dict:
     """Dedup the finished raw shards of OUT/raw (or `input_folder`) into OUT/dedup; return the stats.
 
     On Beam the whole stage is one pipeline (beam_jobs/dedup.py), because there the global
     group-by of band buckets is the algorithm. On the other engines the rows' few columns are
     read here, the band buckets are grouped by the engine (Spark: shuffled over executors; local:
     NumPy sorts in this process, which handle ten million rows) and the clusters decided here.
+    An unfinished download is refused unless `partial` says to use only its finished shards.
     """
+    from wit_pipeline import claim
+
     clock = Clock()
     input_folder = input_folder or shards.join(output, "raw")
     output_folder = output_folder or shards.join(output, "dedup")
+    shards.check_finished(input_folder, partial)
+    claim.claim(output_folder, {"stage": "dedup", "input": claim.location(input_folder)})
     if engine.name == "beam":
         from beam_jobs.dedup import run_pipeline
 
@@ -245,11 +250,23 @@ def summarise(
 def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> None:
     """Sort and write the three outputs; the stats go last, as the stage's completion mark."""
     shards.makedirs(output_folder)
-    keep = keep.sort_by([("uid", "ascending")])
+    keep, repeated = _one_row_per_uid(keep)
+    if repeated:
+        stats = stats | {"kept": keep.num_rows, "repeated_uids": repeated}
     cluster_table = cluster_table.sort_by([("cluster", "ascending"), ("uid", "ascending")])
     _write_table(shards.join(output_folder, KEEP_FILE), keep)
     _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
     shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+
+
+def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:
+    """The keep list sorted by uid, each uid once: the same (url, caption) downloaded into two raw
+    shards (two lists, or one fetched twice) can survive twice when its bytes differed; the copy in
+    the lowest shard stays. Returns the table and how many repeats were dropped."""
+    keep = keep.sort_by([("uid", "ascending"), ("shard", "ascending")])
+    uids = keep["uid"].to_numpy(zero_copy_only=False)
+    first = np.r_[True, uids[1:] != uids[:-1]] if len(uids) else np.zeros(0, bool)
+    return keep.filter(pa.array(first)), int(len(uids) - first.sum())
 
 
 def _write_table(path: str, table: pa.Table) -> None:

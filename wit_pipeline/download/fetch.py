@@ -125,14 +125,14 @@ def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[
 
 def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
     """Send a GET on a pooled connection to the URL's host; resend once if the pooled one went stale."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError("invalid_url", f"not an http(s) URL: {url[:200]}")
+    parts = _split(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     for fresh in (False, True):
         connection, reused = pool.connection(parts, fresh=fresh)
         try:
-            connection.request("GET", target, headers=pool.request_headers)
+            # Through a plain HTTP proxy the request line carries the whole URL (absolute form).
+            line = f"http://{parts.netloc.rpartition('@')[2]}{target}" if connection.absolute_form else target
+            connection.request("GET", line, headers=pool.request_headers)
             return connection.getresponse(), connection
         except FetchError:
             pool.discard(connection)
@@ -145,6 +145,21 @@ def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
             pool.discard(connection)
             raise _connection_error(err) from None
     raise AssertionError("unreachable: the fresh connection either answers or raises")
+
+
+def _split(url: str):
+    """The URL's parts, with a port that is always a number: http.client given a bare IPv6 host
+    and no port would split `::1` at its last colon and look up the host `:`."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise FetchError("invalid_url", f"url does not parse: {err}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError("invalid_url", f"not an http(s) URL: {url[:200]}")
+    if port is None:
+        parts = parts._replace(netloc=f"{parts.netloc}:{443 if parts.scheme == 'https' else 80}")
+    return parts
 
 
 def _next_location(url: str, location: str, visited: list[str], max_redirects: int) -> str:
@@ -263,18 +278,24 @@ class AddressPolicy:
         return any(ip.version == net.version and ip in net for net in self.allow_networks)
 
 
-def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
-                               *, policy: AddressPolicy, **_):
-    """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
-    host, port = address
+def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list:
+    """Resolve `host` once and keep the addresses the policy allows; none is a private_address error."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as err:
+    except (socket.gaierror, UnicodeError) as err:
         raise FetchError("dns_error", f"{host} did not resolve: {err}") from None
     candidates = [info for info in infos if policy.allows(info[4][0])]
     if not candidates:
         resolved = sorted({info[4][0] for info in infos})
         raise FetchError("private_address", f"{host} resolves to non-public address(es) {', '.join(resolved)}")
+    return candidates
+
+
+def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
+                               *, policy: AddressPolicy, **_):
+    """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
+    host, port = address
+    candidates = allowed_addresses(host, port, policy)
     last_error = None
     for family, socktype, proto, _, sockaddr in candidates:
         sock = socket.socket(family, socktype, proto)
@@ -292,15 +313,48 @@ def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, 
 
 
 class _GuardedHTTPConnection(http.client.HTTPConnection):
+    absolute_form = False
+
     def __init__(self, *args, policy: AddressPolicy, **kwargs):
         super().__init__(*args, **kwargs)
         self._create_connection = functools.partial(_guarded_create_connection, policy=policy)
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    absolute_form = False
+
     def __init__(self, *args, policy: AddressPolicy, **kwargs):
         super().__init__(*args, **kwargs)
         self._create_connection = functools.partial(_guarded_create_connection, policy=policy)
+
+
+class _ProxyHTTPConnection(http.client.HTTPConnection):
+    """A plain-HTTP request through a proxy: to the proxy, with the target in the request line."""
+
+    absolute_form = True
+
+
+class _ProxyHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS through a proxy: a CONNECT tunnel, then TLS end to end with the target."""
+
+    absolute_form = False
+
+
+def proxy_for(parts, config: FetchConfig) -> tuple[str, int] | None:
+    """(host, port) of the proxy a URL goes through, or None to connect directly."""
+    proxy = config.https_proxy if parts.scheme == "https" else config.http_proxy
+    if not proxy or _bypasses_proxy(parts.hostname, config.no_proxy):
+        return None
+    proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    return proxy_parts.hostname, proxy_parts.port or 80
+
+
+def _bypasses_proxy(host: str, no_proxy: tuple[str, ...]) -> bool:
+    host = host.lower().rstrip(".")
+    for entry in (e.strip().lower().rstrip(".") for e in no_proxy):
+        if entry == "*" or host == entry.lstrip(".") or (entry and host.endswith("." + entry.lstrip("."))):
+            return True
+    return False
 
 
 class ConnectionPool:
@@ -312,6 +366,7 @@ class ConnectionPool:
     """
 
     def __init__(self, config: FetchConfig, size: int = 8):
+        self.config = config
         self.policy = AddressPolicy.from_config(config)
         self.timeout = config.timeout
         # Per-request constants, derived once per thread rather than once per image.
@@ -329,13 +384,26 @@ class ConnectionPool:
             return self._connections[key], True
         if key in self._connections:
             self.discard(self._connections[key])
-        kind = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
-        connection = kind(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
+        connection = self._open(parts)
         self._connections[key] = connection
         while len(self._connections) > self.size:
             _, oldest = self._connections.popitem(last=False)
             oldest.close()
         return connection, False
+
+    def _open(self, parts):
+        proxy = proxy_for(parts, self.config)
+        if proxy is None:
+            kind = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
+            return kind(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
+        # The proxy connects for us: the guard checks the target's address here, before any byte
+        # is sent (the proxy, a host the user configured, is not subject to it).
+        allowed_addresses(parts.hostname, parts.port, self.policy)
+        if parts.scheme == "https":
+            connection = _ProxyHTTPSConnection(*proxy, timeout=self.timeout)
+            connection.set_tunnel(parts.hostname, parts.port)
+            return connection
+        return _ProxyHTTPConnection(*proxy, timeout=self.timeout)
 
     def discard(self, connection) -> None:
         """Close a connection whose state is unknown or that the server is closing."""

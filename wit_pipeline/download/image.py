@@ -8,6 +8,7 @@ does, so a truncated file or a decompression bomb never reaches it.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -76,11 +77,17 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
     except Image.DecompressionBombError as err:
-        raise ImageError("decompression_bomb", str(err)) from None
+        # Pillow's own limit fired before ours could: report ours, the one the user sets.
+        declared = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = int(declared.group(1)) if declared else None
+        if pixels is not None and pixels <= max_pixels:  # allowed by ours, above Pillow's own hard stop
+            raise ImageError("decompression_bomb", f"{pixels} pixels exceeds Pillow's hard limit of "
+                                                   f"{2 * Image.MAX_IMAGE_PIXELS}, which caps --max-pixels") from None
+        raise ImageError("decompression_bomb", f"{pixels or 'more'} pixels exceeds --max-pixels {max_pixels}") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError("decode_error", f"not a decodable image: {err}") from None
     if width * height > max_pixels:
-        raise ImageError("decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds {max_pixels}")
+        raise ImageError("decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}")
     return width, height
 
 

@@ -12,6 +12,8 @@ run left, so a killed-and-rerun job holds every input uid exactly once.
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 import queue
 import threading
 import time
@@ -42,7 +44,7 @@ class DownloadTask:
 
 def download_shard(task: DownloadTask) -> dict:
     """Download one shard and return its stats; a finished shard is not redone."""
-    if shards.is_done(task.output_dir, task.shard.shard_id):
+    if shards.is_done(task.output_dir, task.shard.shard_id) and shards.has_files(task.output_dir, task.shard.shard_id):
         return shards.read_stats(task.output_dir, task.shard.shard_id) | {"skipped": True}
     started = time.monotonic()
     rows = list(task.source.read(task.shard))
@@ -83,9 +85,10 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
     resizer = ImageResizer(config.resize)
     work = HostFairQueue(todo, host=lambda i: host_of(rows[i]["url"]), per_host=config.fetch.per_host_connections)
     results: queue.Queue = queue.Queue(maxsize=config.threads * 2)
+    stop = threading.Event()
 
     def worker():
-        while (index := work.take()) is not None:
+        while not stop.is_set() and (index := work.take()) is not None:
             try:
                 results.put((index, _process_one(rows[index], config, resizer)))
             finally:
@@ -96,19 +99,28 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
     for thread in threads:
         thread.start()
     finished = 0
-    while finished < len(threads):
-        item = results.get()
-        if item is None:
-            finished += 1
-        else:
-            yield item
-    for thread in threads:
-        thread.join()
+    try:
+        while finished < len(threads):
+            item = results.get()
+            if item is None:
+                finished += 1
+            else:
+                yield item
+    finally:
+        # On Ctrl-C or a failed write, stop the threads before the error travels on: one left
+        # inside img2dataset's resizer holds stdout and stderr swapped to /dev/null, and a daemon
+        # thread still running at exit aborts the interpreter (SIGABRT) mid-traceback.
+        stop.set()
+        while finished < len(threads):
+            if results.get() is None:
+                finished += 1
+        for thread in threads:
+            thread.join()
 
 
 def _process_one(row: dict, config: DownloadConfig, resizer: ImageResizer) -> dict:
     try:
-        fetched = _read_local(row["image_path"], config) if row.get("image_path") else fetch(row["url"], config.fetch)
+        fetched = _fetch_row(row, config)
         if fetched.status != schema.OK:
             return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
         check_image(fetched.data, config.fetch.max_pixels)
@@ -130,6 +142,38 @@ def _process_one(row: dict, config: DownloadConfig, resizer: ImageResizer) -> di
         return {"status": err.status, "error": str(err), "http_status": fetched.http_status}
     except Exception:  # noqa: BLE001 - the per-sample boundary: record the traceback, keep the shard going
         return {"status": "internal_error", "error": traceback.format_exc(limit=5)[-2000:], "http_status": None}
+
+
+def _fetch_row(row: dict, config: DownloadConfig) -> FetchResult:
+    """The row's image bytes: read from disk only under the user's trusted --image-root, else fetched.
+
+    image_path is just a column of the input: a URL list could name /etc/passwd or an fsspec URL
+    there. Without --image-root it is never read, and the row's URL goes through the guarded fetch.
+    """
+    if not (row.get("image_path") and config.image_root):
+        return fetch(row["url"], config.fetch)
+    path = path_under_root(row["image_path"], config.image_root)
+    if path is None:
+        return FetchResult(None, "untrusted_path", f"{str(row['image_path'])[:200]} is not under --image-root "
+                                                   f"{config.image_root}")
+    return _read_local(path, config)
+
+
+def path_under_root(path: str, root: str) -> str | None:
+    """`path` resolved (symlinks, `..`) when it lies strictly inside `root`, else None."""
+    local = "://" not in root or root.startswith("file://")
+    if local:
+        if "://" in path and not path.startswith("file://"):
+            return None
+        real = os.path.realpath(path.removeprefix("file://"))
+        base = os.path.realpath(root.removeprefix("file://"))
+        return real if real != base and os.path.commonpath([real, base]) == base else None
+    protocol, _, base = root.partition("://")
+    if not path.startswith(protocol + "://"):
+        return None
+    inner = posixpath.normpath("/" + path.partition("://")[2])
+    base = posixpath.normpath("/" + base)
+    return f"{protocol}://{inner.lstrip('/')}" if inner.startswith(base.rstrip("/") + "/") else None
 
 
 def _read_local(path: str, config: DownloadConfig) -> FetchResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wit_pipeline import shards
+from wit_pipeline import claim, shards
 from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
 from wit_pipeline.stats import Clock, stage_stats, write_stats
@@ -18,14 +18,20 @@ def raw_dir(output: str) -> str:
 def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: DownloadConfig) -> list[DownloadTask]:
     """One task per input shard, in input order; the same plan on every engine and rerun."""
     out = raw_dir(output)
-    source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
-    tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
     # What shapes the shards: the input, its shard plan and the image settings. Fetch settings
     # and thread counts may change on a resume (a longer timeout for the unfinished shards).
     shards.claim_folder(out, {"stage": "download", "input": input_path, "url_list": to_dict(url_config),
                               "resize": to_dict(config.resize), "compute_phash": config.compute_phash})
+    source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
+    try:
+        tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
+        if not tasks:
+            raise shards.InputError(f"{input_path}: no rows to download (the list is empty)")
+    except shards.InputError:
+        claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
+        raise
     shards.write_atomic(shards.join(out, "config.json"),
-                        shards.json_bytes({"stage": "download", "input": input_path,
+                        shards.json_bytes({"stage": "download", "input": input_path, shards.PLANNED_SHARDS: len(tasks),
                                            "url_list": to_dict(url_config), "download": to_dict(config)}))
     return tasks
 

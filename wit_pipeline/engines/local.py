@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -94,6 +96,24 @@ def _call(shard_fn, desc, level, item):
     return index, shard_fn(task)
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started it dies.
+
+    A killed driver (SIGKILL gives it no chance to stop its pool) would otherwise leave workers
+    finishing shards, and writing into a folder whose lock it no longer holds. Linux delivers
+    SIGTERM on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def _results(shard_fn, tasks, processes, desc):
     call = functools.partial(_call, shard_fn, desc, log.getEffectiveLevel())
     if processes <= 1 or len(tasks) <= 1:
@@ -101,5 +121,6 @@ def _results(shard_fn, tasks, processes, desc):
             yield call(item)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(processes, len(tasks)), maxtasksperchild=None) as pool:
+    with context.Pool(min(processes, len(tasks)), maxtasksperchild=None, initializer=die_with_parent,
+                      initargs=(os.getpid(),)) as pool:
         yield from pool.imap_unordered(call, enumerate(tasks), chunksize=1)

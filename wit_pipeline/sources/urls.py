@@ -8,9 +8,11 @@ and every worker can open its own shard directly, gzip or not.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import sys
 import urllib.parse
 from collections.abc import Iterator
 
@@ -144,15 +146,19 @@ class UrlListSource:
         if "_wit_error" in table.schema.names:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
         url_col, caption_col = self._resolve_columns(table.schema.names, origin)
-        carried = [c for c in _CARRIED if c in table.schema.names]
         kept = self._kept_columns(table.schema.names)
-        columns = [url_col, caption_col, *carried, *kept]
-        data = table.select(columns).to_pydict()
+        table = _castable(table, [c for c in _CARRIED if c in table.schema.names])
+        carried = [c for c in _CARRIED if c in table.schema.names]
+        data = table.select([*dict.fromkeys([url_col, caption_col, *carried, *kept])]).to_pydict()
+        urls, url_errors = _text_values(table.column(url_col), "url")
+        captions, caption_errors = _text_values(table.column(caption_col), "caption")
         base = origin.rsplit("/", 1)[-1]
         errors = table.column("_wit_error").to_pylist() if "_wit_error" in table.schema.names else None
         for i in range(table.num_rows):
-            url, caption = data[url_col][i], data[caption_col][i]
+            url, caption = urls[i], captions[i]
             status, error = validate_pair(url, caption)
+            if url_errors[i] or caption_errors[i]:
+                status, error = "malformed_record", url_errors[i] or caption_errors[i]
             if errors and errors[i]:
                 status, error = "malformed_record", errors[i]
             record = make_record(url.strip() if status == schema.OK else url, caption, source=self.name,
@@ -187,6 +193,10 @@ class UrlListSource:
         missing = [c for c in self.config.keep_cols if c not in names]
         if missing:
             raise InputError(f"{origin}: --keep-cols {missing} not found; columns are {names}")
+        clashes = [c for c in self.config.keep_cols if c in schema.RAW_SCHEMA.names or c in (url_col, caption_col)]
+        if clashes:
+            raise InputError(f"--keep-cols {','.join(clashes)}: wit writes column(s) of that name itself; "
+                             "rename them in the input to carry them")
         return url_col, caption_col
 
     def _stage_text_file(self, file: str, fmt: str, first_shard: int) -> list[str]:
@@ -199,21 +209,55 @@ class UrlListSource:
         if fs.exists(fsspec.core.url_to_fs(done)[1]):
             return [shards.join(stage, n) for n in json.loads(fs.cat(fsspec.core.url_to_fs(done)[1]))]
         fs.makedirs(stage_path, exist_ok=True)
-        names = []
-        for index, batch in enumerate(_text_batches(file, fmt, self.config.shard_size)):
-            name = f"{index:05d}.parquet"
-            with fs.open(f"{stage_path}/{name}", "wb") as f:
-                pq.write_table(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch, f)
-            names.append(name)
+        try:
+            names = _write_staged(fs, stage_path, _text_batches(file, fmt, self.config.shard_size))
+        except _NeedsPythonReader:
+            # Arrow's fast reader gave up on the file (a malformed line that is not UTF-8 either):
+            # read it again, whole, with the csv module, which turns every line into a row.
+            names = _write_staged(fs, stage_path, _text_batches(file, fmt, self.config.shard_size, python_csv=True))
         shards.write_atomic(done, json.dumps(names).encode())
         return [shards.join(stage, n) for n in names]
 
 
+def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
+    """A URL or caption column as str-or-None values, with a per-row error where a value is not
+    text: a list may hold integers, bytes (valid UTF-8 or not) or nested values there."""
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return column.to_pylist(), [None] * len(column)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        values, errors = [], []
+        for raw in column.to_pylist():
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+                errors.append(None)
+            except UnicodeDecodeError as err:
+                values.append(None)
+                errors.append(f"{what} is not UTF-8 text: {err}")
+        return values, errors
+    return [None] * len(column), [None if v is None else f"{what} column has type {kind}, not text"
+                                  for v in column.to_pylist()]
+
+
+def _castable(table: pa.Table, carried: list[str]) -> pa.Table:
+    """Cast the input's columns that share a name with wit's own to wit's type; a column that
+    does not cast (a list of ints as `license`) is not carried rather than failing the shard."""
+    for name in carried:
+        wanted = schema.RAW_SCHEMA.field(name).type
+        if table.schema.field(name).type == wanted:
+            continue
+        index = table.schema.get_field_index(name)
+        try:
+            table = table.set_column(index, name, table.column(name).cast(wanted))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = table.remove_column(index)
+    return table
+
+
 def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
     """A staged part made only of malformed lines lacks the file's columns: add them as nulls."""
-    for name in names:
-        if name not in table.schema.names and not any(alt in table.schema.names for alt in
-                                                      IMG2DATASET_URL_COLS + IMG2DATASET_CAPTION_COLS):
+    for name, alternatives in zip(names, (IMG2DATASET_URL_COLS, IMG2DATASET_CAPTION_COLS)):
+        if name not in table.schema.names and not any(alt in table.schema.names for alt in alternatives):
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
 
@@ -272,10 +316,27 @@ def _read_rows(path: str, start: int, stop: int) -> pa.Table:
     return table.slice(start - (first or 0), stop - start)
 
 
-def _text_batches(path: str, fmt: str, rows_per_batch: int) -> Iterator[pa.Table]:
+def _write_staged(fs, stage_path: str, batches) -> list[str]:
+    names = []
+    for index, batch in enumerate(batches):
+        name = f"{index:05d}.parquet"
+        with fs.open(f"{stage_path}/{name}", "wb") as f:
+            pq.write_table(batch, f)
+        names.append(name)
+    return names
+
+
+class _NeedsPythonReader(Exception):
+    """Arrow's CSV reader failed part-way; the slower csv-module reader reads every line."""
+
+
+def _text_batches(path: str, fmt: str, rows_per_batch: int, python_csv: bool = False) -> Iterator[pa.Table]:
     """Stream a CSV/TSV/JSONL file (any fsspec compression) as tables of `rows_per_batch` rows."""
     with _open_text(path) as f:
-        batches = _jsonl_batches(f, path) if fmt == "jsonl" else _csv_batches(path, fmt)
+        if fmt == "jsonl":
+            batches = _jsonl_batches(f, path)
+        else:
+            batches = _python_csv_batches(path, fmt) if python_csv else _csv_batches(path, fmt)
         pending: list[pa.Table] = []
         count = 0
         for table in batches:
@@ -304,22 +365,109 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
 
     # Every column as a string: URL lists carry ids and numbers that must not be reinterpreted,
     # and a type guessed from the first block can fail on a later one.
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
+    # Read as bytes and decode after: one non-UTF-8 byte must cost its row, not the whole file.
+    convert = pacsv.ConvertOptions(column_types={n: pa.binary() for n in names}, strings_can_be_null=True,
                                    quoted_strings_can_be_null=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=record_bad_row)
     try:
-        with _open_text(path) as f:
+        with _open_text(path) as f, _arrow_row_errors_silenced():
             reader = pacsv.open_csv(f, parse_options=parse, convert_options=convert,
                                     read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False))
             for batch in reader:
-                yield pa.Table.from_batches([batch])
+                yield _decode_utf8(pa.Table.from_batches([batch]))
                 if bad_rows:
                     yield pa.Table.from_pylist(bad_rows)
                     bad_rows.clear()
-    except (pa.ArrowInvalid, OSError, EOFError) as err:
+    except UnicodeDecodeError as err:  # a header name that is not UTF-8
+        raise _NeedsPythonReader(str(err)) from None
+    except pa.ArrowInvalid as err:
+        if "CSV parse error" in str(err):
+            raise _NeedsPythonReader(str(err)) from None
+        raise InputError(f"{path}: cannot read as {fmt.upper()}: {err}") from None
+    except (OSError, EOFError) as err:
         raise InputError(f"{path}: cannot read as {fmt.upper()}: {err}") from None
     if bad_rows:
         yield pa.Table.from_pylist(bad_rows)
+
+
+@contextlib.contextmanager
+def _arrow_row_errors_silenced():
+    """Arrow decodes a malformed line as UTF-8 before it calls the row handler; when that fails it
+    prints "Exception ignored" to stderr and stops. The python reader takes over (see above), so
+    that message would only be noise: it is dropped while Arrow reads."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _python_csv_batches(path: str, fmt: str, batch_rows: int = 50_000) -> Iterator[pa.Table]:
+    """CSV/TSV through the csv module: every line a row, a wrong field count or bytes that are not
+    UTF-8 a row with a _wit_error. Empty fields are nulls, as Arrow reads unquoted empty fields."""
+    delimiter = "\t" if fmt == "tsv" else ","
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline=""),
+                                delimiter=delimiter)
+            header = [_utf8_or_none(name) or f"column_{i}" for i, name in enumerate(next(reader, []))]
+            rows: list[dict] = []
+            for fields in reader:
+                rows.append(_python_csv_row(header, fields, reader.line_num))
+                if len(rows) == batch_rows:
+                    yield _string_table(rows)
+                    rows = []
+            if rows:
+                yield _string_table(rows)
+    except (OSError, EOFError, csv.Error) as err:
+        raise InputError(f"{path}: cannot read as {fmt.upper()}: {err}") from None
+
+
+def _python_csv_row(header: list[str], fields: list[str], line: int) -> dict:
+    if len(fields) != len(header):
+        text = ",".join(fields)[:200].encode("utf-8", "surrogateescape")
+        return {"_wit_error": f"line {line}: {text!r}: expected {len(header)} fields, got {len(fields)}"}
+    row: dict = {name: _utf8_or_none(value) for name, value in zip(header, fields)}
+    bad = [name for name, value in zip(header, fields) if value and row[name] is None]
+    if bad:
+        row["_wit_error"] = f"line {line}: column {bad[0]!r} is not UTF-8 text"
+    return row
+
+
+def _utf8_or_none(value: str) -> str | None:
+    """A csv-module field (decoded with surrogateescape) as text; None when empty or not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value or None
+
+
+def _decode_utf8(table: pa.Table) -> pa.Table:
+    """Binary CSV columns as strings; a row holding bytes that are not UTF-8 gets a _wit_error
+    (a malformed_record row downstream) and nulls where the bad values were."""
+    errors: list[str | None] = [None] * table.num_rows
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        try:
+            columns.append(column.cast(pa.string()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        values = []
+        for i, raw in enumerate(column.to_pylist()):
+            try:
+                values.append(None if raw is None else raw.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                values.append(None)
+                errors[i] = errors[i] or f"column {name!r} is not UTF-8 text: {raw[:80]!r}: {err.reason}"
+        columns.append(pa.array(values, pa.string()))
+    decoded = pa.table(columns, names=table.column_names)
+    if any(errors):
+        decoded = decoded.append_column("_wit_error", pa.array(errors, pa.string()))
+    return decoded
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:
@@ -342,7 +490,7 @@ def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]
     rows: list[dict] = []
     try:
         for line_number, line in enumerate(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), 1):
-            if not line.strip():
+            if not line.strip(" \t\r\n\f\v"):  # blank in JSON's sense; \x1c is a malformed line
                 continue
             try:
                 value = json.loads(line)
@@ -350,6 +498,8 @@ def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]
                 value = {"_wit_error": f"line {line_number}: not JSON: {err}"}
             if not isinstance(value, dict):
                 value = {"_wit_error": f"line {line_number}: not a JSON object"}
+            elif not value:
+                value = {"_wit_error": None}  # `{}` is still a row (of nulls): a table of no columns has no rows
             rows.append({k: (v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
                          for k, v in value.items()})
             if len(rows) == batch_rows:

@@ -43,6 +43,13 @@ def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator
     number = 0
     with open_input(path) as f:
         try:
+            head = f.peek(8)[:8]
+            if head and not head.startswith((b"WARC/", b"filedesc", b"\x1f\x8b")):
+                # Not an archive at all (a Parquet file given to --source warc): say so in one row,
+                # before warcio prints the file's bytes to stderr as an "invalid record" warning.
+                yield unreadable_input_record(source_name, path, f"the start: not a WARC file (first bytes "
+                                              f"{head!r})", ArchiveLoadFailed("no WARC/ header"))
+                return
             for number, record in enumerate(ArchiveIterator(f), start=1):
                 yield from records_of(number, record)
         except _WARC_ERRORS as err:
