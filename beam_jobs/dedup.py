@@ -125,8 +125,7 @@ def write_all(
     for part in status_counts:
         counts.update(part)
     stats = stage.summarise(counts, keep, cluster_table, config, shard_ids, decontaminate, references, facts)
-    stage.write_outputs(output_folder, keep, cluster_table, stats)
-    return stats
+    return stage.write_outputs(output_folder, keep, cluster_table, stats)
 
 
 def build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids):

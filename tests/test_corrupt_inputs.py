@@ -13,6 +13,7 @@ from wit_pipeline import shards
 from wit_pipeline.config import UrlListConfig
 from wit_pipeline.devserver import bomb_png
 from wit_pipeline.download import stage
+from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.image import ImageError, check_image
 
 from conftest import COCO_IMAGES, TEST_DATA
@@ -62,7 +63,7 @@ def test_the_same_pair_in_two_raw_shards_is_kept_once_and_reshard_succeeds(tmp_p
     uids = [row["uid"] for row in keep]
     assert len(uids) == len(set(uids)) == 3
     assert {"uid": same_pair.uid, "shard": 0} in keep  # the copy in the lowest shard stays
-    assert json.loads((tmp_path / "dedup" / "dedup_stats.json").read_text())["repeated_uids"] == 1
+    assert json.loads((tmp_path / "dedup" / "stats.json").read_text())["repeated_uids"] == 1
     assert wit("reshard", out, "--processes", "1").returncode == 0
 
 
@@ -73,7 +74,7 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
     csv.write_bytes(f"url,caption\n{image_server.url}/img/{A},a dog on the grass\n".encode()
                     + f"{image_server.url}/img/{A},caf".encode() + b"\xe9 on a street\n"
                     + f"{image_server.url}/img/{A},a third good row\n".encode())
-    stage.run_download(str(csv), str(tmp_path / "out"), UrlListConfig(), fast_config(), processes=1)
+    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(csv), url_config=UrlListConfig())
     rows = list(shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist())
     assert [r["status"] for r in rows] == ["ok", "malformed_record", "ok"]
     assert "not UTF-8" in rows[1]["error"] and "caption" in rows[1]["error"]
@@ -82,12 +83,12 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
 def test_integer_and_binary_url_and_caption_columns_become_statuses(tmp_path, image_server):
     table = pa.table({"url": pa.array([7, None], pa.int64()), "caption": pa.array([b"a b c", b"\xff\xfe"])})
     pq.write_table(table, tmp_path / "ints.parquet")
-    stage.run_download(str(tmp_path / "ints.parquet"), str(tmp_path / "out"), UrlListConfig(), fast_config(), 1)
+    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(tmp_path / "ints.parquet"), url_config=UrlListConfig())
     statuses = [r["status"] for r in shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist()]
     assert statuses == ["malformed_record", "malformed_record"]
     table = pa.table({"url": pa.array([f"{image_server.url}/img/{A}".encode()]), "caption": pa.array([b"a good photo"])})
     pq.write_table(table, tmp_path / "bytes.parquet")
-    stage.run_download(str(tmp_path / "bytes.parquet"), str(tmp_path / "out2"), UrlListConfig(), fast_config(), 1)
+    stage.run(LocalEngine(1), str(tmp_path / "out2"), fast_config(), input_path=str(tmp_path / "bytes.parquet"), url_config=UrlListConfig())
     assert read_rows(tmp_path / "out2")["a good photo"]["status"] == "ok"
 
 
@@ -142,14 +143,26 @@ def test_a_file_given_to_the_wrong_source_exits_2_naming_it(tmp_path, source, pa
     assert "\\x" not in result.stderr and "PAR1" not in result.stderr  # no binary garbage
 
 
-def test_ingest_without_metadata_says_balance_will_drop_everything(tmp_path):
+def test_ingest_without_metadata_says_so_and_balance_keeps_every_pair(tmp_path):
     captions = ["a brown dog runs across the green park", "two people ride bicycles down a city street"]
     rows = [{"url": f"http://127.0.0.1/{i}.jpg", "caption": c} for i, c in enumerate(captions)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "list.parquet")
     ingest = wit("ingest", "--source", "urls", "--input", tmp_path / "list.parquet", "--output", tmp_path, "--processes", "1")
-    assert ingest.returncode == 0 and "no --metadata" in ingest.stderr and "--keep-unmatched" in ingest.stderr
+    assert ingest.returncode == 0 and "no --metadata" in ingest.stderr and "keeps every pair" in ingest.stderr
     balance = wit("balance", tmp_path, "--processes", "1")
-    assert balance.returncode == 0
+    assert balance.returncode == 0 and "balance: 2 rows in, 2 kept" in balance.stdout
+    assert "--metadata" in balance.stderr
+
+
+def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_path):
+    rows = [{"url": "http://127.0.0.1/0.jpg", "caption": "a brown dog runs across the green park"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "list.parquet")
+    (tmp_path / "entries.json").write_text('["zebra"]')
+    ingest = wit("ingest", "--source", "urls", "--input", tmp_path / "list.parquet", "--output", tmp_path,
+                 "--metadata", tmp_path / "entries.json", "--processes", "1")
+    assert ingest.returncode == 0, ingest.stderr
+    balance = wit("balance", tmp_path, "--processes", "1")
+    assert balance.returncode == 0 and "balance: 1 rows in, 0 kept" in balance.stdout
     assert "--metadata" in balance.stderr and "--keep-unmatched" in balance.stderr
 
 

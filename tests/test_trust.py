@@ -15,6 +15,7 @@ from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig, UrlListConfig
 from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
+from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.fetch import fetch
 
 from conftest import COCO_IMAGES
@@ -46,7 +47,7 @@ def attack_rows(base: str, tmp_path) -> list[dict]:
 def test_a_url_list_never_makes_download_read_a_local_path(tmp_path, image_server):
     rows = attack_rows(image_server.url, tmp_path)
     input_path = write_table(tmp_path / "list.parquet", rows)
-    stage.run_download(input_path, str(tmp_path / "out"), UrlListConfig(), fast_config(), processes=1)
+    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=input_path, url_config=UrlListConfig())
     got = read_rows(tmp_path / "out")
     assert {caption: row["status"] for caption, row in got.items()} == {r["caption"]: "ok" for r in rows}
     # Every stored image is the served one (one sha256 for all), and no error column quotes a file.
@@ -61,7 +62,7 @@ def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, 
     folder = tmp_path / "balance"
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
-    stage.run_download(str(folder), str(tmp_path / "out"), UrlListConfig(), fast_config(), processes=1)
+    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(folder), url_config=UrlListConfig())
     got = read_rows(tmp_path / "out")
     assert {row["status"] for row in got.values()} == {"ok"}
     assert all("root:" not in (row["error"] or "") for row in got.values())
@@ -99,7 +100,8 @@ def test_other_columns_of_a_url_list_are_carried_as_data_only(tmp_path, image_se
              "license": f"{image_server.url}/img/{B}", "note": SECRET}]
     input_path = write_table(tmp_path / "list.parquet", rows)
     before = image_server.hits[f"/img/{B}"]
-    stage.run_download(input_path, str(tmp_path / "out"), UrlListConfig(keep_cols=("note",)), fast_config(), processes=1)
+    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=input_path,
+              url_config=UrlListConfig(keep_cols=("note",)))
     row = read_rows(tmp_path / "out")["a photo"]
     assert (row["status"], row["page_url"], row["license"], row["note"]) == (
         "ok", f"file://{SECRET}", f"{image_server.url}/img/{B}", SECRET)

@@ -98,8 +98,7 @@ def dedup_folder(input_folder: str, output_folder: str, config: DedupConfig, dec
         "seconds": round(time.monotonic() - started, 3),
     }
     stats = summarise(status_counts, keep, cluster_table, config, shard_ids, decontaminate, references, engine_facts)
-    write_outputs(output_folder, keep, cluster_table, stats)
-    return stats
+    return write_outputs(output_folder, keep, cluster_table, stats)
 
 
 # ---- band buckets as an engine group-by (Spark), with the same pairs as bands.near_pairs
@@ -247,8 +246,9 @@ def summarise(
     }
 
 
-def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> None:
-    """Sort and write the three outputs; the stats go last, as the stage's completion mark."""
+def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> dict:
+    """Sort and write the three outputs; the stats go last, as the stage's completion mark.
+    Returns the stats as written (a uid repeated across raw shards is counted there)."""
     shards.makedirs(output_folder)
     keep, repeated = _one_row_per_uid(keep)
     if repeated:
@@ -257,6 +257,7 @@ def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, s
     _write_table(shards.join(output_folder, KEEP_FILE), keep)
     _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
     shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+    return stats
 
 
 def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:

@@ -25,7 +25,9 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
-        if not tasks:
+        # An empty list the user gave is most likely the wrong file; an earlier stage that kept
+        # nothing is a result (its stats say why), and the chain goes on with no shard.
+        if not tasks and not is_stage_folder(input_path):
             raise shards.InputError(f"{input_path}: no rows to download (the list is empty)")
     except shards.InputError:
         claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
@@ -34,6 +36,14 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
                         shards.json_bytes({"stage": "download", "input": input_path, shards.PLANNED_SHARDS: len(tasks),
                                            "url_list": to_dict(url_config), "download": to_dict(config)}))
     return tasks
+
+
+def is_stage_folder(path: str) -> bool:
+    """Whether `path` is a folder a wit stage wrote (it holds that stage's run.json)."""
+    import fsspec
+
+    fs, fs_path = fsspec.core.url_to_fs(shards.join(path, shards.RUN_FILE))
+    return fs.exists(fs_path)
 
 
 def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:
