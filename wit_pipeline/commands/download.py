@@ -41,7 +41,10 @@ def register(subparsers) -> None:
     fetch.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
                        help="allow one network despite the address guard, e.g. 127.0.0.1/32 (repeatable)")
     fetch.add_argument("--user-agent-token", default="wit", help="token for X-Robots-Tag directives (default wit)")
-    image = parser.add_argument_group("image (img2dataset's resizer)")
+    image = parser.add_argument_group("image (img2dataset's resize semantics)")
+    image.add_argument("--resizer", choices=["fast", "img2dataset"], default="fast",
+                       help="fast: reduced-size JPEG decoding, one decode per image, img2dataset's output sizes "
+                            "(default); img2dataset: its own Resizer, byte for byte")
     image.add_argument("--image-size", type=positive_int, default=256, help="target size in pixels (default 256)")
     image.add_argument("--resize-mode", default="border",
                        choices=["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"],
@@ -76,7 +79,8 @@ def run_command(args: argparse.Namespace) -> int:
             resize=ResizeConfig(image_size=args.image_size, resize_mode=args.resize_mode,
                                 resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
                                 encode_quality=args.encode_quality, min_image_size=args.min_image_size,
-                                max_image_area=args.max_image_area, max_aspect_ratio=args.max_aspect_ratio),
+                                max_image_area=args.max_image_area, max_aspect_ratio=args.max_aspect_ratio,
+                                resizer=args.resizer),
             threads=args.threads, compute_phash=not args.no_phash,
         )
         tasks = stage.plan_tasks(args.input, args.output, url_config, config)
