@@ -156,3 +156,14 @@ def test_phash_of_kept_pixels_is_the_stored_images():
     bits = [_hamming(phash_pixels(out.pixels), phash_hex(out.data)) for out in map(resizer, PHOTOS + LARGE)]
     assert max(bits) <= 2
     assert sum(b == 0 for b in bits) >= 0.9 * len(bits)
+
+
+def test_phash_pixels_is_imagehash_phash_bit_for_bit():
+    from PIL import Image
+    import imagehash
+
+    resizer = FastResizer(ResizeConfig(resize_mode="center_crop"))  # a crop: pixels not contiguous
+    for data in PHOTOS + LARGE[-3:] + GREY:
+        pixels = resizer(data).pixels
+        rgb = pixels[:, :, ::-1] if pixels.ndim == 3 else pixels
+        assert phash_pixels(pixels) == str(imagehash.phash(Image.fromarray(np.ascontiguousarray(rgb))))

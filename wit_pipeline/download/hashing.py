@@ -24,13 +24,23 @@ def sha256_hex(data: bytes) -> str:
 
 
 def phash_pixels(pixels: np.ndarray) -> str:
-    """imagehash.phash of a BGR (or grey) uint8 image, as 16 lowercase hex characters."""
+    """imagehash.phash of a BGR (or grey) uint8 image, as 16 lowercase hex characters.
+
+    imagehash's algorithm step by step (Pillow's RGB->L conversion, Pillow's LANCZOS to 32 x 32,
+    scipy's DCT-II on both axes, the top-left 8 x 8 against their median), with the BGR pixels
+    handed to Pillow without a copy: equal to `imagehash.phash(Image.fromarray(rgb))`, bit for bit.
+    """
+    import scipy.fftpack
+
+    pixels = np.ascontiguousarray(pixels)
+    height, width = pixels.shape[:2]
     if pixels.ndim == 3:
-        # Pillow's own RGB->L conversion, exactly what imagehash.phash does to an RGB image.
-        image = Image.fromarray(np.ascontiguousarray(pixels[:, :, 2::-1]), "RGB")
+        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGR", 0, 1).convert("L")
     else:
-        image = Image.fromarray(pixels, "L")
-    return str(imagehash.phash(image))
+        image = Image.frombuffer("L", (width, height), pixels, "raw", "L", 0, 1)
+    small = np.asarray(image.resize((32, 32), Image.LANCZOS), dtype=np.float64)
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8]
+    return str(imagehash.ImageHash(dct > np.median(dct)))
 
 
 def phash_hex(data: bytes) -> str:
