@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import http.server
 import ipaddress
 import json
 import os
@@ -35,8 +36,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-
-import http.server
 
 from wit_pipeline.devserver import _Handler, load_images
 
