@@ -4,7 +4,8 @@ An evaluation set is given as a folder: either of our shards (any folder of `*.p
 with a `phash` column, such as `OUT/final` or `OUT/raw` of another run; their `ok` rows count),
 or of image files (searched recursively). An image file is hashed twice: as it is, and as the
 download stage would store it (the same resizer and settings, read from the raw shards'
-`config.json`), both through `hashing.phash_pixels`, the function the download stage hashes with, because the training rows' pHashes describe their stored, resized images: with
+`config.json`), both through `hashing.phash_pixels`, the function the download stage hashes with,
+because the training rows' pHashes describe their stored, resized images: with
 the default `border` mode the padding alone moves a pHash by 10 to 30 bits, so the file's own hash
 would miss most copies.
 """

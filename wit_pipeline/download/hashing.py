@@ -13,6 +13,7 @@ them and hashed by the same function.
 from __future__ import annotations
 
 import hashlib
+import io
 
 import imagehash
 import numpy as np
@@ -44,12 +45,16 @@ def phash_pixels(pixels: np.ndarray) -> str:
 
 
 def phash_hex(data: bytes) -> str:
-    """The pHash of encoded image `data`: decoded as img2dataset decodes, then `phash_pixels`."""
+    """The pHash of encoded image `data`: decoded as img2dataset decodes, then `phash_pixels`.
+
+    Raises OSError (Pillow's UnidentifiedImageError) for data no decoder reads."""
     from wit_pipeline.download.image import decode_unchanged
 
     pixels = decode_unchanged(np.frombuffer(data, np.uint8))
     if pixels is None:
-        raise OSError("cannot decode image data")
+        # A format OpenCV does not read (an evaluation set's GIF): Pillow's decode, as BGR.
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]
     return phash_pixels(_as_uint8(pixels))
 
 
