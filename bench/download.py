@@ -273,10 +273,12 @@ def main() -> None:
     args = parser.parse_args()
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=str(REPO))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (a shared machine: rates vary "
-          f"with it); {args.processes} processes x {args.threads} threads, {args.image_size}px border, "
-          f"shards of {args.shard_size}, {args.urls} URLs", flush=True)
+          f"with it); {args.urls} URLs", flush=True)
     if args.long:
+        print("long run: `wit download` with its default settings (processes = CPUs, 32 threads, shards of 10,000)")
         return long_run(args, env)
+    print(f"{args.processes} processes x {args.threads} threads, {args.image_size}px border, "
+          f"shards of {args.shard_size}", flush=True)
     results = []
     for name in args.scenarios.split(","):
         result = run_scenario(name, args, env)
