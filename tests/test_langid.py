@@ -1,4 +1,7 @@
+import pyarrow.parquet as pq
 import pytest
+
+from conftest import TEST_DATA
 
 from text_helpers import coco_captions, laion_captions
 from wit_pipeline.text import langid
@@ -29,18 +32,22 @@ def test_newlines_are_removed_before_predicting(model):
     assert with_newline == langid.predict(model, "A man riding a horse on the beach")
 
 
-def test_batch_and_single_predictions_agree(model):
-    captions = [c.replace("\n", " ") for c in laion_captions()[:300] + coco_captions()[:100]]
-    single = [langid.predict(model, c) for c in captions]
-    assert langid.predict_many(model, captions) == single
-    # The library's own batch call gives labels only (its probabilities are lost); for a batch of
-    # one and for the whole batch, those labels must equal the one-at-a-time predictions.
-    for caption, prediction in zip(captions[:50], single):
-        assert model.f.multilinePredict([caption + "\n"], 1, 0.0, "strict")[0][0] == "__label__" + prediction.lang
-    batch = model.f.multilinePredict([c + "\n" for c in captions], 1, 0.0, "strict")
-    assert [labels[0].removeprefix("__label__") for labels in batch] == [p.lang for p in single]
-    with pytest.raises(ValueError):
-        model.predict(captions[:3])  # why we predict one at a time: fails on this build
+def test_batch_predictions_equal_the_one_caption_path_on_real_captions(model):
+    # laion_3000_langid.parquet: labels and scores of the previous path (fasttext-predict 0.9.2.4,
+    # one `predict(caption)` call per caption) on every caption of laion_3000.parquet, as stored
+    # before the switch to batches. The batch path must give them exactly, float for float.
+    expected = pq.read_table(TEST_DATA / "text" / "laion_3000_langid.parquet").to_pydict()
+    assert langid.batch_predict_works(model)  # fasttext-numpy2's module, not the broken build
+    batch = langid.predict_many(model, laion_captions())
+    assert [p.lang for p in batch] == expected["lang"]
+    assert [p.score for p in batch] == expected["lang_score"]
+    assert batch == [langid.predict(model, c) for c in laion_captions()]
+
+
+def test_batch_predictions_take_newlines_and_coco_captions(model):
+    captions = ["A man riding\na horse\r on the beach", ""] + coco_captions()[:200]
+    assert langid.predict_many(model, captions) == [langid.predict(model, c) for c in captions]
+    assert langid.predict_many(model, []) == []
 
 
 def test_scores_are_probabilities(model):

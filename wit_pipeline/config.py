@@ -37,7 +37,11 @@ class UrlListConfig:
 
 @dataclass(frozen=True)
 class ResizeConfig:
-    """img2dataset's Resizer options, passed through unchanged."""
+    """img2dataset's Resizer options, and which resizer applies them.
+
+    `resizer`: `fast` (reduced-size JPEG decoding, img2dataset's semantics and output size) or
+    `img2dataset` (its own Resizer, byte for byte); see wit_pipeline/download/image.py.
+    """
 
     image_size: int = 256
     resize_mode: str = "border"
@@ -49,8 +53,10 @@ class ResizeConfig:
     min_image_size: int = 0
     max_image_area: float = float("inf")
     max_aspect_ratio: float = float("inf")
+    resizer: str = "fast"
 
     def __post_init__(self):
+        _require_choice("resizer", self.resizer, ("fast", "img2dataset"))
         _require(self.image_size > 0, "image_size must be positive")
         _require(
             self.resize_mode in ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"),

@@ -43,7 +43,10 @@ def register(subparsers) -> None:
                             "read from it; without it image_path is never read and every image is fetched by URL")
     fetch.add_argument("--user-agent-token", default=D("fetch.user_agent_token"),
                        help="token for X-Robots-Tag directives (default %(default)s)")
-    image = parser.add_argument_group("image (img2dataset's resizer)")
+    image = parser.add_argument_group("image (img2dataset's resize semantics)")
+    image.add_argument("--resizer", choices=["fast", "img2dataset"], default=D("resize.resizer"),
+                       help="fast: reduced-size JPEG decoding, one decode per image, img2dataset's output sizes "
+                            "(default); img2dataset: its own Resizer, byte for byte")
     image.add_argument("--image-size", type=positive_int, default=D("resize.image_size"),
                        help="target size in pixels (default %(default)s)")
     image.add_argument("--resize-mode", default=D("resize.resize_mode"),
@@ -98,7 +101,8 @@ def build_config(args: argparse.Namespace) -> DownloadConfig:
         resize=ResizeConfig(image_size=args.image_size, resize_mode=args.resize_mode,
                             resize_only_if_bigger=args.resize_only_if_bigger, encode_format=args.encode_format,
                             encode_quality=args.encode_quality, min_image_size=args.min_image_size,
-                            max_image_area=args.max_image_area, max_aspect_ratio=args.max_aspect_ratio),
+                            max_image_area=args.max_image_area, max_aspect_ratio=args.max_aspect_ratio,
+                            resizer=args.resizer),
         threads=args.threads, compute_phash=not args.no_phash, image_root=args.image_root,
     )
 

@@ -3,8 +3,9 @@
 An evaluation set is given as a folder: either of our shards (any folder of `*.parquet` sidecars
 with a `phash` column, such as `OUT/final` or `OUT/raw` of another run; their `ok` rows count),
 or of image files (searched recursively). An image file is hashed twice: as it is, and as the
-download stage would store it (the same img2dataset resize, read from the raw shards'
-`config.json`), because the training rows' pHashes describe their stored, resized images: with
+download stage would store it (the same resizer and settings, read from the raw shards'
+`config.json`), both through `hashing.phash_pixels`, the function the download stage hashes with,
+because the training rows' pHashes describe their stored, resized images: with
 the default `border` mode the padding alone moves a pHash by 10 to 30 bits, so the file's own hash
 would miss most copies.
 """
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import ConfigError, ResizeConfig, from_mapping
-from wit_pipeline.download.hashing import phash_hex, phash_to_int
+from wit_pipeline.download.hashing import phash_hex, phash_stored, phash_to_int
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -55,9 +56,9 @@ def eval_hashes(path: str, resize: ResizeConfig | None = None) -> np.ndarray:
         raise shards.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
     resizer = None
     if resize is not None:
-        from wit_pipeline.download.image import ImageResizer
+        from wit_pipeline.download.image import make_resizer
 
-        resizer = ImageResizer(resize)
+        resizer = make_resizer(resize)
     values = []
     for image in images:
         with fs.open(image, "rb") as f:
@@ -67,15 +68,16 @@ def eval_hashes(path: str, resize: ResizeConfig | None = None) -> np.ndarray:
         except OSError as err:  # PIL's UnidentifiedImageError is an OSError
             raise shards.InputError(f"evaluation image {image} does not decode: {err}") from err
         if resizer is not None:
-            values.append(phash_to_int(phash_hex(_stored_form(resizer, data, image))))
+            values.append(phash_to_int(_stored_form_phash(resizer, data, image)))
     return np.unique(np.array(values, dtype=np.uint64))
 
 
-def _stored_form(resizer, data: bytes, image: str) -> bytes:
+def _stored_form_phash(resizer, data: bytes, image: str) -> str:
+    """The pHash the download stage would record for this file: the same resize, the same hash."""
     from wit_pipeline.download.image import ImageError
 
     try:
-        return resizer(data).data
+        return phash_stored(resizer(data))
     except ImageError as err:
         raise shards.InputError(f"evaluation image {image} cannot be resized as stored images are: {err}") from err
 

@@ -2,7 +2,7 @@
 
 img2dataset fetches with a bare `urllib.request.urlopen`, one new connection per image. This
 module speaks HTTP through http.client and adds what a web-scale crawler needs: connections are
-kept alive and reused per host within a thread (no TCP and TLS handshake per image); the
+kept alive and reused per host by every thread of the process (no TCP and TLS handshake per image); the
 destination address is checked after DNS resolution and after every redirect (and the socket
 connects to the checked address, so DNS rebinding cannot slip past); redirects are bounded and
 loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are honoured (with
@@ -19,6 +19,7 @@ import http.client
 import ipaddress
 import random
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -65,7 +66,7 @@ def user_agent(token: str | None) -> str:
 
 def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
     """Fetch `url` with retries; never raises for a per-URL failure, returns its status instead."""
-    pool = _thread_pool(config)
+    pool = _process_pool(config)
     attempt = 0
     while True:
         attempt += 1
@@ -101,26 +102,35 @@ def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[
     visited = [url]
     while True:
         response, connection = _request(pool, url, config)
-        try:
-            if response.status in _REDIRECTS and response.getheader("Location"):
-                _drain(response)
-                url = _next_location(url, response.getheader("Location"), visited, config.max_redirects)
-                visited.append(url)
-                continue
-            if response.status >= 400:
-                _drain(response)
-                raise _http_error(response)
-            _check_headers(response.headers, pool.robots_token, pool.robots_directives)
-            data = _read_capped(response, config.max_bytes)
-        except FetchError:
-            pool.discard(connection)
-            raise
-        except (OSError, http.client.HTTPException) as err:
-            pool.discard(connection)
-            raise _connection_error(err) from None
-        if response.will_close:
-            pool.discard(connection)
-        return data, response.status
+        data, error, whole = _read_answer(pool, response, connection, config)
+        # An answer read whole (a short error or redirect body drained) leaves the connection
+        # ready for the next request, also after a 404 or a 429.
+        pool.release(connection, reusable=whole and not response.will_close)
+        if error is not None:
+            raise error
+        if data is not None:
+            return data, response.status
+        url = _next_location(url, response.getheader("Location"), visited, config.max_redirects)
+        visited.append(url)
+
+
+def _read_answer(pool: "ConnectionPool", response, connection, config: FetchConfig):
+    """(body, None, True) for an image, (None, error, whole) for an HTTP error, (None, None, whole)
+    for a redirect, where `whole` says the answer was read to its end; a connection whose state is
+    unknown after a failure is closed, not given back."""
+    try:
+        if response.status in _REDIRECTS and response.getheader("Location"):
+            return None, None, _drain(response)
+        if response.status >= 400:
+            return None, _http_error(response), _drain(response)
+        _check_headers(response.headers, pool.robots_token, pool.robots_directives)
+        return _read_capped(response, config.max_bytes), None, True
+    except FetchError:
+        pool.discard(connection)
+        raise
+    except (OSError, http.client.HTTPException) as err:
+        pool.discard(connection)
+        raise _connection_error(err) from None
 
 
 def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
@@ -173,11 +183,14 @@ def _next_location(url: str, location: str, visited: list[str], max_redirects: i
     return new_url
 
 
-def _drain(response, limit: int = 64 * 1024) -> None:
-    # Reading a short error or redirect body lets the connection be reused; a long one is not worth it.
+def _drain(response, limit: int = 64 * 1024) -> bool:
+    """Read a short error or redirect body so the connection can be reused (True); a long one is
+    not worth it: the response is closed and the connection must not be reused (False)."""
     response.read(limit)
-    if not response.isclosed():
-        response.close()
+    if response.isclosed():
+        return True
+    response.close()
+    return False
 
 
 def _http_error(response) -> FetchError:
@@ -358,69 +371,92 @@ def _bypasses_proxy(host: str, no_proxy: tuple[str, ...]) -> bool:
 
 
 class ConnectionPool:
-    """Keep-alive connections of one thread, at most `size`, keyed by (scheme, host, port).
+    """Idle keep-alive connections of one process, at most `size`, keyed by (scheme, host, port).
 
-    Per thread, so that a connection is never shared mid-request; the host-fair queue bounds how
-    many threads talk to one host at once. Connections are made through the address guard, so a
-    reused connection is one whose address was checked when it was opened.
+    Shared by the process's download threads: a thread takes an idle connection to the host (or
+    opens one) for one request and gives it back when the answer is read, so a host's connections
+    serve every thread and every shard, and the count per host stays near the host-fair queue's
+    concurrency limit however many hosts and threads there are. Connections are made through the
+    address guard, so a reused connection is one whose address was checked when it was opened.
     """
 
-    def __init__(self, config: FetchConfig, size: int = 8):
+    def __init__(self, config: FetchConfig, size: int = 256):
         self.config = config
         self.policy = AddressPolicy.from_config(config)
         self.timeout = config.timeout
-        # Per-request constants, derived once per thread rather than once per image.
+        # Per-request constants, derived once per pool rather than once per image.
         self.request_headers = {"User-Agent": user_agent(config.user_agent_token), "Accept-Encoding": "identity"}
         self.robots_token = config.user_agent_token.strip().lower() if config.user_agent_token else None
         self.robots_directives = frozenset(d.strip().lower() for d in config.disallowed_header_directives)
         self.size = size
-        self._connections: collections.OrderedDict = collections.OrderedDict()
+        self._idle: collections.OrderedDict = collections.OrderedDict()  # key -> [connection, ...]
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
 
     def connection(self, parts, fresh: bool = False):
-        """(connection, reused) for the URL parts; `fresh` forces a new connection."""
+        """(connection, reused) for the URL parts, taken for one request; `fresh` forces a new one."""
         key = (parts.scheme, parts.hostname, parts.port)
-        if not fresh and key in self._connections:
-            self._connections.move_to_end(key)
-            return self._connections[key], True
-        if key in self._connections:
-            self.discard(self._connections[key])
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                if idle:
+                    connection = idle.pop()
+                    if not idle:
+                        del self._idle[key]
+                    return connection, True
         connection = self._open(parts)
-        self._connections[key] = connection
-        while len(self._connections) > self.size:
-            _, oldest = self._connections.popitem(last=False)
-            oldest.close()
+        connection.pool_key = key
         return connection, False
 
     def _open(self, parts):
+        if parts.scheme == "https":
+            # One TLS context per pool: http.client would otherwise build one per connection,
+            # reloading the whole CA bundle each time (milliseconds per new connection).
+            self._tls = self._tls or ssl.create_default_context()
         proxy = proxy_for(parts, self.config)
         if proxy is None:
-            kind = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
-            return kind(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
+            if parts.scheme == "https":
+                return _GuardedHTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
+                                               policy=self.policy, context=self._tls)
+            return _GuardedHTTPConnection(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
         # The proxy connects for us: the guard checks the target's address here, before any byte
         # is sent (the proxy, a host the user configured, is not subject to it).
         allowed_addresses(parts.hostname, parts.port, self.policy)
         if parts.scheme == "https":
-            connection = _ProxyHTTPSConnection(*proxy, timeout=self.timeout)
+            connection = _ProxyHTTPSConnection(*proxy, timeout=self.timeout, context=self._tls)
             connection.set_tunnel(parts.hostname, parts.port)
             return connection
         return _ProxyHTTPConnection(*proxy, timeout=self.timeout)
 
+    def release(self, connection, reusable: bool) -> None:
+        """Give back a connection whose answer was read whole; one the server is closing is closed."""
+        if not reusable:
+            return connection.close()
+        evicted = []
+        with self._lock:
+            self._idle.setdefault(connection.pool_key, []).append(connection)
+            self._idle.move_to_end(connection.pool_key)
+            while sum(len(idle) for idle in self._idle.values()) > self.size:
+                oldest_key, oldest = next(iter(self._idle.items()))
+                evicted.append(oldest.pop(0))
+                if not oldest:
+                    del self._idle[oldest_key]
+        for old in evicted:
+            old.close()
+        return None
+
     def discard(self, connection) -> None:
-        """Close a connection whose state is unknown or that the server is closing."""
+        """Close a connection whose state is unknown (it is not given back)."""
         connection.close()
-        for key, value in list(self._connections.items()):
-            if value is connection:
-                del self._connections[key]
 
 
-_pools = threading.local()
+_pools: dict = {}
+_pools_lock = threading.Lock()
 
 
-def _thread_pool(config: FetchConfig) -> ConnectionPool:
-    """This thread's pool for `config` (a new config, as in tests, gets its own pool)."""
-    pools = getattr(_pools, "by_config", None)
-    if pools is None:
-        pools = _pools.by_config = {}
-    if config not in pools:
-        pools[config] = ConnectionPool(config)
-    return pools[config]
+def _process_pool(config: FetchConfig) -> ConnectionPool:
+    """This process's pool for `config` (a new config, as in tests, gets its own pool)."""
+    with _pools_lock:
+        if config not in _pools:
+            _pools[config] = ConnectionPool(config)
+        return _pools[config]

@@ -26,9 +26,9 @@ import fsspec
 from wit_pipeline import schema, shards
 from wit_pipeline.config import DownloadConfig
 from wit_pipeline.download.fetch import FetchResult, fetch
-from wit_pipeline.download.hashing import phash_hex, sha256_hex
+from wit_pipeline.download.hashing import phash_stored, sha256_hex
 from wit_pipeline.download.hosts import HostFairQueue, host_of
-from wit_pipeline.download.image import ImageError, ImageResizer, check_image
+from wit_pipeline.download.image import ImageError, check_image, make_resizer
 from wit_pipeline.sources.base import Source, SourceShard
 
 
@@ -82,7 +82,7 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
     todo = [i for i, row in enumerate(rows) if row["status"] == schema.OK]
     if not todo:
         return
-    resizer = ImageResizer(config.resize)
+    resizer = make_resizer(config.resize)
     work = HostFairQueue(todo, host=lambda i: host_of(rows[i]["url"]), per_host=config.fetch.per_host_connections)
     results: queue.Queue = queue.Queue(maxsize=config.threads * 2)
     stop = threading.Event()
@@ -118,13 +118,13 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
             thread.join()
 
 
-def _process_one(row: dict, config: DownloadConfig, resizer: ImageResizer) -> dict:
+def _process_one(row: dict, config: DownloadConfig, resizer) -> dict:
     try:
         fetched = _fetch_row(row, config)
         if fetched.status != schema.OK:
             return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
-        check_image(fetched.data, config.fetch.max_pixels)
-        image = resizer(fetched.data)
+        header = check_image(fetched.data, config.fetch.max_pixels)
+        image = resizer(fetched.data, header)
         return {
             "status": schema.OK,
             "error": None,
@@ -136,7 +136,7 @@ def _process_one(row: dict, config: DownloadConfig, resizer: ImageResizer) -> di
             "original_height": image.original_height,
             "bytes": len(image.data),
             "sha256": sha256_hex(image.data),
-            "phash": phash_hex(image.data) if config.compute_phash else None,
+            "phash": phash_stored(image) if config.compute_phash else None,
         }
     except ImageError as err:
         return {"status": err.status, "error": str(err), "http_status": fetched.http_status}

@@ -43,6 +43,20 @@ class TextStage:
 
     def process(self, record: dict) -> dict:
         """The record as a row of TEXT_SCHEMA (plus its extra columns) with its status decided."""
+        return self.process_many([record])[0]
+
+    def process_many(self, records: list[dict]) -> list[dict]:
+        """`process` over many records, with one batched language-ID call for all their captions."""
+        rows = [self._normalised_row(record) for record in records]
+        pending = [row for row in rows if row["status"] == schema.OK]
+        lowercase = self.config.lang.lowercase
+        predictions = langid.predict_many(self._model, [r["caption"].lower() if lowercase else r["caption"]
+                                                        for r in pending])
+        for row, prediction in zip(pending, predictions):
+            self._decide(row, prediction)
+        return rows
+
+    def _normalised_row(self, record: dict) -> dict:
         row = schema.empty_row(schema.TEXT_SCHEMA)
         row.update(record)
         if row["status"] != schema.OK:
@@ -51,15 +65,15 @@ class TextStage:
             row["status"] = "missing_caption"
             return row
         normalise_record(row)
-        caption = row["caption"]
-        prediction = langid.predict(self._model, caption.lower() if self.config.lang.lowercase else caption)
+        return row
+
+    def _decide(self, row: dict, prediction: langid.Prediction) -> None:
         row["lang"], row["lang_score"] = prediction.lang, prediction.score
         reason = apply_filters(row, self.config.filters) or self._language_reason(prediction)
         if reason is not None:
             row["status"] = reason
         elif self._matcher is not None:
             row["entries"] = self._matcher.match(row["caption"])
-        return row
 
     def _language_reason(self, prediction: langid.Prediction) -> str | None:
         if prediction.lang == ENGLISH and prediction.score >= self.config.lang.min_score:
