@@ -15,6 +15,7 @@ from conftest import COCO_IMAGES
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
+from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.simweb import SimulatedWeb, WebProfile, make_urls
 
 PROFILE = WebProfile(connect_delay=0.05, ttfb=0.01, slow_hosts=1, slow_factor=5.0,
@@ -53,8 +54,8 @@ def test_download_over_the_simulated_web(web, tmp_path, monkeypatch):
     config = DownloadConfig(fetch=FetchConfig(timeout=5, retries=2, backoff_base=0.01, allow_networks=("127.0.0.0/8",)),
                             resize=ResizeConfig(image_size=64), threads=8)
     before = web.stats()
-    totals = stage.run_download(str(tmp_path / "urls.parquet"), str(tmp_path / "out"), UrlListConfig(shard_size=60),
-                                config, processes=1)
+    totals = stage.run(LocalEngine(1), str(tmp_path / "out"), config, input_path=str(tmp_path / "urls.parquet"),
+                       url_config=UrlListConfig(shard_size=60))
     rows = {row["url"]: row for row in _rows(tmp_path / "out")}
     assert len(rows) == len(urls) == totals["rows"]
     for url in urls:
