@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pathlib
 import shutil
 
 import pytest
@@ -20,7 +22,9 @@ from report_runs import coco_rows, run_chain
 from wit_pipeline import cli
 from wit_pipeline.report import write_report
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium (.ci/run installs it)")
+# Without a browser these tests are skipped on a developer's machine, never in CI (.ci/run installs it).
+pytestmark = pytest.mark.skipif(chromium_path() is None and not os.environ.get("WIT_REQUIRE_BROWSER"),
+                                reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -170,3 +174,17 @@ def test_report_of_a_folder_without_any_stage_is_a_one_line_error(tmp_path, caps
     assert cli.main(["report", str(tmp_path / "missing")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("wit report: error:") for line in lines)
+
+
+@pytest.mark.slow
+def test_report_of_a_100k_row_run_is_small_and_renders_fast(tmp_path, browser):
+    from large_run import synthesize
+
+    out = synthesize(tmp_path / "large")
+    path = pathlib.Path(write_report(str(out)))
+    assert path.stat().st_size < 20 * 1024 * 1024
+    page = load(browser, path)
+    assert page.load_seconds < 5.0
+    shown = {row["stage"]: number(row["rows_in"]) for row in browser.evaluate(FUNNEL_FROM_DOM)}
+    assert shown["ingest"] == 100_000
+    assert browser.evaluate("document.querySelectorAll('#kept-samples img').length") == 24

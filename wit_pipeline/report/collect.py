@@ -73,7 +73,7 @@ def read_columns(paths, columns: list[str]) -> pa.Table | None:
             table = file.read(columns=present)
         for name in columns:
             if name not in table.column_names:
-                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+                table = table.append_column(name, pa.nulls(table.num_rows))  # null type: merges with any
         tables.append(table.select(columns))
     return pa.concat_tables(tables, promote_options="permissive") if tables else None
 
