@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from browser import Browser, chromium_path
-from report_runs import coco_rows, run_chain
+from report_runs import STAGES, coco_rows, run_chain
 from wit_pipeline import cli
 from wit_pipeline.report import write_report
 
@@ -188,3 +188,15 @@ def test_report_of_a_100k_row_run_is_small_and_renders_fast(tmp_path, browser):
     shown = {row["stage"]: number(row["rows_in"]) for row in browser.evaluate(FUNNEL_FROM_DOM)}
     assert shown["ingest"] == 100_000
     assert browser.evaluate("document.querySelectorAll('#kept-samples img').length") == 24
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engines", [dict.fromkeys(STAGES, "beam"), {"download": "spark"}], ids=["beam", "spark"])
+def test_each_engines_output_gives_the_same_report_funnel(run, browser, tmp_path, image_server, engines):
+    out = run_chain(tmp_path / "out", hostile_rows(image_server.url), engines=engines)
+    write_report(str(out))
+    load(browser, out / "report.html")
+    shown = {row["stage"]: (number(row["rows_in"]), number(row["kept"]),
+                            {reason: number(count) for reason, count in row["dropped"].items()})
+             for row in browser.evaluate(FUNNEL_FROM_DOM)}
+    assert shown == expected_funnel(out) == expected_funnel(run)
