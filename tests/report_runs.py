@@ -19,6 +19,19 @@ COCO = TEST_DATA / "coco"
 ENTRIES = TEST_DATA / "text" / "entries.json"
 
 
+MARKUP_CAPTION = "A striped cat is [bold]sitting[/bold] on the soft mat next to the door"
+
+
+def small_run_rows(server_url: str) -> list[dict]:
+    """Twelve real COCO pairs, an exact duplicate (with rich markup in its caption), a 404 and a French caption."""
+    rows = coco_rows(server_url)[:12]
+    return rows + [
+        {"url": f"{server_url}/img/{rows[0]['url'].rsplit('/', 1)[-1]}?again", "caption": MARKUP_CAPTION},
+        {"url": f"{server_url}/status/404", "caption": "A bird sitting on a tree branch"},
+        {"url": f"{server_url}/img/x.jpg", "caption": "Un chat noir dort sur le canapé rouge du salon"},
+    ]
+
+
 def coco_rows(server_url: str) -> list[dict]:
     """(url, caption) for each bundled COCO image: its first real caption."""
     coco = json.loads((COCO / "captions_train2017.json").read_text())

@@ -9,19 +9,12 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from report_runs import coco_rows, run_chain
+from report_runs import MARKUP_CAPTION
 from wit_pipeline import cli, shards
 
-MARKUP_CAPTION = "A striped cat is [bold]sitting[/bold] on the soft mat next to the door"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, image_server):
-    rows = coco_rows(image_server.url)[:12]
-    rows += [{"url": f"{image_server.url}/img/{rows[0]['url'].rsplit('/', 1)[-1]}?again", "caption": MARKUP_CAPTION},
-             {"url": f"{image_server.url}/status/404", "caption": "A bird sitting on a tree branch"},
-             {"url": f"{image_server.url}/img/x.jpg", "caption": "Un chat noir dort sur le canapé rouge du salon"}]
-    return run_chain(tmp_path_factory.mktemp("inspect") / "out", rows)
+@pytest.fixture
+def run(small_run):
+    return small_run
 
 
 def inspect_json(capsys, *args) -> dict:
