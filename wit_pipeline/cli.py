@@ -22,6 +22,7 @@ COMMANDS = [
     "wit_pipeline.commands.reshard",
     "wit_pipeline.commands.report",
     "wit_pipeline.commands.inspect",
+    "wit_pipeline.commands.adopt",
     "wit_pipeline.commands.train",
     "wit_pipeline.commands.eval",
 ]
