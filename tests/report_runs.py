@@ -27,7 +27,8 @@ def small_run_rows(server_url: str) -> list[dict]:
     rows = coco_rows(server_url)[:12]
     return rows + [
         {"url": f"{server_url}/img/{rows[0]['url'].rsplit('/', 1)[-1]}?again", "caption": MARKUP_CAPTION},
-        {"url": f"{server_url}/status/404", "caption": "A bird sitting on a tree branch"},
+        # A query of its own: the shared server counts hits per path, and other tests count /status/404.
+        {"url": f"{server_url}/status/404?from=small_run", "caption": "A bird sitting on a tree branch"},
         {"url": f"{server_url}/img/x.jpg", "caption": "Un chat noir dort sur le canapé rouge du salon"},
     ]
 

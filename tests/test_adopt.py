@@ -35,7 +35,8 @@ if __name__ == "__main__":
 def url_list(tmp_path_factory, image_server):
     rows = coco_rows(image_server.url)
     rows += [{"url": row["url"], "caption": f"The same photo again: {row['caption']}"} for row in rows[:4]]
-    rows += [{"url": f"{image_server.url}/status/404", "caption": "a missing image"},
+    # A query of its own: the shared server counts hits per path, and other tests count /status/404.
+    rows += [{"url": f"{image_server.url}/status/404?from=adopt", "caption": "a missing image"},
              {"url": f"{image_server.url}/notimage.jpg", "caption": "text labelled as a jpeg"}]
     path = tmp_path_factory.mktemp("adopt") / "urls.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)

@@ -40,7 +40,7 @@ def test_sidecar_with_status_filter(run, capsys):
                         if "http_404" in pq.read_table(p, columns=["status"])["status"].to_pylist())
     found = inspect_json(capsys, str(failed_shard), "--status", "http_404")
     assert found["kind"] == "parquet" and found["statuses"]["http_404"] == 1
-    assert [s["url"].rsplit("/", 2)[-2:] for s in found["samples"]] == [["status", "404"]]
+    assert [s["url"].split("/", 3)[-1] for s in found["samples"]] == ["status/404?from=small_run"]
     assert "status" in {f["name"] for f in found["schema"]}
 
 
