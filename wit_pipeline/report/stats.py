@@ -115,12 +115,12 @@ def _reshard(folder: str) -> dict | None:
     manifest = read_json(shards.join(folder, "manifest.json"))
     if manifest is None:
         return None
-    keep = read_json_rows_in(manifest)
+    keep = _reshard_rows_in(manifest)
     return _funnel_shape("reshard", {"rows_in": keep, "kept": manifest.get("samples", 0), "dropped": {},
                                      "config": manifest.get("reshard")}, ["manifest.json"])
 
 
-def read_json_rows_in(manifest: dict) -> int:
+def _reshard_rows_in(manifest: dict) -> int:
     """Reshard's input: dedup's survivors as the manifest recorded them (else its own samples)."""
     dedup = (manifest.get("stages") or {}).get("dedup", {}).get("dedup_stats.json") or {}
     return int(dedup.get("kept", manifest.get("samples", 0)))
