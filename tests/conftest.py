@@ -37,3 +37,11 @@ def second_loopback_server():
     """The same server on 127.0.0.2: another loopback address, outside a 127.0.0.1/32 allowance."""
     with ImageServer(str(COCO_IMAGES), host="127.0.0.2") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory, image_server):
+    """A real run of every stage (ingest -> reshard) over a few COCO pairs, a 404 and a French caption."""
+    from report_runs import run_chain, small_run_rows
+
+    return run_chain(tmp_path_factory.mktemp("small_run") / "out", small_run_rows(image_server.url))

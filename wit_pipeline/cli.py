@@ -24,6 +24,9 @@ COMMANDS = [
     "wit_pipeline.commands.download",
     "wit_pipeline.commands.dedup",
     "wit_pipeline.commands.reshard",
+    "wit_pipeline.commands.report",
+    "wit_pipeline.commands.inspect",
+    "wit_pipeline.commands.adopt",
     "wit_pipeline.commands.train",
     "wit_pipeline.commands.eval",
 ]
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wit {args.command}: error: {err.strerror or err} writing {where}; no shard was marked "
               f"finished half-written: make room (or make it writable) and rerun the same command to resume",
               file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -49,6 +49,8 @@ def main() -> int:
         wit("eval", "--checkpoint", str(out / "run"), "--retrieval", str(out / "final"),
             "--json", str(out / "run" / "metrics.json"))
     print(f"\nfinal shards in {out / 'final'}; the run in {out / 'run'}")
+    # Last, so the demo ends with the run's funnel in one line and the page that shows it all.
+    wit("report", str(out))
     return 0
 
 

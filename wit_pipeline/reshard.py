@@ -256,7 +256,7 @@ def clear_output(output_folder: str) -> None:
         return
     for entry in fs.ls(root, detail=False):
         name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if _FINAL_FILE.match(name) or name in (MANIFEST, STATS_FILE):
+        if _FINAL_FILE.match(name) or name in (MANIFEST, STATS_FILE, "README.md"):
             fs.rm(entry)
     if fs.exists(shards.join(root, ROUTING_FOLDER)):
         fs.rm(shards.join(root, ROUTING_FOLDER), recursive=True)
@@ -325,6 +325,9 @@ def write_manifest(output_folder: str, shard_facts_list: list[dict], config: Res
         "reshard": to_dict(config),
         "provenance": {**(provenance or {}), "stages": stages},
     }
+    from wit_pipeline.dataset_card import write_dataset_card
+
+    write_dataset_card(output_folder, manifest)  # so `datasets.load_dataset(folder)` reads the tars
     shards.write_atomic(shards.join(output_folder, MANIFEST), shards.json_bytes(manifest))
     return manifest
 

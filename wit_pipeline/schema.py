@@ -74,6 +74,8 @@ STATUSES: dict[str, str] = {
     "file_not_found": "the local image file (image_path) is missing or unreadable",
     "untrusted_path": "image_path is not under the trusted --image-root (or none was given): not read",
     "internal_error": "an unexpected error while processing this row (traceback in error)",
+    "img2dataset_failed": "adopted from img2dataset, which recorded a failure that no other status names "
+    "(its error_message is in error)",
     # dedup
     "exact_duplicate": "the same image bytes (sha256) as the survivor of its duplicate cluster",
     "near_duplicate": "within the pHash radius of another image of its cluster, and not the survivor",
