@@ -48,9 +48,11 @@ def main() -> int:
             "--no-progress")
         wit("eval", "--checkpoint", str(out / "run"), "--retrieval", str(out / "final"),
             "--json", str(out / "run" / "metrics.json"))
+    from wit_pipeline.commands.curate import print_report
+
     print(f"\nfinal shards in {out / 'final'}; the run in {out / 'run'}")
     # Last, so the demo ends with the run's funnel in one line and the page that shows it all.
-    wit("report", str(out))
+    print_report(str(out))
     return 0
 
 

@@ -78,7 +78,17 @@ def run(args: argparse.Namespace) -> int:
             run_one(stage, stage_args, engine, data["output"], args.force)
     finally:
         engine.close()
+    print_report(data["output"])
     return 0
+
+
+def print_report(output: str) -> None:
+    """Write OUT/report.html, then print the run's funnel in one line and the report's path."""
+    from wit_pipeline.report import funnel_line, read_funnel, write_report
+
+    path = write_report(output)
+    print(funnel_line(read_funnel(output)))
+    print(f"report: {path}")
 
 
 def stage_plan(data: dict, path: str) -> list[tuple[str, argparse.Namespace]]:
