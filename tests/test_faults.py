@@ -52,15 +52,18 @@ MOMENTS = [
 ]
 
 
-def test_sigkill_at_many_moments_then_rerun_gives_the_uninterrupted_bytes(tmp_path):
-    # One process and 30-row shards: stages long enough to be caught in the act.
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_sigkill_at_many_moments_then_rerun_gives_the_uninterrupted_bytes(tmp_path, engine):
+    # One process and 30-row shards: stages long enough to be caught in the act. The reference
+    # is the local engine's uninterrupted run; the killed one runs on `engine` (Spark: its JVM
+    # and Python workers are in the killed process group too).
     slow = [("processes = 2", "processes = 1"), ("shard_size = 40", "shard_size = 30")]
     reference = example_config(tmp_path, "reference", replace=slow)
     subprocess.run([sys.executable, "-m", "wit_pipeline", "-q", "curate", str(reference)], cwd=REPO_ROOT,
                    check=True, capture_output=True, timeout=300)
     config = example_config(tmp_path, "killed", replace=slow)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "wit_pipeline", "-q", "curate", str(config)]
+    command = [sys.executable, "-m", "wit_pipeline", "-q", "curate", str(config), "--engine", engine]
     ahead, kills = list(MOMENTS), []
     for _ in range(len(MOMENTS) + 1):
         run = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True,
@@ -79,6 +82,7 @@ def test_sigkill_at_many_moments_then_rerun_gives_the_uninterrupted_bytes(tmp_pa
             assert run.returncode == 0, "the run neither finished nor was killed"
             break
         kills.append(killed)
+    print(f"kills on {engine}: {kills}")  # shown with pytest -s
     assert len(kills) >= 5, f"only {len(kills)} kills landed: {kills}"
     assert len({moment.split(":")[0].split(" ")[0] for moment in kills}) >= 3, kills
     assert final_files(out) == final_files(tmp_path / "reference")
