@@ -72,14 +72,21 @@ def log_result(desc: str, result: Any) -> None:
 
 
 _WORKER_OS_ERROR = re.compile(r"\b\w*Error: \[Errno (\d+)\] ([^\n:'\[]+)(?:: '([^'\n]+)')?")
+_WORKER_OUTPUT_ERROR = re.compile(r"\bOutputError: ([^\n]+)")
 
 
-def worker_os_error(err: BaseException) -> OSError | None:
-    """The OSError a Spark or Beam worker raised, rebuilt from the engine's wrapped report.
+def worker_storage_error(err: BaseException) -> Exception | None:
+    """The storage error a Spark or Beam worker raised, rebuilt from the engine's wrapped report.
 
     Spark and Beam report a worker's exception as text inside their own error; a full disk or
-    an unwritable folder on a worker then reaches the user as the same one line as locally.
+    an unwritable folder on a worker then reaches the user as the same one line as locally:
+    `shards.OutputError` (raised where wit writes, naming the file) or a bare OSError.
     """
+    output_error = _WORKER_OUTPUT_ERROR.search(str(err))
+    if output_error is not None:
+        from wit_pipeline.shards import OutputError
+
+        return OutputError(output_error.group(1).strip())
     match = _WORKER_OS_ERROR.search(str(err))
     if match is None:
         return None

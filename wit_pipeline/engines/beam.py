@@ -24,7 +24,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from wit_pipeline.engines import log_result, worker_os_error
+from wit_pipeline.engines import log_result, worker_storage_error
 
 
 class BeamEngine:
@@ -90,10 +90,10 @@ class BeamEngine:
             self.last_result = pipeline.run()
             self.last_result.wait_until_finish()
         except Exception as err:  # noqa: BLE001 - re-raised as is unless a worker's OSError is inside
-            os_error = worker_os_error(err)
-            if os_error is None:
+            storage_error = worker_storage_error(err)
+            if storage_error is None:
                 raise
-            raise os_error from err
+            raise storage_error from err
         with FileSystems.open(path) as f:
             results = pickle.loads(f.read())
         FileSystems.delete([path])

@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 
-from wit_pipeline.engines import log_result, worker_os_error
+from wit_pipeline.engines import log_result, worker_storage_error
 
 
 class SparkEngine:
@@ -73,10 +73,10 @@ def _collect(rdd) -> list:
     try:
         return rdd.collect()
     except Exception as err:  # noqa: BLE001 - re-raised as is unless a worker's OSError is inside
-        os_error = worker_os_error(err)
-        if os_error is None:
+        storage_error = worker_storage_error(err)
+        if storage_error is None:
             raise
-        raise os_error from err
+        raise storage_error from err
 
 
 def _call(fn, item):
