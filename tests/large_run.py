@@ -67,9 +67,16 @@ def _text_stage(folder: pathlib.Path, stage: str, table: pa.Table, statuses: np.
         pq.write_table(piece.filter(pa.compute.invert(mask)), folder / "dropped" / f"part-{part:05d}.parquet")
     values, counts = np.unique(statuses, return_counts=True)
     counts = dict(zip(values.tolist(), counts.tolist()))
-    (folder / f"{stage}_stats.json").write_text(json.dumps({
-        "stage": stage, "rows_in": int(table.num_rows), "kept": counts.pop("ok", 0), "dropped": counts,
-        "config": {"t": 20_000} if stage == "balance" else {}}))
+    kept = counts.pop("ok", 0)
+    _write_stats(folder, stage, int(table.num_rows), kept, counts, {"t": 20_000} if stage == "balance" else {})
+
+
+def _write_stats(folder: pathlib.Path, stage: str, rows_in: int, kept: int, dropped: dict, config: dict,
+                 **extras) -> None:
+    """The stage's stats.json in the one shape every stage writes (wit_pipeline/stats.py)."""
+    (folder / "stats.json").write_text(json.dumps({
+        "stage": stage, "engine": "local", "rows_in": rows_in, "kept": kept, "dropped": dropped, "seconds": 1.0,
+        "config": config, **extras}))
 
 
 def _entry_counts(folder: pathlib.Path, rng) -> None:
@@ -113,7 +120,9 @@ def _raw(folder: pathlib.Path, table: pa.Table, rng) -> list[tuple[str, int]]:
             totals[key] += stats[key]
         for status, count in counts.items():
             totals["statuses"][status] = totals["statuses"].get(status, 0) + count
-    (folder / "download_stats.json").write_text(json.dumps(totals | {"shards": shard_id + 1}))
+    _write_stats(folder, "download", totals["rows"], totals["ok"],
+                 {k: v for k, v in totals["statuses"].items() if k != "ok"}, {}, bytes=totals["bytes"],
+                 shards=shard_id + 1)
     return ok_uids
 
 
@@ -135,10 +144,7 @@ def _dedup(folder: pathlib.Path, ok_uids: list[tuple[str, int]], rng) -> list[tu
     pq.write_table(pa.Table.from_pylist([{"uid": u, "shard": s} for u, s in survivors], schema=schema.KEEP_SCHEMA),
                    folder / "keep.parquet")
     dropped = {s: sum(r["status"] == s for r in rows) for s in ("exact_duplicate", "near_duplicate")}
-    (folder / "dedup_stats.json").write_text(json.dumps({
-        "rows": len(ok_uids), "rows_ok": len(ok_uids), "kept": len(survivors),
-        "exact_duplicates": dropped["exact_duplicate"], "near_duplicates": dropped["near_duplicate"],
-        "eval_overlaps": 0, "config": {"radius": 4}}))
+    _write_stats(folder, "dedup", len(ok_uids), len(survivors), dropped, {"radius": 4})
     return survivors
 
 
@@ -158,3 +164,4 @@ def _final(folder: pathlib.Path, survivors: list[tuple[str, int]]) -> None:
         listed.append({"shard": f"{shard_id:05d}", "samples": len(piece)})
     (folder / "manifest.json").write_text(json.dumps({"samples": len(survivors), "shards": listed,
                                                       "reshard": {"samples_per_shard": SHARD_ROWS, "seed": 0}}))
+    _write_stats(folder, "reshard", len(survivors), len(survivors), {}, {"samples_per_shard": SHARD_ROWS, "seed": 0})

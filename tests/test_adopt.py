@@ -67,8 +67,10 @@ def test_adopted_img2dataset_download_dedups_and_reshards_like_wit_download(url_
     assert result.returncode == 0, result.stderr[-2000:]
     adopted, downloaded = tmp_path / "adopted", tmp_path / "downloaded"
     assert cli.main(["adopt", str(i2d), "--output", str(adopted), "--processes", "1"]) == 0
+    # img2dataset's own resizer, as img2dataset stored the adopted images with it.
     assert cli.main(["download", "--input", str(url_list), "--output", str(downloaded), "--processes", "1",
-                     "--shard-size", "10", "--retries", "0", "--allow-network", "127.0.0.1/32"]) == 0
+                     "--shard-size", "10", "--retries", "0", "--allow-network", "127.0.0.1/32",
+                     "--resizer", "img2dataset"]) == 0
     for out in (adopted, downloaded):
         assert cli.main(["dedup", str(out)]) == 0
         assert cli.main(["reshard", str(out), "--samples-per-shard", "8"]) == 0

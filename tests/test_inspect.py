@@ -46,7 +46,7 @@ def test_sidecar_with_status_filter(run, capsys):
 
 def test_stage_folder_counts_kept_and_dropped_rows(run, capsys):
     found = inspect_json(capsys, str(run / "ingest"), "--status", "lang_not_en")
-    stats = json.loads((run / "ingest/ingest_stats.json").read_text())
+    stats = json.loads((run / "ingest/stats.json").read_text())
     assert found["kind"] == "stage" and found["rows"] == stats["rows_in"]
     assert found["statuses"] == {"ok": stats["kept"], **stats["dropped"]}
     assert [s["caption"] for s in found["samples"]] == ["Un chat noir dort sur le canapé rouge du salon"]
@@ -56,9 +56,9 @@ def test_stage_folder_counts_kept_and_dropped_rows(run, capsys):
 
 def test_dedup_folder_counts_each_row_once(run, capsys):
     found = inspect_json(capsys, str(run / "dedup"))
-    stats = json.loads((run / "dedup/dedup_stats.json").read_text())
-    assert found["statuses"] == {"ok": stats["kept"], "exact_duplicate": stats["exact_duplicates"]}
-    assert found["rows"] == stats["rows_ok"]
+    stats = json.loads((run / "dedup/stats.json").read_text())
+    assert found["statuses"] == {"ok": stats["kept"], **stats["dropped"]}
+    assert found["rows"] == stats["rows_in"]
 
 
 def test_run_folder_shows_the_funnel_and_final_samples(run, capsys):

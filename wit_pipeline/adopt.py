@@ -134,18 +134,21 @@ def _stored(source: dict, data: bytes | None) -> dict:
             "original_height": source.get("original_height")}
 
 
-def run_local(source_folder: str, output: str, processes: int = 1) -> dict:
-    """Adopt every finished shard of `source_folder` into `output/raw`; return the totals."""
+def run(engine, output: str, source_folder: str) -> dict:
+    """Adopt every finished shard of `source_folder` into `output/raw` on `engine`; return the
+    stats (the one stats shape, in OUT/raw/stats.json, where dedup and the report read it)."""
     from wit_pipeline.download.stage import summarise
-    from wit_pipeline.engines.local import map_shards
+    from wit_pipeline.stats import Clock, stage_stats, write_stats
 
+    clock = Clock()
     tasks, unfinished = plan(source_folder, output)
     raw = shards.join(output, "raw")
     shards.claim_folder(raw, {"stage": "adopt", "input": source_folder})
-    shards.write_atomic(shards.join(raw, "config.json"),
-                        shards.json_bytes({"stage": "adopt", "input": source_folder, "from": SOURCE}))
-    totals = summarise(map_shards(adopt_shard, tasks, processes, desc="adopt", unit_key="ok", unit_label="images"))
+    config = {"input": source_folder, "from": SOURCE}
+    shards.write_atomic(shards.join(raw, "config.json"), shards.json_bytes({"stage": "adopt", **config}))
+    totals = summarise(engine.map_shards(adopt_shard, tasks, desc="adopt", unit_key="ok", unit_label="images"))
     totals["unfinished_source_shards"] = unfinished
-    shards.write_atomic(shards.join(raw, "download_stats.json"), shards.json_bytes(totals))
-    return totals
+    dropped = {status: n for status, n in totals["statuses"].items() if status != schema.OK}
+    return write_stats(raw, stage_stats("adopt", engine.name, clock, totals["rows"], totals["ok"], dropped,
+                                        config, totals))
 

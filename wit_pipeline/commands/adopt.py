@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from wit_pipeline.cli import positive_int, print_funnel
+from wit_pipeline.cli import print_funnel
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
 
 
 def register(subparsers) -> None:
@@ -21,19 +21,21 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input", metavar="I2D_FOLDER", help="img2dataset's output_folder (output_format='webdataset')")
     parser.add_argument("--output", required=True, help="the run folder: writes OUT/raw")
-    parser.add_argument("--processes", type=positive_int, default=min(4, os.cpu_count() or 1),
-                        help="worker processes (default: up to 4)")
+    add_engine_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from wit_pipeline.adopt import run_local
+    from wit_pipeline import adopt
 
-    totals = run_local(args.input, args.output, args.processes)
-    statuses = dict(totals["statuses"])
-    kept = statuses.pop("ok", 0)
-    print_funnel("adopt", totals.get("rows", 0), kept, statuses)
-    if totals["unfinished_source_shards"]:
-        print(f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(totals['unfinished_source_shards'])}")
-    print(f"  {totals.get('shards', 0)} shards in {args.output}/raw")
+    absolute_paths(args)
+    engine = build_engine(args)
+    try:
+        stats = adopt.run(engine, args.output, args.input)
+    finally:
+        engine.close()
+    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    if stats["unfinished_source_shards"]:
+        print(f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}")
+    print(f"  {stats['shards']} shards in {args.output}/raw")
     return 0

@@ -132,8 +132,7 @@ def entries_section(output: str) -> dict | None:
 
 
 def _balance_t(output: str) -> int | None:
-    found = read_json(shards.join(stage_folder(output, "balance"), "stats.json")) or read_json(
-        shards.join(stage_folder(output, "balance"), "balance_stats.json")) or {}
+    found = read_json(shards.join(stage_folder(output, "balance"), "stats.json")) or {}
     return (found.get("config") or {}).get("t")
 
 
