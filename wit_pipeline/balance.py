@@ -242,7 +242,8 @@ def select_part(task: SelectTask) -> dict:
     statuses = select(table.column("uid").to_pylist(), entries, task.p, task.config)
     counts = write_split(balance_folder(task.output), task.part_id, table, statuses)
     kept = pc.filter(entries, pc.equal(pa.array(statuses), schema.OK))
-    return {"rows": len(table), "statuses": counts, "counts_after": count_entries(kept)}
+    return {"shard": f"part-{task.part_id:05d}", "rows": len(table), "statuses": counts,
+            "counts_after": count_entries(kept)}
 
 
 def summarise(statuses: dict[str, int], before: np.ndarray, after: np.ndarray, config: BalanceConfig,
