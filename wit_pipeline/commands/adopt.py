@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from wit_pipeline.cli import print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
 
 
 def register(subparsers) -> None:
@@ -26,16 +26,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_on_engine(args, run_stage)
+
+
+def run_stage(args: argparse.Namespace, engine) -> dict:
     from wit_pipeline import adopt
 
     absolute_paths(args)
-    engine = build_engine(args)
-    try:
-        stats = adopt.run(engine, args.output, args.input)
-    finally:
-        engine.close()
+    stats = adopt.run(engine, args.output, args.input)
     print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
     if stats["unfinished_source_shards"]:
         print(f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}")
     print(f"  {stats['shards']} shards in {args.output}/raw")
-    return 0
+    return stats

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine, config_from_flags
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine, config_from_flags
 from wit_pipeline.config import BalanceConfig, field_default
 
 
@@ -27,12 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    engine = build_engine(args)
-    try:
-        run_stage(args, engine)
-    finally:
-        engine.close()
-    return 0
+    return run_on_engine(args, run_stage)
 
 
 def run_stage(args, engine) -> dict:

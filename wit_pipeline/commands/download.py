@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from wit_pipeline.cli import UsageError, non_negative_int, print_funnel, positive_float, positive_int
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
 from wit_pipeline.sources.urls import UrlListSource
 
@@ -84,12 +84,7 @@ def _proxies_from_environment() -> dict:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    engine = build_engine(args)
-    try:
-        run_stage(args, engine)
-    finally:
-        engine.close()
-    return 0
+    return run_on_engine(args, run_stage)
 
 
 def build_config(args: argparse.Namespace) -> DownloadConfig:

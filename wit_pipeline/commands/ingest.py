@@ -8,7 +8,7 @@ import os
 import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, build_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
 from wit_pipeline.config import field_default
 
 
@@ -119,12 +119,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def run(args) -> int:
-    engine = build_engine(args)
-    try:
-        run_stage(args, engine)
-    finally:
-        engine.close()
-    return 0
+    return run_on_engine(args, run_stage)
 
 
 def run_stage(args, engine) -> dict:

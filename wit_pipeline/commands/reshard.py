@@ -6,7 +6,7 @@ import argparse
 
 from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
-    absolute_paths, add_engine_flags, build_engine, config_from_flags, resolve_folders,
+    absolute_paths, add_engine_flags, run_on_engine, config_from_flags, resolve_folders,
 )
 from wit_pipeline.config import ReshardConfig, field_default
 
@@ -36,12 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = build_engine(args)
-    try:
-        run_stage(args, engine)
-    finally:
-        engine.close()
-    return 0
+    return run_on_engine(args, run_stage)
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:

@@ -63,6 +63,16 @@ def build_engine(args: argparse.Namespace):
         raise UsageError(str(err)) from err
 
 
+def run_on_engine(args: argparse.Namespace, run_stage) -> int:
+    """A stage command's whole run: build its engine from the flags, run the stage, release the engine."""
+    engine = build_engine(args)
+    try:
+        run_stage(args, engine)
+    finally:
+        engine.close()
+    return 0
+
+
 def long_name(action: argparse.Action) -> str:
     """A flag's key in a config table: its long name, dashes as underscores."""
     return max(action.option_strings, key=len).lstrip("-").replace("-", "_")
