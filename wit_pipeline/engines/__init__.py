@@ -94,6 +94,15 @@ def worker_storage_error(err: BaseException) -> Exception | None:
     return OSError(int(number), message.strip(), path) if path else OSError(int(number), message.strip())
 
 
+def in_task_order(indexed: Iterable[tuple[int, Any]], desc: str) -> list:
+    """The results of (task index, result) pairs that arrived in any order, in task order, each
+    logged as its shard's INFO line (the Beam and Spark engines collect them this way)."""
+    results = [result for _, result in sorted(indexed, key=lambda item: item[0])]
+    for result in results:
+        log_result(desc, result)
+    return results
+
+
 def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable[Any]]) -> list:
     """The group-by in one process, keys in sorted order (the local engine's, and tests')."""
     groups: dict = {}

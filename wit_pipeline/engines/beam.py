@@ -24,7 +24,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from wit_pipeline.engines import log_result, worker_storage_error
+from wit_pipeline.engines import in_task_order, worker_storage_error
 
 
 class BeamEngine:
@@ -54,11 +54,7 @@ class BeamEngine:
                 | "Run" >> beam.ParDo(_CallFn(fn, desc))
             )
 
-        indexed = sorted(self._run(body), key=lambda item: item[0])
-        results = [result for _, result in indexed]
-        for result in results:
-            log_result(desc, result)
-        return results
+        return in_task_order(self._run(body), desc)
 
     def group_by(self, emit, tasks, reduce, desc="group") -> list:
         tasks = list(tasks)

@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 
-from wit_pipeline.engines import log_result, worker_storage_error
+from wit_pipeline.engines import in_task_order, worker_storage_error
 
 
 class SparkEngine:
@@ -42,11 +42,7 @@ class SparkEngine:
             return []
         self.context.setJobDescription(desc)
         rdd = self.context.parallelize(list(enumerate(tasks)), numSlices=len(tasks))
-        indexed = sorted(_collect(rdd.map(functools.partial(_call, fn))), key=lambda item: item[0])
-        results = [result for _, result in indexed]
-        for result in results:
-            log_result(desc, result)
-        return results
+        return in_task_order(_collect(rdd.map(functools.partial(_call, fn))), desc)
 
     def group_by(self, emit, tasks, reduce, desc="group") -> list:
         tasks = list(tasks)
