@@ -143,6 +143,19 @@ def test_a_file_given_to_the_wrong_source_exits_2_naming_it(tmp_path, source, pa
     assert "\\x" not in result.stderr and "PAR1" not in result.stderr  # no binary garbage
 
 
+@pytest.mark.parametrize("mistake", [("--url-col", "URLX"), ("--source", "yfcc")], ids=["wrong-column", "wrong-source"])
+def test_a_corrected_rerun_after_a_refused_ingest_is_not_refused(tmp_path, mistake):
+    # The refused run ingested nothing usable: its run.json must not bind the folder to the mistake.
+    path = url_list(tmp_path / "list.parquet", ["http://127.0.0.1/a.jpg"])
+    flags = {"--source": "urls", "--input": str(path), "--output": str(tmp_path / "out"), "--processes": "1"}
+    wrong = wit("ingest", *[item for pair in (flags | dict([mistake])).items() for item in pair],
+                *([] if mistake[0] == "--source" else list(mistake)))
+    assert wrong.returncode == 2, wrong.stderr
+    right = wit("ingest", *[item for pair in flags.items() for item in pair])
+    assert right.returncode == 0, right.stderr
+    assert "ingest: 1 rows in" in right.stdout
+
+
 def test_ingest_without_metadata_says_so_and_balance_keeps_every_pair(tmp_path):
     captions = ["a brown dog runs across the green park", "two people ride bicycles down a city street"]
     rows = [{"url": f"http://127.0.0.1/{i}.jpg", "caption": c} for i, c in enumerate(captions)]

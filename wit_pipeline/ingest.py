@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import claim, schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
 from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.sources.base import Source, SourceShard
@@ -254,8 +254,12 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     clock = Clock()
     folder = ingest_folder(output)
     claim_output(source, output, config)
+    try:
+        tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
+    except shards.InputError:
+        claim.abandon(folder)  # nothing was ingested: a corrected rerun (another column, say) starts afresh
+        raise
     shards.makedirs(shards.join(folder, "dropped"))
-    tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
     statuses: dict[str, int] = {}
     for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])

@@ -154,8 +154,13 @@ def _check_inputs_read(source, args) -> None:
     """A file of which no record could be read was most likely given to the wrong --source."""
     from wit_pipeline import ingest
 
+    from wit_pipeline import claim
+
     unread = ingest.unreadable_inputs(source, args.output)
     if unread:
+        # This run's output came from a file read as the wrong source: drop it (when this run made
+        # the folder), so the rerun with the right --source is not refused as "other settings".
+        claim.abandon(ingest.ingest_folder(args.output))
         path, rows = next(iter(unread.items()))
         raise UsageError(f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
                          f"unreadable); is it the right --source?")
