@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from wit_pipeline import schema, shards
+from wit_pipeline import claim, schema, shards
 from wit_pipeline.download.hashing import phash_hex, sha256_hex
 from wit_pipeline.download.image import _RESIZER_ERRORS
 from wit_pipeline.download.shard import _mark_duplicate_uids, _stats, _store
@@ -143,7 +143,7 @@ def run(engine, output: str, source_folder: str) -> dict:
     clock = Clock()
     tasks, unfinished = plan(source_folder, output)
     raw = shards.join(output, "raw")
-    shards.claim_folder(raw, {"stage": "adopt", "input": source_folder})
+    claim.claim(raw, {"stage": "adopt", "input": source_folder})
     config = {"input": source_folder, "from": SOURCE}
     shards.write_atomic(shards.join(raw, "config.json"), shards.json_bytes({"stage": "adopt", **config}))
     totals = summarise(engine.map_shards(adopt_shard, tasks, desc="adopt", unit_key="ok", unit_label="images"))

@@ -6,8 +6,10 @@ before anything is written, and does two things:
 1. **Ownership.** A folder that a wit stage made holds `run.json` with that stage's identity (its
    name and the settings that shape its shards). An empty or missing folder is claimed by writing
    one; a folder holding files but no `run.json` was not made by wit and is refused, as is a
-   folder made by another stage or with other settings (the error names the settings). So a
-   mistyped `--output` can never delete or overwrite files that wit did not write.
+   folder made by another stage or with other settings (the error names the settings): a
+   completion marker says that a shard is finished, not what made it, so resuming with another
+   input or configuration would mix two runs' shards. And a mistyped `--output` can never
+   delete or overwrite files that wit did not write.
 2. **A single writer.** Two runs writing one folder at once corrupt it silently (shards marked
    finished with members of the other run's tar). The driver takes an exclusive lock for the
    whole command: on a local folder an OS lock (`flock`) on `.wit-lock`, which the kernel drops

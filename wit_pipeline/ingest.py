@@ -293,7 +293,7 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     import dataclasses
 
     source_config = getattr(source, "config", None)
-    shards.claim_folder(ingest_folder(output), {
+    claim.claim(ingest_folder(output), {
         "stage": STAGE,
         "source": getattr(source, "name", type(source).__name__),
         "inputs": getattr(source, "paths", None),

@@ -261,18 +261,6 @@ class OutputError(InputError):
 RUN_FILE = "run.json"
 
 
-def claim_folder(folder: str, identity: dict) -> None:
-    """Bind `folder` to the settings that shape its shards and lock it for this run (see claim.py).
-
-    A completion marker says that a shard is finished, not what made it: resuming with another
-    input, shard plan or configuration would mix shards of two runs (or duplicate rows when the
-    plan changed), and a folder wit did not make is never written into.
-    """
-    from wit_pipeline import claim
-
-    claim.claim(folder, identity)
-
-
 def _flatten(value, prefix: str = "") -> dict:
     """{"a": {"b": 1}} -> {"a.b": 1}, so that an error can name the exact setting that differs."""
     if not isinstance(value, dict):

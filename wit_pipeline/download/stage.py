@@ -20,7 +20,7 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     out = raw_dir(output)
     # What shapes the shards: the input, its shard plan and the image settings. Fetch settings
     # and thread counts may change on a resume (a longer timeout for the unfinished shards).
-    shards.claim_folder(out, {"stage": "download", "input": input_path, "url_list": to_dict(url_config),
+    claim.claim(out, {"stage": "download", "input": input_path, "url_list": to_dict(url_config),
                               "resize": to_dict(config.resize), "compute_phash": config.compute_phash})
     source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
     try:
