@@ -8,7 +8,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast lint format bench clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# The tests that start no Beam, Spark or browser: the edit-run loop (under a minute).
+test-fast: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
+
+# What CI checks besides the tests: lint rules, formatting, and types.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	@echo "benchmarks live in bench/; see bench/README.md for each command"

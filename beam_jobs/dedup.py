@@ -25,7 +25,8 @@ import numpy as np
 
 from beam_jobs.options import pipeline_options
 from wit_pipeline.config import DedupConfig
-from wit_pipeline.dedup import bands, clusters, rows as dedup_rows, stage
+from wit_pipeline.dedup import bands, clusters, stage
+from wit_pipeline.dedup import rows as dedup_rows
 from wit_pipeline.dedup.decontaminate import eval_hashes as load_eval_hashes
 from wit_pipeline.dedup.decontaminate import stored_image_resize
 
@@ -44,7 +45,7 @@ def mark_eval_overlaps(batch: list[tuple], references: np.ndarray, config: Dedup
     overlap, nearest, huge = dedup_rows.eval_overlaps(phash, has_phash, references, config)
     for bucket in huge:
         yield beam.pvalue.TaggedOutput("eval_huge", bucket.to_dict())
-    for record, hit, distance in zip(batch, overlap, nearest):
+    for record, hit, distance in zip(batch, overlap, nearest, strict=True):
         if hit:
             yield beam.pvalue.TaggedOutput("overlaps", (record[0], record[1], None, int(distance), "eval_overlap", 0))
         else:
@@ -68,7 +69,7 @@ def verify_bucket(entry, config: DedupConfig):
     left, right = bands.pairs_within_runs(
         hashes, np.array([0]), config.radius, config.max_bucket, config.huge_bucket_window
     )
-    for i, j in zip(left.tolist(), right.tolist()):
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
         yield int(hashes[i]), int(hashes[j])
 
 
@@ -80,7 +81,7 @@ def components(pairs: list[tuple[int, int]]):
     nodes, inverse = np.unique(array, return_inverse=True)
     inverse = inverse.reshape(array.shape)
     labels = clusters.connected_components(len(nodes), inverse[:, 0], inverse[:, 1])
-    yield from zip(nodes.tolist(), nodes[labels].tolist())
+    yield from zip(nodes.tolist(), nodes[labels].tolist(), strict=True)
 
 
 def cluster_key(record: tuple) -> tuple:
@@ -109,8 +110,17 @@ def decide(entry):
 
 
 def write_all(
-    decisions, status_counts, huge, eval_huge, near_pair_count, band_count,
-    output_folder, config, decontaminate, references, shard_ids,
+    decisions,
+    status_counts,
+    huge,
+    eval_huge,
+    near_pair_count,
+    band_count,
+    output_folder,
+    config,
+    decontaminate,
+    references,
+    shard_ids,
 ):
     """On one worker: the same tables, stats and files as the local engine writes."""
     keep, cluster_table = stage.tables_from_decisions(decisions)
@@ -134,17 +144,15 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
         pipeline
         | "Shards" >> beam.Create(shard_ids)
         | "Spread" >> beam.Reshuffle()
-        | "Read" >> beam.FlatMap(lambda shard_id: read_shard(input_folder, shard_id)).with_outputs(
-            "counts", main="rows"
-        )
+        | "Read"
+        >> beam.FlatMap(lambda shard_id: read_shard(input_folder, shard_id)).with_outputs("counts", main="rows")
     )
     if references is not None:
         split = (
             read.rows
             | "Batch" >> beam.BatchElements(min_batch_size=1000, max_batch_size=100_000)
-            | "Overlaps" >> beam.FlatMap(mark_eval_overlaps, references, config).with_outputs(
-                "overlaps", "eval_huge", main="active"
-            )
+            | "Overlaps"
+            >> beam.FlatMap(mark_eval_overlaps, references, config).with_outputs("overlaps", "eval_huge", main="active")
         )
         active, overlaps, eval_huge = split.active, split.overlaps, split.eval_huge
     else:
@@ -153,17 +161,14 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
         eval_huge = pipeline | "NoEvalHuge" >> beam.Create([])
 
     distinct = (
-        active
-        | "PHashes" >> beam.FlatMap(lambda r: [r[3]] if r[3] is not None else [])
-        | "Distinct" >> beam.Distinct()
+        active | "PHashes" >> beam.FlatMap(lambda r: [r[3]] if r[3] is not None else []) | "Distinct" >> beam.Distinct()
     )
     count = distinct | "Count" >> beam.combiners.Count.Globally()
     band_count = count | "Bands" >> beam.Map(lambda n: config.bands or bands.choose_bands(n, config.radius))
     verified = (
         distinct
-        | "Keys" >> beam.FlatMap(
-            lambda value, m: band_entries(value, m, config.radius), beam.pvalue.AsSingleton(band_count)
-        )
+        | "Keys"
+        >> beam.FlatMap(lambda value, m: band_entries(value, m, config.radius), beam.pvalue.AsSingleton(band_count))
         | "Buckets" >> beam.GroupByKey()
         | "Verify" >> beam.FlatMap(verify_bucket, config).with_outputs("huge", main="pairs")
     )
@@ -187,7 +192,8 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
     (
         everything
         | "Gather" >> beam.combiners.ToList()
-        | "Write" >> beam.Map(
+        | "Write"
+        >> beam.Map(
             write_all,
             beam.pvalue.AsList(read.counts),
             beam.pvalue.AsList(verified.huge),
@@ -217,8 +223,7 @@ def run_pipeline(
 
     started = time.monotonic()
     shard_ids = stage.finished_raw_shards(input_folder)
-    references = (load_eval_hashes(decontaminate, stored_image_resize(input_folder))
-                  if decontaminate else None)
+    references = load_eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
     stats_path = f"{output_folder.rstrip('/')}/{stage.STATS_FILE}"

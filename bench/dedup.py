@@ -113,7 +113,7 @@ def brute_force_pairs(hashes: np.ndarray, radius: int, block: int = 2048) -> set
         distance = np.bitwise_count(chunk[:, None] ^ hashes[None, start:])
         i, j = np.nonzero(distance <= radius)
         keep = j > i  # j indexes hashes[start:], i the chunk: pairs with i < j only
-        found.update(zip((i[keep] + start).tolist(), (j[keep] + start).tolist()))
+        found.update(zip((i[keep] + start).tolist(), (j[keep] + start).tolist(), strict=True))
     return found
 
 
@@ -126,7 +126,7 @@ def compare_brute_force(n: int, radius: int) -> dict:
     started = time.perf_counter()
     brute = brute_force_pairs(hashes, radius)
     brute_seconds = time.perf_counter() - started
-    banded = set(zip(left.tolist(), right.tolist()))
+    banded = set(zip(left.tolist(), right.tolist(), strict=True))
     return {
         "rows": n,
         "banded_seconds": round(banded_seconds, 3),
@@ -154,7 +154,16 @@ def real_mix(folder: str, radius: int, random_rows: int) -> dict:
         "quality50": lambda im: encode(im, 50),
         "grayscale": lambda im: encode(ImageOps.grayscale(im)),
         "border1": lambda im: encode(ImageOps.expand(im, border=1, fill="black")),
-        "crop3": lambda im: encode(im.crop((round(im.width * .03), round(im.height * .03), im.width - round(im.width * .03), im.height - round(im.height * .03)))),
+        "crop3": lambda im: encode(
+            im.crop(
+                (
+                    round(im.width * 0.03),
+                    round(im.height * 0.03),
+                    im.width - round(im.width * 0.03),
+                    im.height - round(im.height * 0.03),
+                )
+            )
+        ),
     }
     paths = sorted(pathlib.Path(folder).rglob("*.jpg"))
     photo_hash, variant_hash, variant_name, variant_photo = [], [], [], []
@@ -174,8 +183,12 @@ def real_mix(folder: str, radius: int, random_rows: int) -> dict:
     phash = np.concatenate([photos, copies, noise])
     n = len(phash)
     rows = DedupRows(
-        uid=random_hex(rng, n, 32), shard=np.zeros(n, np.int32), sha256=random_hex(rng, n, 64),
-        phash=phash, has_phash=np.ones(n, bool), area=np.zeros(n, np.int64),
+        uid=random_hex(rng, n, 32),
+        shard=np.zeros(n, np.int32),
+        sha256=random_hex(rng, n, 64),
+        phash=phash,
+        has_phash=np.ones(n, bool),
+        area=np.zeros(n, np.int64),
     )
     started = time.perf_counter()
     result = dedup_rows(rows, DedupConfig(radius=radius))
@@ -201,7 +214,9 @@ def real_mix(folder: str, radius: int, random_rows: int) -> dict:
         "variants": by_variant,
         "recall_of_copies_within_r": float(merged[distance <= radius].mean()),
         "distinct_photos_merged": int(len(photos) - len(np.unique(photo_survivors))),
-        "random_rows_merged_with_photos": int(np.isin(result.survivor[len(photos) + len(copies):], np.arange(len(photos))).sum()),
+        "random_rows_merged_with_photos": int(
+            np.isin(result.survivor[len(photos) + len(copies) :], np.arange(len(photos))).sum()
+        ),
     }
 
 
@@ -223,11 +238,16 @@ def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
     phash_hex = np.char.mod("%016x", rows.phash.astype(object)).astype("S16")
     for shard_id, start in enumerate(range(0, n, rows_per_shard)):
         part = slice(start, start + rows_per_shard)
-        table = pa.table({
-            "uid": rows.uid[part].astype(str), "status": np.full(len(rows.uid[part]), "ok"),
-            "sha256": rows.sha256[part].astype(str), "phash": phash_hex[part].astype(str),
-            "original_width": rows.area[part].astype(np.int32), "original_height": np.ones(len(rows.uid[part]), np.int32),
-        })
+        table = pa.table(
+            {
+                "uid": rows.uid[part].astype(str),
+                "status": np.full(len(rows.uid[part]), "ok"),
+                "sha256": rows.sha256[part].astype(str),
+                "phash": phash_hex[part].astype(str),
+                "original_width": rows.area[part].astype(np.int32),
+                "original_height": np.ones(len(rows.uid[part]), np.int32),
+            }
+        )
         pq.write_table(table, shards.join(raw, f"{shards.shard_name(shard_id)}.parquet"))
         shards.mark_done(raw, shard_id, {"rows": table.num_rows})
     del rows
@@ -235,8 +255,14 @@ def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
     stats = stage.dedup_folder(raw, out, DedupConfig(radius=radius))
     seconds = time.perf_counter() - started
     shutil.rmtree(folder)
-    return {"rows": n, "shards": -(-n // rows_per_shard), "seconds": round(seconds, 2),
-            "kept": stats["kept"], "near_duplicates": stats["near_duplicates"], "planted": n // 100}
+    return {
+        "rows": n,
+        "shards": -(-n // rows_per_shard),
+        "seconds": round(seconds, 2),
+        "kept": stats["kept"],
+        "near_duplicates": stats["near_duplicates"],
+        "planted": n // 100,
+    }
 
 
 def main() -> None:
@@ -247,7 +273,12 @@ def main() -> None:
     parser.add_argument("--planted-per-million", type=int, default=10_000)
     parser.add_argument("--brute-force-rows", type=int, default=100_000)
     parser.add_argument("--real", help="a folder of real JPEGs for the real-image mix")
-    parser.add_argument("--end-to-end", type=int, default=0, help="also time `wit dedup`'s local run from sidecars on disk at this many rows")
+    parser.add_argument(
+        "--end-to-end",
+        type=int,
+        default=0,
+        help="also time `wit dedup`'s local run from sidecars on disk at this many rows",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, this process
     args = parser.parse_args()
 
@@ -259,18 +290,27 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores (shared with other work while measuring)")
     results = []
     for n in args.rows:
-        command = [sys.executable, __file__, "--one", str(n), "--radius", str(args.radius),
-                   "--planted-per-million", str(args.planted_per_million)]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--radius",
+            str(args.radius),
+            "--planted-per-million",
+            str(args.planted_per_million),
+        ]
         if args.bands:
             command += ["--bands", str(args.bands)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results.append(json.loads(output.strip().splitlines()[-1]))
         print("dedup", json.dumps(results[-1]), flush=True)
-    for smaller, larger in zip(results, results[1:]):
+    for smaller, larger in zip(results, results[1:], strict=False):
         print(
             f"growth {smaller['rows']:,} -> {larger['rows']:,} rows (x{larger['rows'] / smaller['rows']:g}): "
             f"time x{larger['seconds'] / smaller['seconds']:.1f}, "
-            f"CPU time x{larger['cpu_seconds'] / smaller['cpu_seconds']:.1f}, peak RSS x{larger['peak_rss_mb'] / smaller['peak_rss_mb']:.1f}"
+            f"CPU time x{larger['cpu_seconds'] / smaller['cpu_seconds']:.1f}, "
+            f"peak RSS x{larger['peak_rss_mb'] / smaller['peak_rss_mb']:.1f}"
         )
     if args.brute_force_rows:
         print("brute force", json.dumps(compare_brute_force(args.brute_force_rows, args.radius)), flush=True)

@@ -63,11 +63,29 @@ SCENARIOS = {
 
 
 def start_web(images: str, workdir: pathlib.Path, scenario: dict, large: int) -> tuple[subprocess.Popen, dict]:
-    command = [sys.executable, "-m", "wit_pipeline.simweb", "--images", images, "--workdir", str(workdir),
-               "--hosts", str(scenario["hosts"]), "--large", str(large), "--connect-delay",
-               str(scenario["connect_delay"]), "--ttfb", str(scenario["ttfb"])]
-    server = subprocess.Popen(command + ([] if scenario["https"] else ["--http"]), stdout=subprocess.DEVNULL,
-                              start_new_session=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    command = [
+        sys.executable,
+        "-m",
+        "wit_pipeline.simweb",
+        "--images",
+        images,
+        "--workdir",
+        str(workdir),
+        "--hosts",
+        str(scenario["hosts"]),
+        "--large",
+        str(large),
+        "--connect-delay",
+        str(scenario["connect_delay"]),
+        "--ttfb",
+        str(scenario["ttfb"]),
+    ]
+    server = subprocess.Popen(
+        command + ([] if scenario["https"] else ["--http"]),
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     info_file = workdir / "hosts.json"
     deadline = time.monotonic() + 60
     while not info_file.exists():
@@ -98,21 +116,52 @@ def timed(command: list[str], env: dict) -> float:
 
 def count_ok(out: pathlib.Path, tool: str) -> int:
     folder, ok = (out / "raw", "ok") if tool == "wit" else (out, "success")
-    return sum(pq.read_table(p, columns=["status"]).column("status").to_pylist().count(ok)
-               for p in folder.glob("*.parquet"))
+    return sum(
+        pq.read_table(p, columns=["status"]).column("status").to_pylist().count(ok) for p in folder.glob("*.parquet")
+    )
 
 
-def run_tool(tool: str, url_list: pathlib.Path, out: pathlib.Path, args, scenario: dict, env: dict,
-             workdir: pathlib.Path) -> tuple[float, int]:
+def run_tool(
+    tool: str, url_list: pathlib.Path, out: pathlib.Path, args, scenario: dict, env: dict, workdir: pathlib.Path
+) -> tuple[float, int]:
     retries = "2" if scenario["failures"] else "0"
     if tool == "img2dataset":
-        command = [sys.executable, str(workdir / "run_img2dataset.py"), str(url_list), str(out), str(args.processes),
-                   str(args.threads), str(args.image_size), str(args.shard_size), retries]
+        command = [
+            sys.executable,
+            str(workdir / "run_img2dataset.py"),
+            str(url_list),
+            str(out),
+            str(args.processes),
+            str(args.threads),
+            str(args.image_size),
+            str(args.shard_size),
+            retries,
+        ]
     else:
-        command = [sys.executable, "-m", "wit_pipeline", "download", "--input", str(url_list), "--output", str(out),
-                   "--processes", str(args.processes), "--threads", str(args.threads), "--image-size",
-                   str(args.image_size), "--resize-mode", "border", "--shard-size", str(args.shard_size),
-                   "--retries", retries, "--allow-network", "127.0.0.0/8"]
+        command = [
+            sys.executable,
+            "-m",
+            "wit_pipeline",
+            "download",
+            "--input",
+            str(url_list),
+            "--output",
+            str(out),
+            "--processes",
+            str(args.processes),
+            "--threads",
+            str(args.threads),
+            "--image-size",
+            str(args.image_size),
+            "--resize-mode",
+            "border",
+            "--shard-size",
+            str(args.shard_size),
+            "--retries",
+            retries,
+            "--allow-network",
+            "127.0.0.0/8",
+        ]
         if scenario["hosts"] == 1:  # one host: the per-host limit would otherwise cap the threads
             command += ["--per-host-connections", str(args.threads)]
     seconds = timed(command, env)
@@ -142,7 +191,7 @@ def compute_limit(images: list[bytes], image_size: int, processes: int) -> dict:
             t3 = time.perf_counter()
             phash_stored(out)
             t4 = time.perf_counter()
-            for key, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            for key, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 spent[key] += seconds
         if best is None or sum(spent.values()) < sum(best.values()):
             best = spent
@@ -164,13 +213,17 @@ def run_scenario(name: str, args, env: dict) -> dict:
         for round_number in range(args.rounds):
             rates = {}
             for tool in ("img2dataset", "wit"):
-                seconds, ok = run_tool(tool, url_list, workdir / f"{tool}-{round_number}", args, scenario,
-                                       run_env, workdir)
+                seconds, ok = run_tool(
+                    tool, url_list, workdir / f"{tool}-{round_number}", args, scenario, run_env, workdir
+                )
                 rates[tool] = (ok / seconds, ok, seconds)
             rounds.append(rates)
-            print(f"  [{name} round {round_number + 1}] img2dataset {rates['img2dataset'][0]:.1f}/s "
-                  f"({rates['img2dataset'][1]} ok), wit {rates['wit'][0]:.1f}/s ({rates['wit'][1]} ok), "
-                  f"ratio {rates['wit'][0] / rates['img2dataset'][0]:.2f}", flush=True)
+            print(
+                f"  [{name} round {round_number + 1}] img2dataset {rates['img2dataset'][0]:.1f}/s "
+                f"({rates['img2dataset'][1]} ok), wit {rates['wit'][0]:.1f}/s ({rates['wit'][1]} ok), "
+                f"ratio {rates['wit'][0] / rates['img2dataset'][0]:.2f}",
+                flush=True,
+            )
         return {"scenario": name, "rounds": rounds, "info": info}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -179,13 +232,16 @@ def run_scenario(name: str, args, env: dict) -> dict:
 
 
 def photos_for(name: str, images: str, large: int) -> list[bytes]:
-    from wit_pipeline.simweb import upscaled_images
     from wit_pipeline.devserver import load_images
+    from wit_pipeline.simweb import upscaled_images
 
     small = {n: d for n, d in load_images(images).items() if n.lower().endswith(".jpg")}
     big = upscaled_images(small, large)
-    return {"loopback": list(small.values()), "large": list(big.values()),
-            "web": list(small.values()) + list(big.values())}[name]
+    return {
+        "loopback": list(small.values()),
+        "large": list(big.values()),
+        "web": list(small.values()) + list(big.values()),
+    }[name]
 
 
 def summarise(result: dict, limit: dict, processes: int) -> None:
@@ -193,12 +249,16 @@ def summarise(result: dict, limit: dict, processes: int) -> None:
     ratios = [r["wit"][0] / r["img2dataset"][0] for r in rounds]
     wit = [r["wit"][0] for r in rounds]
     theirs = [r["img2dataset"][0] for r in rounds]
-    print(f"{result['scenario']}: wit {statistics.median(wit):.1f} images/s (min {min(wit):.1f}, max {max(wit):.1f}); "
-          f"img2dataset {statistics.median(theirs):.1f} (min {min(theirs):.1f}, max {max(theirs):.1f}); "
-          f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}: median {statistics.median(ratios):.2f}")
+    print(
+        f"{result['scenario']}: wit {statistics.median(wit):.1f} images/s (min {min(wit):.1f}, max {max(wit):.1f}); "
+        f"img2dataset {statistics.median(theirs):.1f} (min {min(theirs):.1f}, max {max(theirs):.1f}); "
+        f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}: median {statistics.median(ratios):.2f}"
+    )
     parts = ", ".join(f"{k} {v:.2f} ms" for k, v in limit["ms_per_image"].items())
-    print(f"  compute limit: {limit['per_core']:.0f} images/s per core ({parts}) x {processes} processes = "
-          f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it")
+    print(
+        f"  compute limit: {limit['per_core']:.0f} images/s per core ({parts}) x {processes} processes = "
+        f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it"
+    )
 
 
 def long_run(args, env: dict) -> None:
@@ -209,10 +269,23 @@ def long_run(args, env: dict) -> None:
         url_list = workdir / "urls.parquet"
         write_url_list(url_list, info, SCENARIOS["web"], args.urls)
         out = workdir / "out"
-        process = subprocess.Popen([sys.executable, "-m", "wit_pipeline", "download", "--input", str(url_list),
-                                    "--output", str(out), "--allow-network", "127.0.0.0/8"],
-                                   env=dict(env, SSL_CERT_FILE=info["ca_file"]), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wit_pipeline",
+                "download",
+                "--input",
+                str(url_list),
+                "--output",
+                str(out),
+                "--allow-network",
+                "127.0.0.0/8",
+            ],
+            env=dict(env, SSL_CERT_FILE=info["ca_file"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         peaks: dict[int, list] = {}
         started = time.monotonic()
         sampler = threading.Thread(target=_sample_rss, args=(process, peaks, started), daemon=True)
@@ -220,16 +293,19 @@ def long_run(args, env: dict) -> None:
         process.wait()
         seconds = time.monotonic() - started
         sampler.join()
-        stats = sorted((json.loads(p.read_text()) for p in (out / "raw").glob("[0-9]*_stats.json")),
-                       key=lambda s: s["shard"])
+        stats = sorted(
+            (json.loads(p.read_text()) for p in (out / "raw").glob("[0-9]*_stats.json")), key=lambda s: s["shard"]
+        )
         total_ok = sum(s["ok"] for s in stats)
         print(f"long run: {args.urls:,} URLs, {total_ok:,} ok in {seconds:.0f} s = {total_ok / seconds:.1f} images/s")
         print("  per shard (in order): " + ", ".join(f"{s['ok'] / s['seconds']:.0f}" for s in stats) + " images/s")
         for pid, samples in sorted(peaks.items()):
             if len(samples) >= 4:
                 half = len(samples) // 2
-                print(f"  pid {pid}: peak RSS first half {max(r for _, r in samples[:half]) / 1024:.0f} MiB, "
-                      f"second half {max(r for _, r in samples[half:]) / 1024:.0f} MiB ({len(samples)} samples)")
+                print(
+                    f"  pid {pid}: peak RSS first half {max(r for _, r in samples[:half]) / 1024:.0f} MiB, "
+                    f"second half {max(r for _, r in samples[half:]) / 1024:.0f} MiB ({len(samples)} samples)"
+                )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait()
@@ -259,8 +335,11 @@ def _children(pid: int) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", default=str(REPO / "tests" / "data" / "coco" / "images"),
-                        help="folder of real photos to serve (e.g. ../shared/data/coco-mini/val2017)")
+    parser.add_argument(
+        "--images",
+        default=str(REPO / "tests" / "data" / "coco" / "images"),
+        help="folder of real photos to serve (e.g. ../shared/data/coco-mini/val2017)",
+    )
     parser.add_argument("--scenarios", default="loopback,large,web")
     parser.add_argument("--urls", type=int, default=3000, help="distinct URLs per scenario (default 3000)")
     parser.add_argument("--large", type=int, default=40, help="photos also served upscaled to 1,000-2,000 px")
@@ -272,18 +351,24 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="the long run instead (use --urls 100000)")
     args = parser.parse_args()
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONPATH=str(REPO))
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (a shared machine: rates vary "
-          f"with it); {args.urls} URLs", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (a shared machine: rates vary "
+        f"with it); {args.urls} URLs",
+        flush=True,
+    )
     if args.long:
         print("long run: `wit download` with its default settings (processes = CPUs, 32 threads, shards of 10,000)")
         return long_run(args, env)
-    print(f"{args.processes} processes x {args.threads} threads, {args.image_size}px border, "
-          f"shards of {args.shard_size}", flush=True)
+    print(
+        f"{args.processes} processes x {args.threads} threads, {args.image_size}px border, shards of {args.shard_size}",
+        flush=True,
+    )
     results = []
     for name in args.scenarios.split(","):
         result = run_scenario(name, args, env)
-        results.append((result, compute_limit(photos_for(name, args.images, args.large), args.image_size,
-                                               args.processes)))
+        results.append(
+            (result, compute_limit(photos_for(name, args.images, args.large), args.image_size, args.processes))
+        )
     print()
     for result, limit in results:
         summarise(result, limit, args.processes)

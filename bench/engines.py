@@ -77,14 +77,17 @@ def tree_cpu(roots: list[int]) -> float:
 def write_inputs(workdir: pathlib.Path, base: str, count: int) -> pathlib.Path:
     captions = pq.read_table(REPO / "tests/data/text/laion_3000.parquet", columns=["TEXT"])["TEXT"].to_pylist()
     names = sorted(os.listdir(REPO / "tests/data/coco/images"))
-    rows = [{"url": f"{base}/img/{i}/{names[i % len(names)]}", "caption": captions[i % len(captions)]}
-            for i in range(count)]
+    rows = [
+        {"url": f"{base}/img/{i}/{names[i % len(names)]}", "caption": captions[i % len(captions)]} for i in range(count)
+    ]
     path = workdir / "urls.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
 
 
-def write_config(workdir: pathlib.Path, engine: str, urls: pathlib.Path, processes: int, shard_size: int) -> pathlib.Path:
+def write_config(
+    workdir: pathlib.Path, engine: str, urls: pathlib.Path, processes: int, shard_size: int
+) -> pathlib.Path:
     path = workdir / f"{engine}.toml"
     path.write_text(f"""output = '{workdir / engine}'
 processes = {processes}

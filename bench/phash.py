@@ -41,12 +41,13 @@ def main() -> None:
     for path in paths:
         with Image.open(path) as image:
             theirs.append(str(imagehash.phash(image)))
-    mismatches = [str(p) for p, a, b in zip(paths, ours, theirs) if a != b]
+    mismatches = [str(p) for p, a, b in zip(paths, ours, theirs, strict=True) if a != b]
 
     ours_seconds = best_of(args.repeat, lambda: [phash_hex(data) for data in stored])
     theirs_seconds = best_of(args.repeat, lambda: [_peer(path) for path in paths])
     n = len(paths)
-    print(f"machine: {os.cpu_count()} cores (shared with other work while measuring); {n} images, {sum(map(len, stored)) / 1e6:.1f} MB")
+    megabytes = sum(map(len, stored)) / 1e6
+    print(f"machine: {os.cpu_count()} cores (shared with other work while measuring); {n} images, {megabytes:.1f} MB")
     print(f"identical bits: {n - len(mismatches)}/{n}" + (f"; mismatches: {mismatches[:5]}" if mismatches else ""))
     print(f"wit phash_hex(bytes):              {n / ours_seconds:8.1f} images/s")
     print(f"imagehash.phash(Image.open(path)): {n / theirs_seconds:8.1f} images/s")

@@ -27,13 +27,18 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import cv2  # noqa: E402
 import imagehash  # noqa: E402
 import numpy as np  # noqa: E402
+from image_quality import output_luma, reference_luma, ssim, upscaled_copy  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from image_quality import output_luma, reference_luma, ssim, upscaled_copy  # noqa: E402
 from wit_pipeline.config import ResizeConfig  # noqa: E402
 from wit_pipeline.download.hashing import phash_pixels  # noqa: E402
-from wit_pipeline.download.image import (FastResizer, Img2datasetResizer, ResizedImage,  # noqa: E402
-                                         check_image, plan_resize)
+from wit_pipeline.download.image import (
+    FastResizer,
+    Img2datasetResizer,
+    ResizedImage,  # noqa: E402
+    check_image,
+    plan_resize,
+)
 
 
 class PillowDraft:
@@ -64,8 +69,9 @@ class SimpleJpeg:
         height, width, _, _ = self.simplejpeg.decode_jpeg_header(data)
         plan = plan_resize(width, height, self.config)
         target = plan.size or (width, height)
-        pixels = self.simplejpeg.decode_jpeg(data, colorspace="BGR", min_width=int(target[0] * self.margin),
-                                             min_height=int(target[1] * self.margin))
+        pixels = self.simplejpeg.decode_jpeg(
+            data, colorspace="BGR", min_width=int(target[0] * self.margin), min_height=int(target[1] * self.margin)
+        )
         return _finish(pixels, plan, width, height, self.config)
 
 
@@ -85,8 +91,10 @@ def load_photos(folder: str, large: int) -> list[tuple[str, bytes]]:
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg")))
     photos = [(n, pathlib.Path(folder, n).read_bytes()) for n in names]
     # Upscaled copies, 1,000 to 2,000 px on the longer side: the large-photo case of the web.
-    big = [(f"{n}@{1000 + 1000 * i // max(1, large - 1)}", upscaled_copy(d, 1000 + 1000 * i // max(1, large - 1)))
-           for i, (n, d) in enumerate(photos[:large])]
+    big = [
+        (f"{n}@{1000 + 1000 * i // max(1, large - 1)}", upscaled_copy(d, 1000 + 1000 * i // max(1, large - 1)))
+        for i, (n, d) in enumerate(photos[:large])
+    ]
     return photos + big
 
 
@@ -95,7 +103,7 @@ def per_image_ms(resizer, photos, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
-        for (_, data), header in zip(photos, headers):
+        for (_, data), header in zip(photos, headers, strict=True):
             resizer(data, header)
         best = min(best, time.perf_counter() - started)
     return best / len(photos) * 1000
@@ -107,15 +115,19 @@ def hamming(a: str, b: str) -> int:
 
 def quality(resizer, baseline_outputs, photos, config, references):
     ssims, deficits, bits = [], [], []
-    for (_, data), base, reference in zip(photos, baseline_outputs, references):
+    for (_, data), base, reference in zip(photos, baseline_outputs, references, strict=True):
         out = resizer(data)
         assert (out.width, out.height) == (base.width, base.height)
         score = ssim(output_luma(out.data, out.original_width, out.original_height, config), reference)
         base_score = ssim(output_luma(base.data, base.original_width, base.original_height, config), reference)
         ssims.append(score)
         deficits.append(base_score - score)
-        bits.append(hamming(phash_pixels(cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_UNCHANGED)),
-                            phash_pixels(cv2.imdecode(np.frombuffer(base.data, np.uint8), cv2.IMREAD_UNCHANGED))))
+        bits.append(
+            hamming(
+                phash_pixels(cv2.imdecode(np.frombuffer(out.data, np.uint8), cv2.IMREAD_UNCHANGED)),
+                phash_pixels(cv2.imdecode(np.frombuffer(base.data, np.uint8), cv2.IMREAD_UNCHANGED)),
+            )
+        )
     return ssims, deficits, bits
 
 
@@ -124,7 +136,7 @@ def report_phash(photos, config, repeat):
     files = [o.data for o in outputs]
     ours = [phash_pixels(o.pixels) for o in outputs]
     theirs = [str(imagehash.phash(Image.open(io.BytesIO(d)))) for d in files]
-    distances = [hamming(a, b) for a, b in zip(ours, theirs)]
+    distances = [hamming(a, b) for a, b in zip(ours, theirs, strict=True)]
 
     # Interleaved, best of `repeat` each: the machine may be shared.
     ours_s = theirs_s = float("inf")
@@ -135,10 +147,14 @@ def report_phash(photos, config, repeat):
         started = time.perf_counter()
         [imagehash.phash(Image.open(io.BytesIO(d))) for d in files]
         theirs_s = min(theirs_s, time.perf_counter() - started)
-    print(f"\npHash of the kept pixels: {ours_s / len(files) * 1000:.3f} ms/image; imagehash.phash of the stored "
-          f"file: {theirs_s / len(files) * 1000:.3f} ms/image; ratio {theirs_s / ours_s:.2f}x")
-    print(f"  identical to imagehash.phash(stored file): {sum(d == 0 for d in distances)}/{len(distances)}; "
-          f"max {max(distances)} bits apart")
+    print(
+        f"\npHash of the kept pixels: {ours_s / len(files) * 1000:.3f} ms/image; imagehash.phash of the stored "
+        f"file: {theirs_s / len(files) * 1000:.3f} ms/image; ratio {theirs_s / ours_s:.2f}x"
+    )
+    print(
+        f"  identical to imagehash.phash(stored file): {sum(d == 0 for d in distances)}/{len(distances)}; "
+        f"max {max(distances)} bits apart"
+    )
 
 
 def main() -> None:
@@ -151,9 +167,11 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     photos = load_photos(args.images, args.large)
-    small, large = photos[:len(photos) - args.large], photos[len(photos) - args.large:]
-    print(f"{len(small)} photos of {args.images} and {len(large)} upscaled to 1,000-2,000 px; "
-          f"target {args.image_size} px; one core; ms/image best of {args.repeat}")
+    small, large = photos[: len(photos) - args.large], photos[len(photos) - args.large :]
+    print(
+        f"{len(small)} photos of {args.images} and {len(large)} upscaled to 1,000-2,000 px; "
+        f"target {args.image_size} px; one core; ms/image best of {args.repeat}"
+    )
     for mode in args.modes.split(","):
         config = ResizeConfig(image_size=args.image_size, resize_mode=mode)
         candidates = {"img2dataset Resizer (full decode, area)": Img2datasetResizer(config)}
@@ -165,8 +183,10 @@ def main() -> None:
         except ImportError:
             print("  (simplejpeg not installed: skipped)")
         print(f"\nresize_mode={mode}")
-        print(f"  {'candidate':44s} {'ms 640px':>9s} {'ms large':>9s} {'SSIM med':>9s} {'worst':>6s} "
-              f"{'deficit med':>11s} {'p99':>6s} {'>0.01':>6s} {'pHash<=2':>9s}")
+        print(
+            f"  {'candidate':44s} {'ms 640px':>9s} {'ms large':>9s} {'SSIM med':>9s} {'worst':>6s} "
+            f"{'deficit med':>11s} {'p99':>6s} {'>0.01':>6s} {'pHash<=2':>9s}"
+        )
         baseline = [candidates["img2dataset Resizer (full decode, area)"](d) for _, d in photos]
         references = [reference_luma(d, config) for _, d in photos]
         for name, resizer in candidates.items():
@@ -174,9 +194,11 @@ def main() -> None:
             ms_large = per_image_ms(resizer, large, args.repeat) if large else float("nan")
             ssims, deficits, bits = quality(resizer, baseline, photos, config, references)
             p99 = sorted(deficits)[int(0.99 * (len(deficits) - 1))]
-            print(f"  {name:44s} {ms_small:9.2f} {ms_large:9.2f} {statistics.median(ssims):9.4f} {min(ssims):6.3f} "
-                  f"{statistics.median(deficits):11.4f} {p99:6.3f} {sum(d > 0.01 for d in deficits):6d} "
-                  f"{sum(b <= 2 for b in bits) / len(bits):9.1%}")
+            print(
+                f"  {name:44s} {ms_small:9.2f} {ms_large:9.2f} {statistics.median(ssims):9.4f} {min(ssims):6.3f} "
+                f"{statistics.median(deficits):11.4f} {p99:6.3f} {sum(d > 0.01 for d in deficits):6d} "
+                f"{sum(b <= 2 for b in bits) / len(bits):9.1%}"
+            )
     report_phash(photos, ResizeConfig(image_size=args.image_size), args.repeat)
 
 

@@ -56,12 +56,22 @@ def repeated_coco(captions: pathlib.Path, out: pathlib.Path, min_bytes: int) -> 
     copies = -(-min_bytes // len(captions.read_bytes()))
     step = max(image["id"] for image in data["images"]) + 1
     with open(out, "w") as f:
-        f.write('{"info": %s, "licenses": %s, "images": [' % (json.dumps(data["info"]), json.dumps(data["licenses"])))
-        f.write(",".join(json.dumps({**image, "id": image["id"] + copy * step})
-                         for copy in range(copies) for image in data["images"]))
+        f.write(f'{{"info": {json.dumps(data["info"])}, "licenses": {json.dumps(data["licenses"])}, "images": [')
+        f.write(
+            ",".join(
+                json.dumps({**image, "id": image["id"] + copy * step})
+                for copy in range(copies)
+                for image in data["images"]
+            )
+        )
         f.write('], "annotations": [')
-        f.write(",".join(json.dumps({**ann, "id": ann["id"] + copy * step, "image_id": ann["image_id"] + copy * step})
-                         for copy in range(copies) for ann in data["annotations"]))
+        f.write(
+            ",".join(
+                json.dumps({**ann, "id": ann["id"] + copy * step, "image_id": ann["image_id"] + copy * step})
+                for copy in range(copies)
+                for ann in data["annotations"]
+            )
+        )
         f.write("]}")
     return copies
 
@@ -89,9 +99,12 @@ def report(name: str, path: pathlib.Path, result: dict) -> dict:
         "pairs_per_cpu_s": round(result["ok"] / result["cpu_s"]),
         "input_mb_per_cpu_s": round(size_mb / result["cpu_s"], 2),
     }
-    print(f"{name:<28} {row['input_mb']:>7.1f} MB {row['ok_pairs']:>9,} pairs {row['cpu_s']:>7.2f} s CPU "
-          f"({row['wall_s']:.2f} s wall)  {row['pairs_per_cpu_s']:>9,} pairs/s/core  "
-          f"{row['input_mb_per_cpu_s']:>6.2f} MB/s/core", flush=True)
+    print(
+        f"{name:<28} {row['input_mb']:>7.1f} MB {row['ok_pairs']:>9,} pairs {row['cpu_s']:>7.2f} s CPU "
+        f"({row['wall_s']:.2f} s wall)  {row['pairs_per_cpu_s']:>9,} pairs/s/core  "
+        f"{row['input_mb_per_cpu_s']:>6.2f} MB/s/core",
+        flush=True,
+    )
     return row
 
 
@@ -99,8 +112,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data", help="the shared real-data folder")
     parser.add_argument("--min-mb", type=float, default=100, help="repeat each input to at least this size")
-    parser.add_argument("--wat-file-mb", type=float, default=357 * 1.048576,
-                        help="size of a full Common Crawl WAT file in MB (default 357 MiB)")
+    parser.add_argument(
+        "--wat-file-mb",
+        type=float,
+        default=357 * 1.048576,
+        help="size of a full Common Crawl WAT file in MB (default 357 MiB)",
+    )
     args = parser.parse_args(argv)
     data = pathlib.Path(args.data)
     tests = REPO / "tests" / "data"
@@ -140,12 +157,24 @@ def main(argv=None) -> int:
     full_wat_s = args.wat_file_mb / rate
     cc2dataset_rate = args.wat_file_mb / CC2DATASET_SECONDS_PER_WAT
     print()
-    print(f"WAT: {rate:.2f} compressed MB/s per core -> a {args.wat_file_mb:.0f} MB WAT file takes "
-          f"{full_wat_s:.0f} s on one core")
-    print(f"cc2dataset: ~{CC2DATASET_SECONDS_PER_WAT:.0f} s per WAT file = {cc2dataset_rate:.2f} MB/s per core at "
-          f"that size; wit/cc2dataset time ratio {full_wat_s / CC2DATASET_SECONDS_PER_WAT:.2f}x")
-    print(json.dumps({"rows": rows, "wat_full_file_mb": round(args.wat_file_mb), "wat_full_file_s": round(full_wat_s),
-                      "cpu_count": os.cpu_count()}))
+    print(
+        f"WAT: {rate:.2f} compressed MB/s per core -> a {args.wat_file_mb:.0f} MB WAT file takes "
+        f"{full_wat_s:.0f} s on one core"
+    )
+    print(
+        f"cc2dataset: ~{CC2DATASET_SECONDS_PER_WAT:.0f} s per WAT file = {cc2dataset_rate:.2f} MB/s per core at "
+        f"that size; wit/cc2dataset time ratio {full_wat_s / CC2DATASET_SECONDS_PER_WAT:.2f}x"
+    )
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "wat_full_file_mb": round(args.wat_file_mb),
+                "wat_full_file_s": round(full_wat_s),
+                "cpu_count": os.cpu_count(),
+            }
+        )
+    )
     return 0
 
 

@@ -38,8 +38,10 @@ class RepeatedSource:
         self.pairs, self.rows, self.shard_size = pairs, rows, shard_size
 
     def shards(self):
-        return [SourceShard(i, "memory", s, min(s + self.shard_size, self.rows))
-                for i, s in enumerate(range(0, self.rows, self.shard_size))]
+        return [
+            SourceShard(i, "memory", s, min(s + self.shard_size, self.rows))
+            for i, s in enumerate(range(0, self.rows, self.shard_size))
+        ]
 
     def read(self, shard):
         n = len(self.pairs)
@@ -62,22 +64,32 @@ def bench_matching(captions, entries, naive_sample, rows):
     started = time.perf_counter()
     expected = [naive_match(c, entries) for c in sample]
     naive_rate = rate(len(sample), time.perf_counter() - started)
-    identical = all(matcher.match(c) == e for c, e in zip(sample, expected))
+    identical = all(matcher.match(c) == e for c, e in zip(sample, expected, strict=True))
     started, cpu_started = time.perf_counter(), time.process_time()
     total_matches = 0
     for i in range(rows):
         total_matches += len(matcher.match(captions[i % len(captions)]))
     auto_rate = rate(rows, time.perf_counter() - started)
     auto_cpu_rate = rate(rows, time.process_time() - cpu_started)
-    print(f"matching, {len(entries):,} entries: automaton built in {build_s:.1f} s; "
-          f"{auto_rate:,.0f} captions/s wall, {auto_cpu_rate:,.0f} per CPU-second, over {rows:,} captions "
-          f"({total_matches / rows:.1f} matches per caption)")
-    print(f"  MetaCLIP naive loop: {naive_rate:,.1f} captions/s on {len(sample)} captions (extrapolated "
-          f"to {rows:,}: {rows / naive_rate / 3600:,.1f} h); automaton / naive = {auto_rate / naive_rate:,.0f}x; "
-          f"identical matches on the sample: {identical}")
-    return {"entries": len(entries), "automaton_captions_per_s": auto_rate,
-            "automaton_captions_per_cpu_s": auto_cpu_rate, "naive_captions_per_s": naive_rate,
-            "speedup": auto_rate / naive_rate, "identical": identical, "build_s": build_s}
+    print(
+        f"matching, {len(entries):,} entries: automaton built in {build_s:.1f} s; "
+        f"{auto_rate:,.0f} captions/s wall, {auto_cpu_rate:,.0f} per CPU-second, over {rows:,} captions "
+        f"({total_matches / rows:.1f} matches per caption)"
+    )
+    print(
+        f"  MetaCLIP naive loop: {naive_rate:,.1f} captions/s on {len(sample)} captions (extrapolated "
+        f"to {rows:,}: {rows / naive_rate / 3600:,.1f} h); automaton / naive = {auto_rate / naive_rate:,.0f}x; "
+        f"identical matches on the sample: {identical}"
+    )
+    return {
+        "entries": len(entries),
+        "automaton_captions_per_s": auto_rate,
+        "automaton_captions_per_cpu_s": auto_cpu_rate,
+        "naive_captions_per_s": naive_rate,
+        "speedup": auto_rate / naive_rate,
+        "identical": identical,
+        "build_s": build_s,
+    }
 
 
 def bench_langid(captions, rows, rounds=5, batch=4096):
@@ -88,7 +100,7 @@ def bench_langid(captions, rows, rounds=5, batch=4096):
 
     model = langid.load_model()
     work = [captions[i % len(captions)] for i in range(rows)]
-    chunks = [work[i:i + batch] for i in range(0, rows, batch)]
+    chunks = [work[i : i + batch] for i in range(0, rows, batch)]
     runs = {"batch": [], "single": []}
     for _ in range(rounds):
         cpu_started = time.process_time()
@@ -99,13 +111,17 @@ def bench_langid(captions, rows, rounds=5, batch=4096):
         for caption in work:
             langid.predict(model, caption)
         runs["single"].append(rate(rows, time.process_time() - cpu_started))
-    ratios = [b / s for b, s in zip(runs["batch"], runs["single"])]
+    ratios = [b / s for b, s in zip(runs["batch"], runs["single"], strict=True)]
     print(f"language ID (lid.176.ftz), {rows:,} captions x {rounds} interleaved rounds, captions per CPU-second:")
-    print(f"  batched ({batch} per call): median {statistics.median(runs['batch']):,.0f} "
-          f"(min {min(runs['batch']):,.0f}, max {max(runs['batch']):,.0f}); batch call works: "
-          f"{langid.batch_predict_works(model)}")
-    print(f"  one caption per call:     median {statistics.median(runs['single']):,.0f} "
-          f"(min {min(runs['single']):,.0f}, max {max(runs['single']):,.0f})")
+    print(
+        f"  batched ({batch} per call): median {statistics.median(runs['batch']):,.0f} "
+        f"(min {min(runs['batch']):,.0f}, max {max(runs['batch']):,.0f}); batch call works: "
+        f"{langid.batch_predict_works(model)}"
+    )
+    print(
+        f"  one caption per call:     median {statistics.median(runs['single']):,.0f} "
+        f"(min {min(runs['single']):,.0f}, max {max(runs['single']):,.0f})"
+    )
     print(f"  ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}")
     return {"batch_captions_per_cpu_s": runs["batch"], "single_captions_per_cpu_s": runs["single"], "ratios": ratios}
 
@@ -124,12 +140,20 @@ def bench_stage(pairs, metadata_path, rows, processes, shard_size):
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_before  # this process and its (finished) workers
     shutil.rmtree(out, ignore_errors=True)
-    print(f"text stage (normalise, filter, LID, match, write, dedup) on the local engine, {processes} processes: "
-          f"{rows:,} rows in {seconds:.1f} s = {rate(rows, seconds):,.0f} rows/s wall; "
-          f"{rate(rows, cpu):,.0f} rows per CPU-second (includes each worker loading the model and "
-          f"building the automaton); kept {summary['kept']:,}")
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rate(rows, seconds), "cpu_seconds": cpu,
-            "rows_per_cpu_s": rate(rows, cpu), "kept": summary["kept"]}
+    print(
+        f"text stage (normalise, filter, LID, match, write, dedup) on the local engine, {processes} processes: "
+        f"{rows:,} rows in {seconds:.1f} s = {rate(rows, seconds):,.0f} rows/s wall; "
+        f"{rate(rows, cpu):,.0f} rows per CPU-second (includes each worker loading the model and "
+        f"building the automaton); kept {summary['kept']:,}"
+    )
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rate(rows, seconds),
+        "cpu_seconds": cpu,
+        "rows_per_cpu_s": rate(rows, cpu),
+        "kept": summary["kept"],
+    }
 
 
 def _cpu_seconds() -> float:
@@ -154,8 +178,15 @@ def bench_balance(captions, entries, rows, shard_size, t):
             row = schema.empty_row(schema.TEXT_SCHEMA)
             caption = captions[i % len(captions)]
             url = f"http://bench/{i}.jpg"
-            row.update(uid=schema.uid(url, caption), url=url, caption=caption, status="ok",
-                       lang="en", lang_score=1.0, entries=matches[i % len(captions)])
+            row.update(
+                uid=schema.uid(url, caption),
+                url=url,
+                caption=caption,
+                status="ok",
+                lang="en",
+                lang_score=1.0,
+                entries=matches[i % len(captions)],
+            )
             part.append(row)
         ingest.write_part(ingest.part_path(folder, part_id), part)
     del matcher
@@ -176,9 +207,11 @@ def bench_balance(captions, entries, rows, shard_size, t):
     done = subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True, text=True)
     shutil.rmtree(out, ignore_errors=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"balance, {rows:,} rows, t={t}, one process: {result['seconds']:.1f} s, peak RSS "
-          f"{result['peak_rss_mib']:,.0f} MiB (whole interpreter); kept {result['kept']:,}, "
-          f"{result['entries_capped']:,} of {result['entries_matched']:,} entries capped")
+    print(
+        f"balance, {rows:,} rows, t={t}, one process: {result['seconds']:.1f} s, peak RSS "
+        f"{result['peak_rss_mib']:,.0f} MiB (whole interpreter); kept {result['kept']:,}, "
+        f"{result['entries_capped']:,} of {result['entries_matched']:,} entries capped"
+    )
     return {"rows": rows, **result}
 
 
@@ -201,8 +234,10 @@ def main():
     captions = [r["TEXT"].replace("\n", " ") for r in table]
     with open(args.metadata) as f:
         entries = json.load(f)
-    print(f"input: {len(captions):,} real LAION captions, repeated; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start (a shared machine: wall rates vary with it)")
+    print(
+        f"input: {len(captions):,} real LAION captions, repeated; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start (a shared machine: wall rates vary with it)"
+    )
     parts = {
         "matching": lambda: bench_matching(captions, entries, args.naive_sample, args.rows),
         "langid": lambda: bench_langid(captions, args.lid_rows),

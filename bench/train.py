@@ -67,7 +67,13 @@ def mnist(args) -> dict:
     for row in train_rows:
         digit = DIGITS[labels[row]]
         image = pixels[row].reshape(28, 28).astype("uint8")
-        pairs.append((png_bytes(image), rng.choice(MNIST_CAPTIONS).format(digit), {"url": f"mnist:{row}", "label": int(labels[row])}))
+        pairs.append(
+            (
+                png_bytes(image),
+                rng.choice(MNIST_CAPTIONS).format(digit),
+                {"url": f"mnist:{row}", "label": int(labels[row])},
+            )
+        )
     write_pair_shards(pairs, str(work / "shards"), samples_per_shard=500)
     for name, rows in (("heldout", held_out), ("probe_train", train_rows[:1000])):
         for row in rows:
@@ -75,11 +81,24 @@ def mnist(args) -> dict:
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels[row].reshape(28, 28).astype("uint8")).save(folder / f"{row}.png")
 
-    config = resolve_config(dict(
-        preset="tiny", image_size=32, shards=f"{work}/shards/{{00000..00007}}.tar", output=str(work / "run"),
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.steps // 10,
-        workers=1, log_every=25, checkpoint_every=args.steps, vocab_size=1000, seed=0, threads=args.threads,
-    ))
+    config = resolve_config(
+        dict(
+            preset="tiny",
+            image_size=32,
+            shards=f"{work}/shards/{{00000..00007}}.tar",
+            output=str(work / "run"),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.steps // 10,
+            workers=1,
+            log_every=25,
+            checkpoint_every=args.steps,
+            vocab_size=1000,
+            seed=0,
+            threads=args.threads,
+        )
+    )
     train_started = time.perf_counter()
     result = train(config)
     train_seconds = time.perf_counter() - train_started
@@ -93,7 +112,9 @@ def mnist(args) -> dict:
         "final_loss": round(sum(result["losses"][-10:]) / 10, 4),
         "train_seconds": round(train_seconds, 1),
         "zero_shot": evaluate.zero_shot(model, tokenizer, heldout, config.image_size),
-        "zero_shot_ensemble": evaluate.zero_shot(model, tokenizer, heldout, config.image_size, templates=evaluate.ENSEMBLE_TEMPLATES),
+        "zero_shot_ensemble": evaluate.zero_shot(
+            model, tokenizer, heldout, config.image_size, templates=evaluate.ENSEMBLE_TEMPLATES
+        ),
         "linear_probe": evaluate.linear_probe(model, str(work / "probe_train"), heldout, config.image_size),
         "chance_top1": 0.1,
         "goal_top1": 0.9,
@@ -107,7 +128,11 @@ def coco_pairs(coco: pathlib.Path, split: str):
     files = {image["id"]: image["file_name"] for image in annotations["images"]}
     for annotation in annotations["annotations"]:
         path = coco / f"{split}2017" / files[annotation["image_id"]]
-        yield path.read_bytes(), annotation["caption"].strip(), {"url": f"coco:{annotation['id']}", "image_id": annotation["image_id"]}
+        yield (
+            path.read_bytes(),
+            annotation["caption"].strip(),
+            {"url": f"coco:{annotation['id']}", "image_id": annotation["image_id"]},
+        )
 
 
 def coco(args) -> dict:
@@ -118,14 +143,29 @@ def coco(args) -> dict:
     coco_dir = pathlib.Path(args.coco)
     train_paths = write_pair_shards(list(coco_pairs(coco_dir, "train")), str(work / "train"), 100)
     val_paths = write_pair_shards(list(coco_pairs(coco_dir, "val")), str(work / "val"), 100)
-    config = resolve_config(dict(
-        preset="tiny", shards="::".join(train_paths), output=str(work / "run"), steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, warmup_steps=args.steps // 10, workers=1, log_every=25,
-        checkpoint_every=args.steps, vocab_size=2000, threads=args.threads,
-    ))
+    config = resolve_config(
+        dict(
+            preset="tiny",
+            shards="::".join(train_paths),
+            output=str(work / "run"),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.steps // 10,
+            workers=1,
+            log_every=25,
+            checkpoint_every=args.steps,
+            vocab_size=2000,
+            threads=args.threads,
+        )
+    )
     result = train(config)
     model, tokenizer, config = checkpoint.load_model(str(work / "run"))
-    figures = {"steps": config.steps, "batch_size": config.batch_size, "final_loss": round(sum(result["losses"][-10:]) / 10, 4)}
+    figures = {
+        "steps": config.steps,
+        "batch_size": config.batch_size,
+        "final_loss": round(sum(result["losses"][-10:]) / 10, 4),
+    }
     for split, paths in (("train", train_paths), ("val", val_paths)):
         metrics = evaluate.retrieval(model, tokenizer, "::".join(paths), config.image_size)
         # Chance: a random ranking puts one of an image's c captions in the top k of T texts
@@ -161,7 +201,9 @@ def train_rate(shape_overrides: dict, batch_size: int, steps: int) -> dict:
 def loader_rate(shards: list[str], image_size: int, samples: int) -> float:
     """Samples/s of one loader stream (one worker process's work): read, decode, crop, tokenise."""
     tokenizer = CaptionTokenizer(train_bpe(["a photo of a cat"] * 10, 300).to_str())
-    spec = StreamSpec(urls=shards, tokenizer=tokenizer, image_size=image_size, batch_size=32, workers=0, shuffle_buffer=100)
+    spec = StreamSpec(
+        urls=shards, tokenizer=tokenizer, image_size=image_size, batch_size=32, workers=0, shuffle_buffer=100
+    )
     batches = stream_batches(spec, 0)
     next(batches)
     start = time.perf_counter()
@@ -191,7 +233,9 @@ def speed(args) -> dict:
     pairs = list(coco_pairs(pathlib.Path(args.coco), "train"))
     shard_sets = {
         "coco_640px": write_pair_shards(pairs, str(work / "original"), 100),
-        "coco_256px": write_pair_shards([(resized_jpeg(i, 256), c, m) for i, c, m in pairs], str(work / "resized"), 100),
+        "coco_256px": write_pair_shards(
+            [(resized_jpeg(i, 256), c, m) for i, c, m in pairs], str(work / "resized"), 100
+        ),
     }
     tiny = train_rate({"preset": "tiny"}, 64, args.steps)
     vit = train_rate({"preset": "ViT-B/32"}, 16, max(1, args.steps // 4))
@@ -257,7 +301,14 @@ def gpu(args) -> dict:
         shutil.rmtree(work, ignore_errors=True)
         shards = write_pair_shards(list(coco_pairs(pathlib.Path(args.coco), "train")), str(work / "train"), 50)
         tokenizer = CaptionTokenizer(train_bpe(["a photo of a cat"] * 10, 300).to_str())
-        spec = StreamSpec(urls=shards, tokenizer=tokenizer, image_size=224, batch_size=args.batch_size, workers=args.workers, shuffle_buffer=200)
+        spec = StreamSpec(
+            urls=shards,
+            tokenizer=tokenizer,
+            image_size=224,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            shuffle_buffer=200,
+        )
         from training.data import train_loader
 
         batches = iter(train_loader(spec))
@@ -268,7 +319,11 @@ def gpu(args) -> dict:
             done += next(batches)["images"].shape[0]
         rate = done / (time.perf_counter() - start)
         best = max(v["samples_per_s"] for k, v in figures.items() if k in ("eager", "compiled"))
-        figures["loader"] = {"workers": args.workers, "samples_per_s": round(rate, 1), "vs_gpu_training": round(rate / best, 2)}
+        figures["loader"] = {
+            "workers": args.workers,
+            "samples_per_s": round(rate, 1),
+            "vs_gpu_training": round(rate / best, 2),
+        }
     return figures
 
 
@@ -302,7 +357,9 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--compile", action="store_true", help="also time torch.compile")
-    p.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if not an H100/H200/A100")
+    p.add_argument(
+        "--peak-tflops", type=float, default=None, help="the card's dense bf16 peak, if not an H100/H200/A100"
+    )
     p.add_argument("--coco", default=None, help="coco-mini folder, to time the loader too")
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--device", default="cuda", help="cpu only to dry-run this script")

@@ -42,19 +42,36 @@ def portable_runner_args(workdir):
     job_port, pool_port = free_port(), free_port()
     started = []
     try:
-        pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                 f"--service_port={pool_port}"], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "pool.log"), "w"))
+        pool = subprocess.Popen(
+            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={pool_port}"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(workdir, "pool.log"), "w"),
+        )
         started.append(pool)
-        service = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                    f"--port={job_port}", f"--staging_dir={os.path.join(workdir, 'staging')}"],
-                                   env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                   stderr=open(os.path.join(workdir, "jobservice.log"), "w"))
+        service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "apache_beam.runners.portability.local_job_service_main",
+                f"--port={job_port}",
+                f"--staging_dir={os.path.join(workdir, 'staging')}",
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(workdir, "jobservice.log"), "w"),
+        )
         started.append(service)
         wait_for_port(pool_port, pool)
         wait_for_port(job_port, service)
-        yield ["--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{job_port}", "--environment_type=EXTERNAL",
-               f"--environment_config=127.0.0.1:{pool_port}"]
+        yield [
+            "--runner=PortableRunner",
+            f"--job_endpoint=127.0.0.1:{job_port}",
+            "--environment_type=EXTERNAL",
+            f"--environment_config=127.0.0.1:{pool_port}",
+        ]
     finally:
         for process in started:  # stop exactly what we started, by PID (and its process group)
             try:

@@ -20,9 +20,18 @@ import time
 from dataclasses import dataclass, field
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-default-apps",
-                  "--disable-sync", "--remote-debugging-pipe", "--window-size=1280,2000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--remote-debugging-pipe",
+    "--window-size=1280,2000",
+]
 
 
 def chromium_path() -> str | None:
@@ -44,8 +53,11 @@ class PageLoad:
         """Console errors, uncaught exceptions and browser log errors, one line each."""
         found = [f"console.{m['type']}: {m.get('args')}" for m in self.console if m["type"] in ("error", "assert")]
         found += [f"exception: {e.get('exceptionDetails', {}).get('text')}" for e in self.exceptions]
-        found += [f"log {e['entry']['source']}: {e['entry']['text']}" for e in self.log_entries
-                  if e["entry"]["level"] == "error"]
+        found += [
+            f"log {e['entry']['source']}: {e['entry']['text']}"
+            for e in self.log_entries
+            if e["entry"]["level"] == "error"
+        ]
         return found
 
 
@@ -62,9 +74,20 @@ class Browser:
         self._log = open(os.path.join(self._profile, "chromium.log"), "wb")
         # The shell moves our pipe ends onto the descriptors Chromium expects (3: commands, 4: replies).
         self._process = subprocess.Popen(
-            ["bash", "-c", 'exec "$@" 3<&0 4>&1 </dev/null >/dev/null', "chromium", self.executable,
-             *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
-            stdin=to_browser_read, stdout=from_browser_write, stderr=self._log)
+            [
+                "bash",
+                "-c",
+                'exec "$@" 3<&0 4>&1 </dev/null >/dev/null',
+                "chromium",
+                self.executable,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self._profile}",
+                "about:blank",
+            ],
+            stdin=to_browser_read,
+            stdout=from_browser_write,
+            stderr=self._log,
+        )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._next_id = 0

@@ -24,8 +24,9 @@ def upscaled_copy(data: bytes, longer_side: int, quality: int = 90) -> bytes:
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     scale = longer_side / max(pixels.shape[:2])
     size = (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale))
-    return cv2.imencode(".jpg", cv2.resize(pixels, size, interpolation=cv2.INTER_LANCZOS4),
-                        [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+    return cv2.imencode(
+        ".jpg", cv2.resize(pixels, size, interpolation=cv2.INTER_LANCZOS4), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )[1].tobytes()
 
 
 def content_box(width: int, height: int, config: ResizeConfig) -> tuple[int, int, int, int]:
@@ -69,5 +70,6 @@ def output_luma(encoded: bytes, width: int, height: int, config: ResizeConfig) -
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM of two luma images on the 0-255 scale (Gaussian window, as Wang et al.)."""
-    return float(structural_similarity(a, b, data_range=255.0, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    return float(
+        structural_similarity(a, b, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    )

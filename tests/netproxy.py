@@ -32,8 +32,11 @@ class _ProxyHandler(socketserver.StreamRequestHandler):
         parts = urllib.parse.urlsplit(target)
         upstream = socket.create_connection((parts.hostname, parts.port or 80))
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        upstream.sendall(f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(
-            h for h in headers if not h.lower().startswith((b"connection:", b"proxy-"))) + b"Connection: close\r\n\r\n")
+        upstream.sendall(
+            f"{method} {path} HTTP/1.1\r\n".encode()
+            + b"".join(h for h in headers if not h.lower().startswith((b"connection:", b"proxy-")))
+            + b"Connection: close\r\n\r\n"
+        )
         # Answer this one request, then close: the client sees `Connection: close` from the target.
         while data := upstream.recv(65536):
             self.wfile.write(data)
@@ -89,9 +92,28 @@ class Proxy:
 def self_signed_certificate(folder) -> tuple[str, str]:
     """(cert.pem, key.pem) for 127.0.0.1 and localhost, made by the openssl CLI."""
     cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 

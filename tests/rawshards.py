@@ -57,13 +57,22 @@ def write_raw_shard(folder: str, shard_id: int, samples: list) -> list[dict]:
                 width, height = image.size
             original_width, original_height = sample.original_size or (width, height)
             row.update(
-                status=schema.OK, http_status=200, sha256=sha256_hex(sample.jpeg),
-                phash=phash_hex(sample.jpeg), width=width, height=height,
-                original_width=original_width, original_height=original_height, bytes=len(sample.jpeg),
+                status=schema.OK,
+                http_status=200,
+                sha256=sha256_hex(sample.jpeg),
+                phash=phash_hex(sample.jpeg),
+                width=width,
+                height=height,
+                original_width=original_width,
+                original_height=original_height,
+                bytes=len(sample.jpeg),
             )
             rows.append(row)
             meta = {k: row[k] for k in ("uid", "url", "caption", "width", "height", "sha256")}
-            tar.write(sample.uid, {"jpg": sample.jpeg, "txt": sample.caption.encode(), "json": json.dumps(meta, sort_keys=True).encode()})
+            tar.write(
+                sample.uid,
+                {"jpg": sample.jpeg, "txt": sample.caption.encode(), "json": json.dumps(meta, sort_keys=True).encode()},
+            )
     shards.write_parquet(shards.join(folder, f"{name}.parquet"), rows, schema.RAW_SCHEMA)
     ok = sum(row["status"] == schema.OK for row in rows)
     shards.mark_done(folder, shard_id, {"rows": len(rows), "ok": ok})

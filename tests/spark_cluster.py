@@ -48,11 +48,19 @@ def _bare_env(workdir: pathlib.Path) -> dict:
 
     spark_home = os.path.dirname(pyspark.__file__)
     venv_bin = os.path.dirname(os.path.abspath(os.sys.executable))
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PYTHONPATH", "VIRTUAL_ENV")
+    }
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
-    env.update(SPARK_HOME=spark_home, SPARK_LOCAL_IP="127.0.0.1", SPARK_NO_DAEMONIZE="1",
-               SPARK_LOG_DIR=str(workdir / "logs"), SPARK_DAEMON_MEMORY="256m")
+    env.update(
+        SPARK_HOME=spark_home,
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_NO_DAEMONIZE="1",
+        SPARK_LOG_DIR=str(workdir / "logs"),
+        SPARK_DAEMON_MEMORY="256m",
+    )
     return env
 
 
@@ -67,29 +75,57 @@ def standalone_cluster(workdir: pathlib.Path, workers: int = 2):
     # Small executors and driver: the machine is shared. A driver reads these through SPARK_CONF_DIR.
     (conf_dir / "spark-defaults.conf").write_text(
         "spark.executor.memory 512m\nspark.driver.memory 512m\nspark.ui.enabled false\n"
-        "spark.ui.showConsoleProgress false\n")
+        "spark.ui.showConsoleProgress false\n"
+    )
     started = []
 
     def start(name, args):
         log = open(workdir / f"{name}.log", "w")
-        process = subprocess.Popen([spark_class, *args], env=env, cwd=workdir, start_new_session=True,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [spark_class, *args], env=env, cwd=workdir, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
+        )
         started.append(process)
         return process
 
     try:
         port, ui_port = free_port(), free_port()
-        master = start("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                  "--port", str(port), "--webui-port", str(ui_port)])
+        master = start(
+            "master",
+            [
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui_port),
+            ],
+        )
         wait_for_port(port, master, seconds=120)
         wait_for_port(ui_port, master, seconds=120)
-        cluster = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}",
-                          {"SPARK_CONF_DIR": str(conf_dir)}, master=master)
+        cluster = Cluster(
+            f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", {"SPARK_CONF_DIR": str(conf_dir)}, master=master
+        )
         for number in range(workers):
-            cluster.workers.append(start(f"worker{number}", [
-                "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1",
-                "--memory", "1g", "--webui-port", str(free_port()), "--work-dir", str(workdir / f"work{number}"),
-                cluster.master_url]))
+            cluster.workers.append(
+                start(
+                    f"worker{number}",
+                    [
+                        "org.apache.spark.deploy.worker.Worker",
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "1",
+                        "--memory",
+                        "1g",
+                        "--webui-port",
+                        str(free_port()),
+                        "--work-dir",
+                        str(workdir / f"work{number}"),
+                        cluster.master_url,
+                    ],
+                )
+            )
         deadline = time.monotonic() + 120
         while cluster.alive_workers() < workers:
             if time.monotonic() > deadline:

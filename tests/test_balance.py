@@ -21,8 +21,13 @@ def synthetic_rows(counts, extra_entries=None):
         for i in range(count):
             row = schema.empty_row(schema.TEXT_SCHEMA)
             url = f"http://img.example/{entry}/{i}.jpg"
-            row.update(uid=schema.uid(url, "a caption"), url=url, caption="a caption", status="ok",
-                       entries=[entry] + (extra_entries or []))
+            row.update(
+                uid=schema.uid(url, "a caption"),
+                url=url,
+                caption="a caption",
+                status="ok",
+                entries=[entry] + (extra_entries or []),
+            )
             rows.append(row)
     return rows
 
@@ -37,15 +42,18 @@ def write_ingest(out, rows, parts):
 def kept_uids(out):
     import glob
 
-    return sorted(uid for p in glob.glob(f"{out}/balance/part-*.parquet")
-                  for uid in pq.read_table(p, columns=["uid"]).column("uid").to_pylist())
+    return sorted(
+        uid
+        for p in glob.glob(f"{out}/balance/part-*.parquet")
+        for uid in pq.read_table(p, columns=["uid"]).column("uid").to_pylist()
+    )
 
 
 def test_numpy_draws_equal_the_reference():
     uids = [schema.uid(f"http://x/{i}", "c") for i in range(2000)]
     entries = np.arange(2000) * 7919 % 100_000
     fast = balance.draws(42, balance.uid_words(uids), entries)
-    assert fast.tolist() == [balance.draw(42, u, int(e)) for u, e in zip(uids, entries)]
+    assert fast.tolist() == [balance.draw(42, u, int(e)) for u, e in zip(uids, entries, strict=True)]
     assert 0.0 <= fast.min() and fast.max() < 1.0
 
 
@@ -56,7 +64,8 @@ def test_vectorised_select_equals_row_by_row():
     counts = balance.count_entries(entries)
     for config in (BalanceConfig(t=100, seed=3), BalanceConfig(t=100, seed=3, keep_unmatched=True)):
         fast = balance.select(uids, entries, balance.probabilities(counts, config.t), config)
-        slow = [balance.pair_status(u, e, dict(enumerate(counts.tolist())), config) for u, e in zip(uids, lists)]
+        by_query = dict(enumerate(counts.tolist()))
+        slow = [balance.pair_status(u, e, by_query, config) for u, e in zip(uids, lists, strict=True)]
         assert fast == slow
         assert set(fast) == ({"ok", "not_sampled"} | ({"no_query_match"} if not config.keep_unmatched else set()))
 
@@ -115,6 +124,7 @@ def test_unmatched_pairs_dropped_by_default_kept_with_flag(tmp_path):
 
 def test_entry_texts_come_from_the_metadata_ingest_used(tmp_path):
     from text_helpers import ENTRIES, ListSource
+
     from wit_pipeline.config import IngestConfig, MatchConfig
 
     source = ListSource([("http://a/1.jpg", "A dog on the beach at sunset")])

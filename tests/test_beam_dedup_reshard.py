@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import TEST_DATA
 from test_dedup import build_raw
+
 from wit_pipeline import reshard
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
@@ -32,11 +32,21 @@ def test_beam_dedup_writes_the_local_files(out):
 
     config = DedupConfig()
     local = stage.run(LocalEngine(), str(out), config, decontaminate=str(out / "eval"))
-    beam = stage.run(BeamEngine(IN_MEMORY), str(out), config, decontaminate=str(out / "eval"),
-                     output_folder=str(out / "dedup_beam"))
+    beam = stage.run(
+        BeamEngine(IN_MEMORY), str(out), config, decontaminate=str(out / "eval"), output_folder=str(out / "dedup_beam")
+    )
     for name in ("keep.parquet", "clusters.parquet"):
         assert (out / "dedup" / name).read_bytes() == (out / "dedup_beam" / name).read_bytes()
-    for key in ("rows", "kept", "exact_duplicates", "near_duplicates", "eval_overlaps", "largest_clusters", "bands", "near_pairs_verified"):
+    for key in (
+        "rows",
+        "kept",
+        "exact_duplicates",
+        "near_duplicates",
+        "eval_overlaps",
+        "largest_clusters",
+        "bands",
+        "near_pairs_verified",
+    ):
         assert local[key] == beam[key], key
     assert beam["eval_overlaps"] == 1 and beam["near_duplicates"] == 8
 

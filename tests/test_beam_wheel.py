@@ -60,8 +60,23 @@ def test_beams_stager_builds_the_package_from_setup_file_pyproject(tmp_path):
 def build_wheel(tmp_path) -> str:
     """The package built as a wheel, offline."""
     source = copy_sources(tmp_path)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     shutil.rmtree(source)
     (wheel,) = (tmp_path / "dist").glob("wit_pipeline-*.whl")
     return str(wheel)
@@ -74,11 +89,21 @@ def fresh_venv(tmp_path, wheel: str):
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     # The wheel first: once the main venv's packages are visible, pip would see its editable wit.
-    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
-                    "--no-index", wheel], check=True, capture_output=True, timeout=300, env=env, cwd=tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index", wheel],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     # Only the directory: the main venv's own .pth files (its editable wit) are not processed.
     with open(os.path.join(site, "main_venv_packages.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
@@ -88,14 +113,28 @@ def fresh_venv(tmp_path, wheel: str):
 
 def test_curate_from_a_wheel_on_the_portable_runner_with_an_external_worker_pool(tmp_path):
     venv, env = fresh_venv(tmp_path, build_wheel(tmp_path))
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import wit_pipeline, beam_jobs; "
-                            "print(wit_pipeline.__file__); print(beam_jobs.__file__)"],
-                           cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout.split()
+    where = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import wit_pipeline, beam_jobs; print(wit_pipeline.__file__); print(beam_jobs.__file__)",
+        ],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for path in where:
         assert path.startswith(str(venv)) and not path.startswith(str(REPO_ROOT)), path
 
-    subprocess.run([sys.executable, "-m", "wit_pipeline", "curate", str(example_config(tmp_path, "local"))],
-                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", "curate", str(example_config(tmp_path, "local"))],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # The example's inputs are relative to the checkout: the copy names them absolutely, so
     # the job runs from a folder that holds no source at all.
     config = example_config(tmp_path, "portable", replace=[('"tests/data/', f'"{REPO_ROOT}/tests/data/')])
@@ -103,22 +142,51 @@ def test_curate_from_a_wheel_on_the_portable_runner_with_an_external_worker_pool
     python = str(venv / "bin" / "python")
     started = []
     try:
-        pool = subprocess.Popen([python, "-m", "apache_beam.runners.worker.worker_pool_main",
-                                 f"--service_port={pool_port}"], cwd=tmp_path, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "pool.log", "w"))
+        pool = subprocess.Popen(
+            [python, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={pool_port}"],
+            cwd=tmp_path,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "pool.log", "w"),
+        )
         started.append(pool)
-        service = subprocess.Popen([python, "-m", "apache_beam.runners.portability.local_job_service_main",
-                                    f"--port={job_port}", f"--staging_dir={tmp_path / 'staging'}"], cwd=tmp_path,
-                                   env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                   stderr=open(tmp_path / "jobservice.log", "w"))
+        service = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "apache_beam.runners.portability.local_job_service_main",
+                f"--port={job_port}",
+                f"--staging_dir={tmp_path / 'staging'}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "jobservice.log", "w"),
+        )
         started.append(service)
         wait_for_port(pool_port, pool)
         wait_for_port(job_port, service)
         result = subprocess.run(
-            [str(venv / "bin" / "wit"), "curate", str(config), "--engine", "beam", "--",
-             "--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{job_port}", "--environment_type=EXTERNAL",
-             f"--environment_config=127.0.0.1:{pool_port}"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+            [
+                str(venv / "bin" / "wit"),
+                "curate",
+                str(config),
+                "--engine",
+                "beam",
+                "--",
+                "--runner=PortableRunner",
+                f"--job_endpoint=127.0.0.1:{job_port}",
+                "--environment_type=EXTERNAL",
+                f"--environment_config=127.0.0.1:{pool_port}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert result.returncode == 0, result.stderr[-4000:]
     finally:
         for process in started:  # stop exactly what we started, by PID

@@ -8,18 +8,17 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import COCO_IMAGES, TEST_DATA
+from rawshards import RawSample, write_raw_shard
+from test_download import A, fast_config, read_rows
+from test_output_folders import one_line_error, url_list, wit
 
 from wit_pipeline import shards
 from wit_pipeline.config import UrlListConfig
 from wit_pipeline.devserver import bomb_png
 from wit_pipeline.download import stage
-from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.image import ImageError, check_image
-
-from conftest import COCO_IMAGES, TEST_DATA
-from rawshards import RawSample, write_raw_shard
-from test_download import A, fast_config, read_rows
-from test_output_folders import one_line_error, url_list, wit
+from wit_pipeline.engines.local import LocalEngine
 
 JPEGS = sorted(COCO_IMAGES.glob("*.jpg"))
 
@@ -38,6 +37,7 @@ def sample(index: int, caption: str | None = None) -> RawSample:
 
 # --- 6: reshard verifies every copied image ---------------------------------------------------------
 
+
 def test_reshard_refuses_a_stored_image_that_no_longer_matches_its_sha256(tmp_path):
     out = raw_run(tmp_path, [[sample(0), sample(1)], [sample(2)]])
     assert wit("dedup", out).returncode == 0
@@ -45,7 +45,7 @@ def test_reshard_refuses_a_stored_image_that_no_longer_matches_its_sha256(tmp_pa
     data = bytearray(tar.read_bytes())
     image = JPEGS[1].read_bytes()
     at = bytes(data).index(image[200:232])  # flip bytes inside the second image's data, not its header
-    data[at:at + 8] = bytes(b ^ 0xFF for b in data[at:at + 8])
+    data[at : at + 8] = bytes(b ^ 0xFF for b in data[at : at + 8])
     tar.write_bytes(bytes(data))
     result = wit("reshard", out, "--processes", "1")
     one_line_error(result, "raw shard 00000", "do not match their sha256", sample(1).uid)
@@ -53,6 +53,7 @@ def test_reshard_refuses_a_stored_image_that_no_longer_matches_its_sha256(tmp_pa
 
 
 # --- 8: a uid appears once in the keep list --------------------------------------------------------
+
 
 def test_the_same_pair_in_two_raw_shards_is_kept_once_and_reshard_succeeds(tmp_path):
     same_pair = RawSample("http://127.0.0.1/same.jpg", "one caption", JPEGS[3].read_bytes())
@@ -69,11 +70,15 @@ def test_the_same_pair_in_two_raw_shards_is_kept_once_and_reshard_succeeds(tmp_p
 
 # --- 10, 12: readers give rows with statuses, never a traceback --------------------------------------
 
+
 def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
     csv = tmp_path / "list.csv"
-    csv.write_bytes(f"url,caption\n{image_server.url}/img/{A},a dog on the grass\n".encode()
-                    + f"{image_server.url}/img/{A},caf".encode() + b"\xe9 on a street\n"
-                    + f"{image_server.url}/img/{A},a third good row\n".encode())
+    csv.write_bytes(
+        f"url,caption\n{image_server.url}/img/{A},a dog on the grass\n".encode()
+        + f"{image_server.url}/img/{A},caf".encode()
+        + b"\xe9 on a street\n"
+        + f"{image_server.url}/img/{A},a third good row\n".encode()
+    )
     stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(csv), url_config=UrlListConfig())
     rows = list(shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist())
     assert [r["status"] for r in rows] == ["ok", "malformed_record", "ok"]
@@ -83,12 +88,26 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
 def test_integer_and_binary_url_and_caption_columns_become_statuses(tmp_path, image_server):
     table = pa.table({"url": pa.array([7, None], pa.int64()), "caption": pa.array([b"a b c", b"\xff\xfe"])})
     pq.write_table(table, tmp_path / "ints.parquet")
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(tmp_path / "ints.parquet"), url_config=UrlListConfig())
+    stage.run(
+        LocalEngine(1),
+        str(tmp_path / "out"),
+        fast_config(),
+        input_path=str(tmp_path / "ints.parquet"),
+        url_config=UrlListConfig(),
+    )
     statuses = [r["status"] for r in shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist()]
     assert statuses == ["malformed_record", "malformed_record"]
-    table = pa.table({"url": pa.array([f"{image_server.url}/img/{A}".encode()]), "caption": pa.array([b"a good photo"])})
+    table = pa.table(
+        {"url": pa.array([f"{image_server.url}/img/{A}".encode()]), "caption": pa.array([b"a good photo"])}
+    )
     pq.write_table(table, tmp_path / "bytes.parquet")
-    stage.run(LocalEngine(1), str(tmp_path / "out2"), fast_config(), input_path=str(tmp_path / "bytes.parquet"), url_config=UrlListConfig())
+    stage.run(
+        LocalEngine(1),
+        str(tmp_path / "out2"),
+        fast_config(),
+        input_path=str(tmp_path / "bytes.parquet"),
+        url_config=UrlListConfig(),
+    )
     assert read_rows(tmp_path / "out2")["a good photo"]["status"] == "ok"
 
 
@@ -107,8 +126,9 @@ def test_keep_cols_naming_a_wit_column_is_one_line(tmp_path):
     path = url_list(tmp_path / "list.parquet", ["http://127.0.0.1/a.jpg"])
     table = pq.read_table(path).append_column("uid", pa.array(["mine"]))
     pq.write_table(table, path)
-    one_line_error(wit("download", "--input", path, "--output", tmp_path / "out", "--keep-cols", "uid"),
-                   "--keep-cols uid")
+    one_line_error(
+        wit("download", "--input", path, "--output", tmp_path / "out", "--keep-cols", "uid"), "--keep-cols uid"
+    )
 
 
 def test_a_truncated_raw_tar_or_sidecar_names_the_file(tmp_path):
@@ -133,8 +153,8 @@ def test_decompression_bomb_message_quotes_max_pixels():
 
 # --- 13, 14: the wrong --source, and a missing --metadata --------------------------------------------
 
-@pytest.mark.parametrize("source, path", [("yfcc", TEST_DATA / "coco" / "captions_train2017.json"),
-                                          ("warc", None)])
+
+@pytest.mark.parametrize("source, path", [("yfcc", TEST_DATA / "coco" / "captions_train2017.json"), ("warc", None)])
 def test_a_file_given_to_the_wrong_source_exits_2_naming_it(tmp_path, source, path):
     if path is None:
         path = url_list(tmp_path / "list.parquet", ["http://127.0.0.1/a.jpg"])
@@ -148,8 +168,11 @@ def test_a_corrected_rerun_after_a_refused_ingest_is_not_refused(tmp_path, mista
     # The refused run ingested nothing usable: its run.json must not bind the folder to the mistake.
     path = url_list(tmp_path / "list.parquet", ["http://127.0.0.1/a.jpg"])
     flags = {"--source": "urls", "--input": str(path), "--output": str(tmp_path / "out"), "--processes": "1"}
-    wrong = wit("ingest", *[item for pair in (flags | dict([mistake])).items() for item in pair],
-                *([] if mistake[0] == "--source" else list(mistake)))
+    wrong = wit(
+        "ingest",
+        *[item for pair in (flags | dict([mistake])).items() for item in pair],
+        *([] if mistake[0] == "--source" else list(mistake)),
+    )
     assert wrong.returncode == 2, wrong.stderr
     right = wit("ingest", *[item for pair in flags.items() for item in pair])
     assert right.returncode == 0, right.stderr
@@ -160,7 +183,9 @@ def test_ingest_without_metadata_says_so_and_balance_keeps_every_pair(tmp_path):
     captions = ["a brown dog runs across the green park", "two people ride bicycles down a city street"]
     rows = [{"url": f"http://127.0.0.1/{i}.jpg", "caption": c} for i, c in enumerate(captions)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "list.parquet")
-    ingest = wit("ingest", "--source", "urls", "--input", tmp_path / "list.parquet", "--output", tmp_path, "--processes", "1")
+    ingest = wit(
+        "ingest", "--source", "urls", "--input", tmp_path / "list.parquet", "--output", tmp_path, "--processes", "1"
+    )
     assert ingest.returncode == 0 and "no --metadata" in ingest.stderr and "keeps every pair" in ingest.stderr
     balance = wit("balance", tmp_path, "--processes", "1")
     assert balance.returncode == 0 and "balance: 2 rows in, 2 kept" in balance.stdout
@@ -171,8 +196,19 @@ def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_
     rows = [{"url": "http://127.0.0.1/0.jpg", "caption": "a brown dog runs across the green park"}]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "list.parquet")
     (tmp_path / "entries.json").write_text('["zebra"]')
-    ingest = wit("ingest", "--source", "urls", "--input", tmp_path / "list.parquet", "--output", tmp_path,
-                 "--metadata", tmp_path / "entries.json", "--processes", "1")
+    ingest = wit(
+        "ingest",
+        "--source",
+        "urls",
+        "--input",
+        tmp_path / "list.parquet",
+        "--output",
+        tmp_path,
+        "--metadata",
+        tmp_path / "entries.json",
+        "--processes",
+        "1",
+    )
     assert ingest.returncode == 0, ingest.stderr
     balance = wit("balance", tmp_path, "--processes", "1")
     assert balance.returncode == 0 and "balance: 1 rows in, 0 kept" in balance.stdout
@@ -181,11 +217,12 @@ def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_
 
 # --- 5, 12: train refuses to overwrite or to fake a resume; skips a shard being written -------------
 
+
 @pytest.fixture(scope="module")
 def final_shards(tmp_path_factory):
-    from training.data import write_pair_shards
-
     from test_training import coco_pairs
+
+    from training.data import write_pair_shards
 
     folder = tmp_path_factory.mktemp("final")
     write_pair_shards(coco_pairs()[:16], str(folder), samples_per_shard=8)
@@ -197,14 +234,23 @@ TRAIN = ["--preset", "tiny", "--batch-size", "4", "--workers", "0", "--lr", "1e-
 
 def test_train_refuses_an_existing_run_without_resume_or_overwrite(final_shards, tmp_path):
     run = tmp_path / "run"
-    one_line_error(wit("train", "--shards", final_shards, "--output", run, "--steps", "2", "--resume", *TRAIN),
-                   "--resume", "no checkpoint.pt")
+    one_line_error(
+        wit("train", "--shards", final_shards, "--output", run, "--steps", "2", "--resume", *TRAIN),
+        "--resume",
+        "no checkpoint.pt",
+    )
     assert wit("train", "--shards", final_shards, "--output", run, "--steps", "2", *TRAIN).returncode == 0
     checkpoint, log = (run / "checkpoint.pt").read_bytes(), (run / "log.jsonl").read_text()
-    one_line_error(wit("train", "--shards", final_shards, "--output", run, "--steps", "2", *TRAIN),
-                   str(run), "--resume", "--overwrite")
+    one_line_error(
+        wit("train", "--shards", final_shards, "--output", run, "--steps", "2", *TRAIN),
+        str(run),
+        "--resume",
+        "--overwrite",
+    )
     assert (run / "checkpoint.pt").read_bytes() == checkpoint and (run / "log.jsonl").read_text() == log
-    assert wit("train", "--shards", final_shards, "--output", run, "--steps", "2", "--overwrite", *TRAIN).returncode == 0
+    assert (
+        wit("train", "--shards", final_shards, "--output", run, "--steps", "2", "--overwrite", *TRAIN).returncode == 0
+    )
     assert (run / "log.jsonl").read_text().count('"step": 2') == log.count('"step": 2')  # replaced, not appended
 
 

@@ -10,16 +10,17 @@ import sys
 import tomllib
 
 import pytest
-
 from conftest import REPO_ROOT
+
 from wit_pipeline import shards
 
 EXAMPLE = REPO_ROOT / "examples" / "coco-subset.toml"
 
 
 def wit(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "wit_pipeline", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def example_config(tmp_path, name="run", replace=(), output=None):
@@ -60,13 +61,16 @@ def test_print_config_fills_every_default_and_flags_win(tmp_path):
     assert tomllib.loads(again.stdout) == resolved
 
 
-@pytest.mark.parametrize("bad, named", [
-    (("[download]\n", "[download]\nimagesize = 3\n"), "imagesize"),
-    (("[download]\n", "[download]\ninput = 'elsewhere.parquet'\n"), "input"),
-    (("engine = \"local\"", "engine = \"flink\""), "flink"),
-    (("radius = 4", "radius = 'four'"), "--radius"),
-    (("processes = 2", "procesess = 2"), "procesess"),
-])
+@pytest.mark.parametrize(
+    "bad, named",
+    [
+        (("[download]\n", "[download]\nimagesize = 3\n"), "imagesize"),
+        (("[download]\n", "[download]\ninput = 'elsewhere.parquet'\n"), "input"),
+        (('engine = "local"', 'engine = "flink"'), "flink"),
+        (("radius = 4", "radius = 'four'"), "--radius"),
+        (("processes = 2", "procesess = 2"), "procesess"),
+    ],
+)
 def test_a_bad_key_or_value_is_one_line_naming_it(tmp_path, bad, named):
     result = wit("curate", str(example_config(tmp_path, replace=[bad])))
     assert result.returncode == 2, result.stderr
@@ -84,8 +88,18 @@ def test_single_stage_commands_read_their_table_and_flags_override(tmp_path):
     assert result.returncode == 0, result.stderr
     stats = json.loads((out / "balance" / "stats.json").read_text())
     assert stats["config"]["t"] == 3 and stats["config"]["seed"] == 5  # file's t, flag's seed
-    assert set(stats) >= {"stage", "engine", "rows_in", "kept", "dropped", "seconds", "started", "ended",
-                          "wit_version", "config"}
+    assert set(stats) >= {
+        "stage",
+        "engine",
+        "rows_in",
+        "kept",
+        "dropped",
+        "seconds",
+        "started",
+        "ended",
+        "wit_version",
+        "config",
+    }
     assert stats["rows_in"] == stats["kept"] + sum(stats["dropped"].values()) == 119
 
 
@@ -100,15 +114,23 @@ def test_version_and_quiet():
 @pytest.mark.slow
 def test_curate_writes_the_same_final_shards_on_every_engine(tmp_path):
     runs = {}
-    for engine, extra in (("local", []), ("beam", ["--", "--direct_running_mode=in_memory"]),
-                          ("spark", ["--processes", "2"])):
+    for engine, extra in (
+        ("local", []),
+        ("beam", ["--", "--direct_running_mode=in_memory"]),
+        ("spark", ["--processes", "2"]),
+    ):
         result = wit("curate", str(example_config(tmp_path, engine)), "--engine", engine, *extra)
         assert result.returncode == 0, result.stderr[-3000:]
         out = tmp_path / engine
         runs[engine] = final_files(out)
         assert shards.finished_shards(out / "ingest") == [0]  # ingest's markers on every engine
-        for stage, folder in (("ingest", "ingest"), ("balance", "balance"), ("download", "raw"),
-                              ("dedup", "dedup"), ("reshard", "final")):
+        for stage, folder in (
+            ("ingest", "ingest"),
+            ("balance", "balance"),
+            ("download", "raw"),
+            ("dedup", "dedup"),
+            ("reshard", "final"),
+        ):
             stats = json.loads((out / folder / "stats.json").read_text())
             assert (stats["stage"], stats["engine"]) == (stage, engine)
         manifest = json.loads((out / "final" / "manifest.json").read_text())
@@ -134,8 +156,10 @@ def test_curate_writes_the_same_final_shards_on_every_engine(tmp_path):
 def test_a_train_table_trains_on_the_final_shards(tmp_path):
     pytest.importorskip("torch")
     config = example_config(tmp_path, "trained")
-    config.write_text(config.read_text() + '\n[train]\npreset = "tiny"\nsteps = 2\nbatch_size = 8\n'
-                      'image_size = 64\nprogress = false\nworkers = 0\n')
+    config.write_text(
+        config.read_text() + '\n[train]\npreset = "tiny"\nsteps = 2\nbatch_size = 8\n'
+        "image_size = 64\nprogress = false\nworkers = 0\n"
+    )
     result = wit("-q", "curate", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "trained" / "train"
@@ -146,27 +170,59 @@ def test_a_train_table_trains_on_the_final_shards(tmp_path):
 
 def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
     from wit_pipeline.cli import build_parser, subcommand_parsers
-    from wit_pipeline.config import (BalanceConfig, CocoConfig, DedupConfig, DownloadConfig, FilterConfig,
-                                     LangIdConfig, ReshardConfig, UrlListConfig, WarcConfig, YfccConfig)
+    from wit_pipeline.config import (
+        BalanceConfig,
+        CocoConfig,
+        DedupConfig,
+        DownloadConfig,
+        FilterConfig,
+        LangIdConfig,
+        ReshardConfig,
+        UrlListConfig,
+        WarcConfig,
+        YfccConfig,
+    )
 
     fetch, resize, download, urls = DownloadConfig().fetch, DownloadConfig().resize, DownloadConfig(), UrlListConfig()
     expected = {
-        "download": {"timeout": fetch.timeout, "retries": fetch.retries, "max_bytes": fetch.max_bytes,
-                     "per_host_connections": fetch.per_host_connections, "max_pixels": fetch.max_pixels,
-                     "user_agent_token": fetch.user_agent_token, "allow_private": fetch.allow_private,
-                     "image_size": resize.image_size, "resize_mode": resize.resize_mode,
-                     "encode_format": resize.encode_format, "encode_quality": resize.encode_quality,
-                     "min_image_size": resize.min_image_size, "max_aspect_ratio": resize.max_aspect_ratio,
-                     "max_image_area": resize.max_image_area, "resize_only_if_bigger": resize.resize_only_if_bigger,
-                     "threads": download.threads, "no_phash": not download.compute_phash,
-                     "url_col": urls.url_col, "caption_col": urls.caption_col, "shard_size": urls.shard_size},
-        "ingest": {"min_chars": FilterConfig().min_chars, "min_words": FilterConfig().min_words,
-                   "max_chars": FilterConfig().max_chars, "min_lang_score": LangIdConfig().min_score,
-                   "lid_lowercase": LangIdConfig().lowercase, "coco_captions": CocoConfig().captions,
-                   "coco_url_field": CocoConfig().url_field, "srcset": WarcConfig().srcset,
-                   "yfcc_caption": YfccConfig().caption},
-        "balance": {"t": BalanceConfig().t, "seed": BalanceConfig().seed,
-                    "keep_unmatched": BalanceConfig().keep_unmatched},
+        "download": {
+            "timeout": fetch.timeout,
+            "retries": fetch.retries,
+            "max_bytes": fetch.max_bytes,
+            "per_host_connections": fetch.per_host_connections,
+            "max_pixels": fetch.max_pixels,
+            "user_agent_token": fetch.user_agent_token,
+            "allow_private": fetch.allow_private,
+            "image_size": resize.image_size,
+            "resize_mode": resize.resize_mode,
+            "encode_format": resize.encode_format,
+            "encode_quality": resize.encode_quality,
+            "min_image_size": resize.min_image_size,
+            "max_aspect_ratio": resize.max_aspect_ratio,
+            "max_image_area": resize.max_image_area,
+            "resize_only_if_bigger": resize.resize_only_if_bigger,
+            "threads": download.threads,
+            "no_phash": not download.compute_phash,
+            "url_col": urls.url_col,
+            "caption_col": urls.caption_col,
+            "shard_size": urls.shard_size,
+        },
+        "ingest": {
+            "min_chars": FilterConfig().min_chars,
+            "min_words": FilterConfig().min_words,
+            "max_chars": FilterConfig().max_chars,
+            "min_lang_score": LangIdConfig().min_score,
+            "lid_lowercase": LangIdConfig().lowercase,
+            "coco_captions": CocoConfig().captions,
+            "coco_url_field": CocoConfig().url_field,
+            "srcset": WarcConfig().srcset,
+            "yfcc_caption": YfccConfig().caption,
+        },
+        "balance": {
+            "t": BalanceConfig().t,
+            "seed": BalanceConfig().seed,
+            "keep_unmatched": BalanceConfig().keep_unmatched,
+        },
         "dedup": {"radius": DedupConfig().radius, "bands": DedupConfig().bands, "max_bucket": DedupConfig().max_bucket},
         "reshard": {"samples_per_shard": ReshardConfig().samples_per_shard, "seed": ReshardConfig().seed},
     }

@@ -24,8 +24,9 @@ def test_plain_load_dataset_reads_the_final_shards(small_run, tmp_path):
     assert card.startswith("---\nconfigs:\n") and 'path: "*.tar"' in card
     # Offline, with its cache in the test's folder: the loader must find everything in the folder.
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    result = subprocess.run([sys.executable, "-c", LOAD, str(final)], capture_output=True, text=True, env=env,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD, str(final)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     sidecars = [pq.read_table(p, columns=["uid", "caption"]) for p in sorted(final.glob("*.parquet"))]

@@ -6,14 +6,14 @@ import json
 import shutil
 
 import pytest
-
-from rawshards import VARIANTS, RawFailure, RawSample, crop3, encode, load, write_raw_shard
 from conftest import TEST_DATA
+from rawshards import VARIANTS, RawFailure, RawSample, crop3, encode, load, write_raw_shard
+
 from wit_pipeline import shards
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import stage
-from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.hashing import phash_hex, phash_to_int
+from wit_pipeline.engines.local import LocalEngine
 
 IMAGES = TEST_DATA / "coco" / "images"
 VARIED = "000000113488.jpg"  # every variant, its 3% crop included, stays within 4 bits
@@ -204,8 +204,14 @@ def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
     write_raw_shard(str(tmp_path / "raw"), 0, [RawFailure("http://127.0.0.1/a.jpg", "a")])
     stats = stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig())
     assert stats["rows"] == 1 and stats["kept"] == 0
-    manifest = reshard.run(LocalEngine(), None, ReshardConfig(), input_folder=str(tmp_path / "raw"),
-                           keep_path=str(tmp_path / "dedup" / "keep.parquet"), output_folder=str(tmp_path / "final"))
+    manifest = reshard.run(
+        LocalEngine(),
+        None,
+        ReshardConfig(),
+        input_folder=str(tmp_path / "raw"),
+        keep_path=str(tmp_path / "dedup" / "keep.parquet"),
+        output_folder=str(tmp_path / "final"),
+    )
     assert manifest["shards"] == [] and manifest["samples"] == 0
 
 

@@ -27,14 +27,14 @@ def planted_hashes(seed=0, n=3000):
 def brute_force_pairs(hashes, radius):
     distance = bands.popcount(hashes[:, None] ^ hashes[None, :])
     i, j = np.nonzero(np.triu(distance <= radius, k=1))
-    return set(zip(i.tolist(), j.tolist()))
+    return set(zip(i.tolist(), j.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("band_count", [None, 5, 6, 7, 9])
 def test_near_pairs_equal_brute_force(band_count):
     hashes = planted_hashes()
     left, right, huge = bands.near_pairs(hashes, 4, band_count)
-    found = set(zip(left.tolist(), right.tolist()))
+    found = set(zip(left.tolist(), right.tolist(), strict=True))
     expected = brute_force_pairs(hashes, 4)
     assert found == expected
     # Planted at 1..4 bits: 4 x 40 pairs; distance 0 collapsed by unique; 5..7 bits must not join.
@@ -72,17 +72,20 @@ def test_huge_bucket_is_reported_and_bounded():
     assert (bands.hamming(hashes[left], hashes[right]) <= 4).all()
     assert len(brute_force_pairs(hashes, 4)) > len(left)
     adjacent = np.flatnonzero(bands.hamming(hashes[:-1], hashes[1:]) <= 4)
-    assert set(zip(adjacent.tolist(), (adjacent + 1).tolist())) <= set(zip(left.tolist(), right.tolist()))
+    found = set(zip(left.tolist(), right.tolist(), strict=True))
+    assert set(zip(adjacent.tolist(), (adjacent + 1).tolist(), strict=True)) <= found
 
 
 def test_cross_pairs_equal_brute_force():
     hashes = planted_hashes(seed=3, n=2000)
     rng = np.random.default_rng(4)
-    references = np.unique(np.concatenate([flip_bits(rng, hashes[:50], 3), flip_bits(rng, hashes[50:100], 6), hashes[100:110]]))
+    references = np.unique(
+        np.concatenate([flip_bits(rng, hashes[:50], 3), flip_bits(rng, hashes[50:100], 6), hashes[100:110]])
+    )
     query, reference, _ = bands.cross_pairs(hashes, references, 4)
-    found = set(zip(query.tolist(), reference.tolist()))
+    found = set(zip(query.tolist(), reference.tolist(), strict=True))
     distance = bands.popcount(hashes[:, None] ^ references[None, :])
-    expected = set(zip(*[a.tolist() for a in np.nonzero(distance <= 4)]))
+    expected = set(zip(*[a.tolist() for a in np.nonzero(distance <= 4)], strict=True))
     assert found == expected
     assert len({q for q, _ in found}) >= 60
 

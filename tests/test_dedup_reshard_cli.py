@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from rawshards import RawSample, half, write_raw_shard
 from conftest import TEST_DATA
+from rawshards import RawSample, half, write_raw_shard
+
 from wit_pipeline import cli
 
 IMAGES = sorted((TEST_DATA / "coco" / "images").glob("*.jpg"))[:6]

@@ -10,14 +10,13 @@ import imagehash
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import COCO_IMAGES
 from PIL import Image
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
-
-from conftest import COCO_IMAGES
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 A, B = IMAGES[0], IMAGES[1]
@@ -81,7 +80,9 @@ def misbehaving_run(tmp_path_factory, image_server, second_loopback_server):
     rows.append({"url": f"{base}/img/{B}", "caption": None})
     out = tmp_path_factory.mktemp("misbehaving")
     input_path = write_list(out / "urls.parquet", rows)
-    totals = stage.run(LocalEngine(), str(out), fast_config(), input_path=input_path, url_config=UrlListConfig(shard_size=8))
+    totals = stage.run(
+        LocalEngine(), str(out), fast_config(), input_path=input_path, url_config=UrlListConfig(shard_size=8)
+    )
     return out, totals, len(rows)
 
 
@@ -161,12 +162,16 @@ def test_retries_are_counted_and_4xx_are_not_retried(misbehaving_run, image_serv
     assert hits[f"/flaky/k1/1/{A}"] == 2
 
 
-def test_redirect_to_another_private_address_is_allowed_with_allow_private(tmp_path, image_server,
-                                                                           second_loopback_server):
+def test_redirect_to_another_private_address_is_allowed_with_allow_private(
+    tmp_path, image_server, second_loopback_server
+):
     target = urllib.parse.quote(f"{second_loopback_server.url}/img/{A}", safe="")
-    input_path = write_list(tmp_path / "urls.parquet", [{"url": f"{image_server.url}/redirect-to/{target}",
-                                                         "caption": "via redirect"}])
-    stage.run(LocalEngine(), str(tmp_path), fast_config(allow_private=True), input_path=input_path, url_config=UrlListConfig())
+    input_path = write_list(
+        tmp_path / "urls.parquet", [{"url": f"{image_server.url}/redirect-to/{target}", "caption": "via redirect"}]
+    )
+    stage.run(
+        LocalEngine(), str(tmp_path), fast_config(allow_private=True), input_path=input_path, url_config=UrlListConfig()
+    )
     assert read_rows(tmp_path)["via redirect"]["status"] == "ok"
 
 
@@ -175,20 +180,26 @@ def test_byte_cap_refuses_large_bodies_with_and_without_content_length(tmp_path,
     big = max(sizes, key=sizes.get)
     small = min(sizes, key=sizes.get)
     cap = (sizes[big] + sizes[small]) // 2
-    input_path = write_list(tmp_path / "urls.parquet", [
-        {"url": f"{image_server.url}/img/{big}", "caption": "declared"},
-        {"url": f"{image_server.url}/chunked/{big}", "caption": "streamed"},
-        {"url": f"{image_server.url}/img/{small}", "caption": "small"},
-    ])
-    stage.run(LocalEngine(), str(tmp_path), fast_config(max_bytes=cap), input_path=input_path, url_config=UrlListConfig())
+    input_path = write_list(
+        tmp_path / "urls.parquet",
+        [
+            {"url": f"{image_server.url}/img/{big}", "caption": "declared"},
+            {"url": f"{image_server.url}/chunked/{big}", "caption": "streamed"},
+            {"url": f"{image_server.url}/img/{small}", "caption": "small"},
+        ],
+    )
+    stage.run(
+        LocalEngine(), str(tmp_path), fast_config(max_bytes=cap), input_path=input_path, url_config=UrlListConfig()
+    )
     rows = read_rows(tmp_path)
     assert [rows[c]["status"] for c in ("declared", "streamed", "small")] == ["too_large_bytes"] * 2 + ["ok"]
 
 
 def test_image_size_rules_use_img2dataset_resizer(tmp_path, image_server):
     input_path = write_list(tmp_path / "urls.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a"}])
-    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
-                            resize=ResizeConfig(image_size=64, min_image_size=10_000))
+    config = DownloadConfig(
+        fetch=FetchConfig(allow_networks=("127.0.0.1/32",)), resize=ResizeConfig(image_size=64, min_image_size=10_000)
+    )
     stage.run(LocalEngine(), str(tmp_path), config, input_path=input_path, url_config=UrlListConfig())
     assert read_rows(tmp_path)["a"]["status"] == "too_small"
 
@@ -196,7 +207,13 @@ def test_image_size_rules_use_img2dataset_resizer(tmp_path, image_server):
 def test_rerun_skips_finished_shards(misbehaving_run, tmp_path):
     out, _, input_rows = misbehaving_run
     before = {p.name: p.stat().st_mtime_ns for p in (out / "raw").glob("*.tar")}
-    totals = stage.run(LocalEngine(), str(out), fast_config(), input_path=str(out / "urls.parquet"), url_config=UrlListConfig(shard_size=8))
+    totals = stage.run(
+        LocalEngine(),
+        str(out),
+        fast_config(),
+        input_path=str(out / "urls.parquet"),
+        url_config=UrlListConfig(shard_size=8),
+    )
     assert totals["skipped_shards"] == totals["shards"] == len(before)
     assert totals["rows"] == input_rows
     assert {p.name: p.stat().st_mtime_ns for p in (out / "raw").glob("*.tar")} == before

@@ -11,20 +11,22 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import COCO_IMAGES
 
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
 
-from conftest import COCO_IMAGES
-
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 
 
 def url_list(path, base, copies=2, extra=()):
-    rows = [{"url": f"{base}/img/{n}/{name}", "caption": f"a photo, copy {n} of {name}"}
-            for n in range(copies) for name in IMAGES]
+    rows = [
+        {"url": f"{base}/img/{n}/{name}", "caption": f"a photo, copy {n} of {name}"}
+        for n in range(copies)
+        for name in IMAGES
+    ]
     rows += list(extra)
     pq.write_table(pa.Table.from_pylist(rows), path)
     return rows
@@ -49,13 +51,20 @@ def test_local_and_beam_engines_write_the_same_rows_and_members(tmp_path, image_
 
     input_path = str(tmp_path / "urls.parquet")
     url_list(input_path, image_server.url, extra=[{"url": f"{image_server.url}/status/404", "caption": "gone"}])
-    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
-                            resize=ResizeConfig(image_size=64), threads=4)
+    config = DownloadConfig(
+        fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0), resize=ResizeConfig(image_size=64), threads=4
+    )
     url_config = UrlListConfig(shard_size=10)
-    local_totals = stage.run(LocalEngine(2), str(tmp_path / "local"), config, input_path=input_path,
-                             url_config=url_config)
-    beam_totals = stage.run(BeamEngine(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
-                            str(tmp_path / "beam"), config, input_path=input_path, url_config=url_config)
+    local_totals = stage.run(
+        LocalEngine(2), str(tmp_path / "local"), config, input_path=input_path, url_config=url_config
+    )
+    beam_totals = stage.run(
+        BeamEngine(["--direct_running_mode=multi_processing", "--direct_num_workers=2"]),
+        str(tmp_path / "beam"),
+        config,
+        input_path=input_path,
+        url_config=url_config,
+    )
     assert local_totals["statuses"] == beam_totals["statuses"] == {"ok": 2 * len(IMAGES), "http_404": 1}
     local_rows, local_members = raw_contents(tmp_path / "local")
     beam_rows, beam_members = raw_contents(tmp_path / "beam")
@@ -65,13 +74,33 @@ def test_local_and_beam_engines_write_the_same_rows_and_members(tmp_path, image_
 
 def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     input_path = str(tmp_path / "urls.parquet")
-    rows = [{"url": f"{image_server.url}/slow/0.05/{n}/{name}", "caption": f"copy {n} of {name}"}
-            for n in range(4) for name in IMAGES]
+    rows = [
+        {"url": f"{image_server.url}/slow/0.05/{n}/{name}", "caption": f"copy {n} of {name}"}
+        for n in range(4)
+        for name in IMAGES
+    ]
     pq.write_table(pa.Table.from_pylist(rows), input_path)
     out = str(tmp_path / "out")
-    command = [sys.executable, "-m", "wit_pipeline", "download", "--input", input_path, "--output", out,
-               "--shard-size", "12", "--processes", "1", "--threads", "2", "--image-size", "32",
-               "--allow-network", "127.0.0.1/32"]
+    command = [
+        sys.executable,
+        "-m",
+        "wit_pipeline",
+        "download",
+        "--input",
+        input_path,
+        "--output",
+        out,
+        "--shard-size",
+        "12",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--image-size",
+        "32",
+        "--allow-network",
+        "127.0.0.1/32",
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -97,8 +126,9 @@ def plan_against_local(tmp_path, image_server, engine_name):
     """Run one copy of each image locally; return the same plan for another engine's folder."""
     input_path = str(tmp_path / "urls.parquet")
     url_list(input_path, image_server.url, copies=1)
-    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0),
-                            resize=ResizeConfig(image_size=48), threads=4)
+    config = DownloadConfig(
+        fetch=FetchConfig(allow_networks=("127.0.0.1/32",), retries=0), resize=ResizeConfig(image_size=48), threads=4
+    )
     url_config = UrlListConfig(shard_size=8)
     stage.run_tasks(LocalEngine(), stage.plan_tasks(input_path, str(tmp_path / "local"), url_config, config))
     return stage.plan_tasks(input_path, str(tmp_path / engine_name), url_config, config)
@@ -107,6 +137,7 @@ def plan_against_local(tmp_path, image_server, engine_name):
 @pytest.mark.slow
 def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
     from beam_services import portable_runner_args
+
     from wit_pipeline.engines.beam import BeamEngine
 
     tasks = plan_against_local(tmp_path, image_server, "portable")
@@ -137,8 +168,11 @@ def test_downloaded_copies_of_an_eval_folder_are_decontaminated(tmp_path, image_
 
     input_path = str(tmp_path / "urls.parquet")
     url_list(input_path, image_server.url, copies=1)
-    config = DownloadConfig(fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
-                            resize=ResizeConfig(image_size=64, resize_mode="border"), threads=4)
+    config = DownloadConfig(
+        fetch=FetchConfig(allow_networks=("127.0.0.1/32",)),
+        resize=ResizeConfig(image_size=64, resize_mode="border"),
+        threads=4,
+    )
     stage.run(LocalEngine(), str(tmp_path), config, input_path=input_path, url_config=UrlListConfig())
     eval_folder = tmp_path / "eval"
     eval_folder.mkdir()

@@ -17,9 +17,9 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO_ROOT
 from test_curate import example_config, final_files
+
 from wit_pipeline import shards
 
 pytestmark = pytest.mark.slow
@@ -42,13 +42,25 @@ def missing(out, name):
 # Moments to kill at, in pipeline order: (what is happening, when it is true). Each run is killed
 # at the first moment still ahead of it that holds; a stage too quick to catch is skipped.
 MOMENTS = [
-    ("ingest: shard written, global dedup pending", lambda o: exists(o, "ingest/00000.done") and missing(o, "ingest/stats.json")),
-    ("balance: parts written, stats pending", lambda o: exists(o, "balance/part-00000.parquet") and missing(o, "balance/stats.json")),
+    (
+        "ingest: shard written, global dedup pending",
+        lambda o: exists(o, "ingest/00000.done") and missing(o, "ingest/stats.json"),
+    ),
+    (
+        "balance: parts written, stats pending",
+        lambda o: exists(o, "balance/part-00000.parquet") and missing(o, "balance/stats.json"),
+    ),
     ("download: first shard being written", lambda o: exists(o, "raw/00000.tar") and missing(o, "raw/00000.done")),
-    ("download: some shards finished", lambda o: len(shards.finished_shards(o / "raw")) >= 1 and missing(o, "raw/stats.json")),
+    (
+        "download: some shards finished",
+        lambda o: len(shards.finished_shards(o / "raw")) >= 1 and missing(o, "raw/stats.json"),
+    ),
     ("between download and dedup", lambda o: exists(o, "curate/download.json") and missing(o, "dedup/stats.json")),
     ("reshard: routing", lambda o: exists(o, "final/_routing") and missing(o, "final/manifest.json")),
-    ("reshard: final shards being assembled", lambda o: exists(o, "final/00000.tar") and missing(o, "final/manifest.json")),
+    (
+        "reshard: final shards being assembled",
+        lambda o: exists(o, "final/00000.tar") and missing(o, "final/manifest.json"),
+    ),
 ]
 
 
@@ -59,22 +71,28 @@ def test_sigkill_at_many_moments_then_rerun_gives_the_uninterrupted_bytes(tmp_pa
     # and Python workers are in the killed process group too).
     slow = [("processes = 2", "processes = 1"), ("shard_size = 40", "shard_size = 30")]
     reference = example_config(tmp_path, "reference", replace=slow)
-    subprocess.run([sys.executable, "-m", "wit_pipeline", "-q", "curate", str(reference)], cwd=REPO_ROOT,
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", "-q", "curate", str(reference)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     config = example_config(tmp_path, "killed", replace=slow)
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "wit_pipeline", "-q", "curate", str(config), "--engine", engine]
     ahead, kills = list(MOMENTS), []
     for _ in range(len(MOMENTS) + 1):
-        run = subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(
+            command, cwd=REPO_ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         killed = None
         deadline = time.monotonic() + 300
         while run.poll() is None and killed is None and time.monotonic() < deadline:
             for index, (moment, holds) in enumerate(ahead):
                 if holds(out):
                     os.killpg(run.pid, signal.SIGKILL)
-                    killed, ahead = moment, ahead[index + 1:]
+                    killed, ahead = moment, ahead[index + 1 :]
                     break
             time.sleep(0.005)
         run.wait()
@@ -106,8 +124,13 @@ def small_tmpfs(tmp_path):
 
 
 def curate(config, *flags):
-    return subprocess.run([sys.executable, "-m", "wit_pipeline", "-q", "curate", str(config), *flags], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", "-q", "curate", str(config), *flags],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_one_line_naming(result, path, *fragments, engine_logs=False):
@@ -122,16 +145,20 @@ def assert_one_line_naming(result, path, *fragments, engine_logs=False):
         assert fragment in lines[0]
 
 
-ENGINE_FLAGS = {"local": [], "spark": ["--engine", "spark"],
-                "beam": ["--engine", "beam", "--", "--direct_running_mode=in_memory"]}
+ENGINE_FLAGS = {
+    "local": [],
+    "spark": ["--engine", "spark"],
+    "beam": ["--engine", "beam", "--", "--direct_running_mode=in_memory"],
+}
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINE_FLAGS))
 def test_a_full_disk_is_one_line_no_partial_marker_and_the_rerun_completes(tmp_path, small_tmpfs, engine):
     # 256-pixel images: about 2.5 MB of shards, on a 1 MiB disk. On Spark and Beam the disk fills
     # inside a worker, and the engine's wrapped report becomes the same one line.
-    config = example_config(tmp_path, "full", replace=[("image_size = 64", "image_size = 256")],
-                            output=small_tmpfs / "out")
+    config = example_config(
+        tmp_path, "full", replace=[("image_size = 64", "image_size = 256")], output=small_tmpfs / "out"
+    )
     result = curate(config, *ENGINE_FLAGS[engine])
     assert_one_line_naming(result, small_tmpfs / "out", "No space left on device", engine_logs=engine != "local")
     raw = small_tmpfs / "out" / "raw"

@@ -23,12 +23,12 @@ CASES = [
     ("digits_only", "12/05/2018 - 14:30", "digits_only"),
     ("digits_only", "Peugeot 108", None),
     ("digits_only", "...", None),
-    ("min_chars", "A cat", "too_short"),          # 5 characters: DataComp keeps > 5
-    ("min_chars", "A cats", None),                # 6 characters
+    ("min_chars", "A cat", "too_short"),  # 5 characters: DataComp keeps > 5
+    ("min_chars", "A cats", None),  # 6 characters
     ("min_words", "Hogsmeade Station", "too_few_words"),
     ("min_words", "Inherent Vice", "too_few_words"),
     ("min_words", "A man riding a horse.", None),
-    ("min_words", "two big words", None),          # 3 words: DataComp keeps > 2
+    ("min_words", "two big words", None),  # 3 words: DataComp keeps > 2
     ("max_chars", "x " * 501, "too_long"),
     ("max_chars", "x " * 500, None),
 ]
@@ -70,7 +70,14 @@ def test_every_filter_reason_is_a_registered_status():
     probes = [case[1] for case in CASES] + ["Kiss my ass"]
     config = FilterConfig(blocklist=("ass",))
     reasons = {f({"caption": c}, config) for f in FILTERS.values() for c in probes} - {None}
-    assert reasons == {"url_only", "filename_only", "digits_only", "too_short", "too_few_words",
-                       "too_long", "blocklisted"}
+    assert reasons == {
+        "url_only",
+        "filename_only",
+        "digits_only",
+        "too_short",
+        "too_few_words",
+        "too_long",
+        "blocklisted",
+    }
     for reason in reasons:
         assert schema.check_status(reason) == reason

@@ -2,28 +2,28 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
 from text_helpers import ENTRIES, ListSource, laion_rows
+
 from wit_pipeline import ingest, schema, shards
 from wit_pipeline.config import IngestConfig, MatchConfig
 from wit_pipeline.engines.local import LocalEngine
-from wit_pipeline.stats import without_provenance
 from wit_pipeline.sources.base import make_record
+from wit_pipeline.stats import without_provenance
 from wit_pipeline.text.matching import naive_match
 
 # Real LAION rows (index in tests/data/text/laion_3000.parquet) and the status each must get,
 # checked by hand: the captions are quoted in tests/test_filters.py and tests/test_langid.py.
 EXPECTED = {
-    0: "ok",             # 'Classical Masterpieces: Xerses & More, Vol. 8 by Various Artists'
-    1: "ok",             # 'Tavern Brawl by velinov'
+    0: "ok",  # 'Classical Masterpieces: Xerses & More, Vol. 8 by Various Artists'
+    1: "ok",  # 'Tavern Brawl by velinov'
     5: "too_few_words",  # 'Hogsmeade Station'
-    63: "lang_not_en",   # French: 'Extend Bar Barres Tendres Beurre D'Arachide et Chocolat ...'
-    95: "ok",            # '&quot;Keep Calm&quot; - Blue Canvas' (unescaped)
+    63: "lang_not_en",  # French: 'Extend Bar Barres Tendres Beurre D'Arachide et Chocolat ...'
+    95: "ok",  # '&quot;Keep Calm&quot; - Blue Canvas' (unescaped)
     146: "lang_not_en",  # German: 'Socionext hat den Display-Controller ...'
     185: "filename_only",  # '7672-eco-cotton-culottes-87-lfs.jpg'
-    930: "too_long",     # 1,368 characters of scraped page text
-    1622: "url_only",    # a bare upload.wikimedia.org URL
-    2212: "url_only",    # 'http://www.mytowntutors.com/2013/01/...'
+    930: "too_long",  # 1,368 characters of scraped page text
+    1622: "url_only",  # a bare upload.wikimedia.org URL
+    2212: "url_only",  # 'http://www.mytowntutors.com/2013/01/...'
 }
 
 
@@ -41,8 +41,10 @@ def read_all(folder):
     import glob
     import os
 
-    return {os.path.relpath(p, folder): pq.read_table(p).to_pylist()
-            for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))}
+    return {
+        os.path.relpath(p, folder): pq.read_table(p).to_pylist()
+        for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +61,21 @@ def test_hand_checked_statuses_and_exact_dedup(ingested):
     status_by_source_id = {row["source_id"]: row["status"] for rows in files.values() for row in rows}
     for position, index in enumerate(EXPECTED):
         assert status_by_source_id[str(position)] == EXPECTED[index], index
-    assert status_by_source_id["10"] == "duplicate"       # row 0 again (shard 2)
-    assert status_by_source_id["11"] == "duplicate"       # row 1 after normalisation
-    assert status_by_source_id["12"] == "too_few_words"   # duplicate of a dropped row
+    assert status_by_source_id["10"] == "duplicate"  # row 0 again (shard 2)
+    assert status_by_source_id["11"] == "duplicate"  # row 1 after normalisation
+    assert status_by_source_id["12"] == "too_few_words"  # duplicate of a dropped row
     assert summary["rows_in"] == 13 and summary["kept"] == 3
-    assert summary["dropped"] == {"duplicate": 2, "filename_only": 1, "lang_not_en": 2,
-                                  "too_few_words": 2, "too_long": 1, "url_only": 2}
+    assert summary["dropped"] == {
+        "duplicate": 2,
+        "filename_only": 1,
+        "lang_not_en": 2,
+        "too_few_words": 2,
+        "too_long": 1,
+        "url_only": 2,
+    }
     assert sorted(files) == ["dropped/duplicate-00002.parquet"] + [
-        f"dropped/part-0000{i}.parquet" for i in range(4)] + [f"part-0000{i}.parquet" for i in range(4)]
+        f"dropped/part-0000{i}.parquet" for i in range(4)
+    ] + [f"part-0000{i}.parquet" for i in range(4)]
 
 
 def test_rows_carry_language_matches_and_original(ingested):

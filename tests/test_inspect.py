@@ -8,9 +8,10 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-
 from report_runs import MARKUP_CAPTION
+
 from wit_pipeline import cli, shards
+
 
 @pytest.fixture
 def run(small_run):
@@ -36,8 +37,11 @@ def test_tar_shard(run, capsys):
 
 
 def test_sidecar_with_status_filter(run, capsys):
-    failed_shard = next(p for p in sorted(run.glob("raw/*.parquet"))
-                        if "http_404" in pq.read_table(p, columns=["status"])["status"].to_pylist())
+    failed_shard = next(
+        p
+        for p in sorted(run.glob("raw/*.parquet"))
+        if "http_404" in pq.read_table(p, columns=["status"])["status"].to_pylist()
+    )
     found = inspect_json(capsys, str(failed_shard), "--status", "http_404")
     assert found["kind"] == "parquet" and found["statuses"]["http_404"] == 1
     assert [s["url"].split("/", 3)[-1] for s in found["samples"]] == ["status/404?from=small_run"]
@@ -79,21 +83,25 @@ def test_table_output_shows_web_text_literally(run, capsys, monkeypatch):
     assert MARKUP_CAPTION in printed
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("missing", None, "does not exist"),
-    ("notes.txt", b"hello", "is not a tar shard, a Parquet file or a folder"),
-    ("garbage.parquet", b"not parquet at all", "is not a readable Parquet file"),
-    ("garbage.tar", b"not a tar at all" * 100, "is not a readable tar shard"),
-    ("empty", "folder", "holds no Parquet files and no stage folders"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing", None, "does not exist"),
+        ("notes.txt", b"hello", "is not a tar shard, a Parquet file or a folder"),
+        ("garbage.parquet", b"not parquet at all", "is not a readable Parquet file"),
+        ("garbage.tar", b"not a tar at all" * 100, "is not a readable tar shard"),
+        ("empty", "folder", "holds no Parquet files and no stage folders"),
+    ],
+)
 def test_bad_paths_fail_in_one_line(tmp_path, name, content, message):
     path = tmp_path / name
     if content == "folder":
         path.mkdir()
     elif content is not None:
         path.write_bytes(content)
-    result = subprocess.run([sys.executable, "-m", "wit_pipeline", "inspect", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", "inspect", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("wit inspect: error:")

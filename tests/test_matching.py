@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from text_helpers import ENTRIES, coco_captions, laion_captions
+
 from wit_pipeline.text.matching import Matcher, load_matcher, naive_match, spacing
 
 
@@ -16,8 +16,8 @@ def test_hand_checked_matches():
     matcher = Matcher(entries)
     assert matcher.match("A dog on the beach.") == [0, 2, 6]
     assert matcher.match("Hot dog stand in New York!") == [0, 4]  # 'hot dog' is lowercase
-    assert matcher.match("dogs, doghouse, hotdog") == []           # whole words only
-    assert matcher.match("U.S. flag") == []                         # '.' is spaced apart, as in MetaCLIP
+    assert matcher.match("dogs, doghouse, hotdog") == []  # whole words only
+    assert matcher.match("U.S. flag") == []  # '.' is spaced apart, as in MetaCLIP
     assert matcher.match("send an e-mail:") == [5]
     assert Matcher(entries, case_sensitive=False).match("Hot dog stand") == [0, 1, 7]
 

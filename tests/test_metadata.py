@@ -1,8 +1,8 @@
 import json
 
 import pytest
-
 from conftest import TEST_DATA
+
 from wit_pipeline import cli
 from wit_pipeline.text import metadata
 
@@ -12,9 +12,20 @@ WORDNET = TEST_DATA / "text" / "wordnet"  # real WordNet 3.0 lines (Debian wordn
 def test_wordnet_lemmas_from_real_lines():
     lemmas = metadata.wordnet_lemmas(str(WORDNET))
     assert lemmas[:15] == [
-        "dog", "domestic dog", "Canis familiaris",
-        "frank", "frankfurter", "hotdog", "hot dog", "wiener", "wienerwurst", "weenie",  # 'dog' again: deduplicated
-        "New York", "New York State", "Empire State", "NY",
+        "dog",
+        "domestic dog",
+        "Canis familiaris",
+        "frank",
+        "frankfurter",
+        "hotdog",
+        "hot dog",
+        "wiener",
+        "wienerwurst",
+        "weenie",  # 'dog' again: deduplicated
+        "New York",
+        "New York State",
+        "Empire State",
+        "NY",
         "scat",  # data.verb comes before data.adj
     ]
     assert "run away" in lemmas and "take to the woods" in lemmas
@@ -51,8 +62,9 @@ def test_cli_build(tmp_path, monkeypatch, capsys):
     titles = tmp_path / "titles.txt"
     titles.write_text("Hot dog\nThe Starry Night\n\ndog\n")
     out = tmp_path / "entries.json"
-    code = cli.main(["metadata", "build", "--no-discover", "--wordnet", str(WORDNET),
-                     "--titles", str(titles), "--output", str(out)])
+    code = cli.main(
+        ["metadata", "build", "--no-discover", "--wordnet", str(WORDNET), "--titles", str(titles), "--output", str(out)]
+    )
     assert code == 0
     entries = json.loads(out.read_text())
     assert entries[0] == "dog" and entries[-2:] == ["Hot dog", "The Starry Night"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import TEST_DATA
+
 from wit_pipeline.filters.natural_title import natural_title, why_not_natural
 
 LABELS = TEST_DATA / "yfcc" / "natural_title_labels.tsv"
@@ -34,20 +34,23 @@ def test_precision_and_recall_on_the_hand_labelled_sample(part, size):
     assert recall == 1.0
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("IMG_1234", "camera_file_name"),
-    ("DSC01234.JPG", "camera_file_name"),
-    ("P1010001", "camera_file_name"),
-    ("Picture 023", "camera_file_name"),
-    ("2008-06-12 14:33:01", "date_or_digits"),
-    ("0012345", "date_or_digits"),
-    ("", "empty"),
-    ("#sunset #beach", "tags_only"),
-    ("sunset, beach, ocean, california", "tags_only"),
-    ("Sunset", "too_few_words"),
-    ("Copy of IMG_2231", "too_few_words"),
-    ("Golden Gate Bridge at sunset", None),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("IMG_1234", "camera_file_name"),
+        ("DSC01234.JPG", "camera_file_name"),
+        ("P1010001", "camera_file_name"),
+        ("Picture 023", "camera_file_name"),
+        ("2008-06-12 14:33:01", "date_or_digits"),
+        ("0012345", "date_or_digits"),
+        ("", "empty"),
+        ("#sunset #beach", "tags_only"),
+        ("sunset, beach, ocean, california", "tags_only"),
+        ("Sunset", "too_few_words"),
+        ("Copy of IMG_2231", "too_few_words"),
+        ("Golden Gate Bridge at sunset", None),
+    ],
+)
 def test_reasons(text, reason):
     assert why_not_natural(text) == reason
 

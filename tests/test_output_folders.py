@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -19,10 +19,9 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import COCO_IMAGES
 
 from wit_pipeline import shards
-
-from conftest import COCO_IMAGES
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 IS_ROOT = os.geteuid() == 0
@@ -30,20 +29,32 @@ LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNIN
 
 
 def wit(*args, timeout=180, **kwargs):
-    return subprocess.run([sys.executable, "-m", "wit_pipeline", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def start_wit(*args):
-    return subprocess.Popen([sys.executable, "-m", "wit_pipeline", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def one_line_error(result, *fragments):
     assert result.returncode == 2, (result.returncode, result.stderr)
     # Progress bars and log records (per-shard INFO lines, library warnings) are not the error.
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "shard/s" not in line
-             and "%|" not in line and not LOG_RECORD.match(line)]
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and "shard/s" not in line and "%|" not in line and not LOG_RECORD.match(line)
+    ]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
@@ -56,8 +67,20 @@ def url_list(path, urls: list[str]) -> str:
 
 
 def download_args(input_path, out, *extra):
-    return ["download", "--input", input_path, "--output", out, "--allow-network", "127.0.0.1/32",
-            "--image-size", "64", "--timeout", "10", *extra]
+    return [
+        "download",
+        "--input",
+        input_path,
+        "--output",
+        out,
+        "--allow-network",
+        "127.0.0.1/32",
+        "--image-size",
+        "64",
+        "--timeout",
+        "10",
+        *extra,
+    ]
 
 
 def wait_for(predicate, timeout=60.0):
@@ -93,19 +116,27 @@ def downloaded(tmp_path, image_server):
     """A real run folder: OUT/raw from `wit download` (4 shards), then OUT/dedup from `wit dedup`."""
     urls = [f"{image_server.url}/img/{name}" for name in IMAGES[:8]]
     out = tmp_path / "out"
-    assert wit(*download_args(url_list(tmp_path / "list.parquet", urls), out, "--shard-size", "2",
-                              "--processes", "1")).returncode == 0
+    assert (
+        wit(
+            *download_args(url_list(tmp_path / "list.parquet", urls), out, "--shard-size", "2", "--processes", "1")
+        ).returncode
+        == 0
+    )
     assert wit("dedup", out).returncode == 0
     return out
 
 
 def snapshot(folder: pathlib.Path) -> dict[str, bytes]:
     # The lock file names the last run that held the folder; everything else must stay as it was.
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != ".wit-lock"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".wit-lock"
+    }
 
 
 # --- 2: a stage refuses a folder it did not make ------------------------------------------------
+
 
 def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded, tmp_path):
     raw = downloaded / "raw"
@@ -134,6 +165,7 @@ def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded
 
 # --- 3: a second writer is refused, on every engine; a killed run leaves no stuck lock ------------
 
+
 def test_a_second_concurrent_download_is_refused_and_a_killed_one_leaves_no_lock(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/3/{name}" for name in IMAGES[:12]]
     input_path = url_list(tmp_path / "list.parquet", urls)
@@ -158,6 +190,7 @@ def test_a_second_concurrent_download_is_refused_and_a_killed_one_leaves_no_lock
 
 # --- 4: killing the parent stops its workers ------------------------------------------------------
 
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
@@ -176,13 +209,26 @@ def _alive(pid: int) -> bool:
 def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/2/{name}" for name in IMAGES[:8]]  # 4 s per shard of 2
     out = tmp_path / "out"
-    parent = start_wit(*download_args(url_list(tmp_path / "list.parquet", urls), out, "--shard-size", "2",
-                                      "--processes", "2", "--threads", "1"))
+    parent = start_wit(
+        *download_args(
+            url_list(tmp_path / "list.parquet", urls), out, "--shard-size", "2", "--processes", "2", "--threads", "1"
+        )
+    )
     try:
-        wait_for(lambda: len([c for c in _children(parent.pid)
-                              if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()]) == 2)
-        workers = [c for c in _children(parent.pid) if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()
-                   and "resource_tracker" not in pathlib.Path(f"/proc/{c}/cmdline").read_text()]
+        wait_for(
+            lambda: (
+                len(
+                    [c for c in _children(parent.pid) if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()]
+                )
+                == 2
+            )
+        )
+        workers = [
+            c
+            for c in _children(parent.pid)
+            if "spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_text()
+            and "resource_tracker" not in pathlib.Path(f"/proc/{c}/cmdline").read_text()
+        ]
         time.sleep(0.5)  # the workers are inside their first shard
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
@@ -195,6 +241,7 @@ def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
 
 
 # --- 7 and 15: unfinished downloads are refused; a finished shard's files are checked -----------
+
 
 def test_dedup_and_reshard_refuse_an_unfinished_download_unless_partial(downloaded):
     raw = downloaded / "raw"
@@ -214,14 +261,16 @@ def test_a_finished_shard_whose_sidecar_was_deleted_is_redone(downloaded, tmp_pa
     raw = downloaded / "raw"
     (raw / "00001.parquet").unlink()
     urls = [f"{image_server.url}/img/{name}" for name in IMAGES[:8]]
-    rerun = wit(*download_args(url_list(tmp_path / "list.parquet", urls), downloaded, "--shard-size", "2",
-                               "--processes", "1"))
+    rerun = wit(
+        *download_args(url_list(tmp_path / "list.parquet", urls), downloaded, "--shard-size", "2", "--processes", "1")
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert "(3 already finished)" in rerun.stdout
     assert (raw / "00001.parquet").exists() and assert_finished_shards_are_sound(raw) == 8
 
 
 # --- 11 and 12: Ctrl-C, a full disk and a read-only folder end in one line --------------------
+
 
 def test_ctrl_c_with_one_process_prints_the_rerun_line_and_the_rerun_completes(tmp_path, image_server):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(300)]
@@ -254,8 +303,11 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_one_line_and_no_wrong_shard_is_marked_finished(tmp_path, image_server, small_disk, processes):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(60)]
     input_path = url_list(tmp_path / "list.parquet", urls)
-    result = wit(*download_args(input_path, small_disk / "out", "--processes", processes, "--shard-size", "20",
-                                "--image-size", "256"))
+    result = wit(
+        *download_args(
+            input_path, small_disk / "out", "--processes", processes, "--shard-size", "20", "--image-size", "256"
+        )
+    )
     one_line_error(result, "cannot write", str(small_disk / "out" / "raw"), "No space left on device")
     assert not list((small_disk / "out" / "raw").glob("*.tmp-*"))
     assert_finished_shards_are_sound(small_disk / "out" / "raw")
@@ -274,12 +326,16 @@ def immutable_folder(tmp_path):
 
 def test_an_unwritable_output_folder_is_one_line(tmp_path, image_server, immutable_folder):
     input_path = url_list(tmp_path / "list.parquet", [f"{image_server.url}/img/{IMAGES[0]}"])
-    one_line_error(wit(*download_args(input_path, immutable_folder, "--processes", "1")), "cannot write",
-                   str(immutable_folder / "raw"))
+    one_line_error(
+        wit(*download_args(input_path, immutable_folder, "--processes", "1")),
+        "cannot write",
+        str(immutable_folder / "raw"),
+    )
     one_line_error(wit("dedup", tmp_path, "--output", immutable_folder / "dedup", "--partial"), "cannot write")
 
 
 # --- object stores have no OS lock: the lock file names its owner --------------------------------
+
 
 def test_an_object_store_lock_is_refused_while_its_owner_lives_and_taken_over_after():
     import socket

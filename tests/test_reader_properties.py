@@ -14,15 +14,18 @@ import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from conftest import TEST_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wit_pipeline import schema, shards
 from wit_pipeline.sources import source_class
 
-from conftest import TEST_DATA
-
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("WIT_HYPOTHESIS_EXAMPLES", 25)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=int(__import__("os").environ.get("WIT_HYPOTHESIS_EXAMPLES", 25)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 maybe_bad_bytes = st.one_of(text.map(str.encode), st.binary(max_size=40))
@@ -45,7 +48,9 @@ def read_records(kind: str, path: str) -> list[dict] | str:
         assert isinstance(record["uid"], str) and len(record["uid"]) == 32
         assert record["status"] != schema.OK or isinstance(record["url"], str)
     # What a stage writes next: every record fits wit's schema (an int URL once failed here).
-    pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema.RAW_SCHEMA} for r in records], schema=schema.RAW_SCHEMA)
+    pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema.RAW_SCHEMA} for r in records], schema=schema.RAW_SCHEMA
+    )
     return records
 
 
@@ -57,13 +62,19 @@ def write(tmp_path, name: str, data: bytes) -> str:
 
 # --- URL lists: no row is ever lost --------------------------------------------------------------
 
-arrow_values = st.sampled_from([
-    pa.array([1, None, 3], pa.int64()), pa.array([b"a", b"\xff", None]), pa.array([1.5, None, 2.0]),
-    pa.array([True, False, None]), pa.array([[1], [], None], pa.list_(pa.int64())),
-    pa.array([{"x": 1}, None, {"x": 2}], pa.struct([("x", pa.int64())])),
-    pa.array(["http://127.0.0.1/a.jpg", "", None]), pa.array(["a b c", "\x00", None]),
-    pa.array([None, None, None], pa.null()),
-])
+arrow_values = st.sampled_from(
+    [
+        pa.array([1, None, 3], pa.int64()),
+        pa.array([b"a", b"\xff", None]),
+        pa.array([1.5, None, 2.0]),
+        pa.array([True, False, None]),
+        pa.array([[1], [], None], pa.list_(pa.int64())),
+        pa.array([{"x": 1}, None, {"x": 2}], pa.struct([("x", pa.int64())])),
+        pa.array(["http://127.0.0.1/a.jpg", "", None]),
+        pa.array(["a b c", "\x00", None]),
+        pa.array([None, None, None], pa.null()),
+    ]
+)
 column_names = st.sampled_from(["url", "caption", "URL", "TEXT", "image_path", "license", "status", "x", "uid", ""])
 
 
@@ -78,8 +89,11 @@ def test_parquet_with_random_column_names_and_types(tmp_path, columns):
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(maybe_bad_bytes, maybe_bad_bytes), max_size=8),
-       delimiter=st.sampled_from([",", "\t"]), compress=st.booleans())
+@given(
+    rows=st.lists(st.tuples(maybe_bad_bytes, maybe_bad_bytes), max_size=8),
+    delimiter=st.sampled_from([",", "\t"]),
+    compress=st.booleans(),
+)
 def test_csv_and_tsv_with_random_bytes_in_the_fields(tmp_path, rows, delimiter, compress):
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")  # quotes any field holding \r or \n
@@ -97,16 +111,27 @@ def test_csv_and_tsv_with_random_bytes_in_the_fields(tmp_path, rows, delimiter, 
 
 
 @SETTINGS
-@given(lines=st.lists(st.one_of(
-    st.dictionaries(st.sampled_from(["url", "caption", "x", "image_path"]),
-                    st.one_of(text, st.integers(), st.none(), st.lists(st.integers(), max_size=2)), max_size=4)
-    .map(lambda d: json.dumps(d).encode()),
-    st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b and b.strip())), max_size=8))
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["url", "caption", "x", "image_path"]),
+                st.one_of(text, st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+                max_size=4,
+            ).map(lambda d: json.dumps(d).encode()),
+            st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"\r" not in b and b.strip()),
+        ),
+        max_size=8,
+    )
+)
 def test_jsonl_with_random_lines(tmp_path, lines):
     result = read_records("urls", write(tmp_path, "list.jsonl", b"\n".join(lines) + b"\n"))
     if isinstance(result, str):  # a list none of whose lines names a caption (or URL) key
-        assert "column" in result and not any(b'"caption"' in line for line in lines) or \
-            not any(b'"url"' in line for line in lines)
+        assert (
+            "column" in result
+            and not any(b'"caption"' in line for line in lines)
+            or not any(b'"url"' in line for line in lines)
+        )
     elif lines:
         assert len(result) == len(lines), result
 

@@ -36,8 +36,19 @@ def test_the_readme_marks_its_walkthrough_for_testing():
     blocks = readme_blocks((REPO / "README.md").read_text())
     assert len(blocks) >= 8
     commands = "\n".join(body for body, _ in blocks)
-    for command in ("wit ingest", "wit balance", "wit download", "wit dedup", "wit reshard", "wit report",
-                    "wit inspect", "wit train", "wit eval", "wit adopt", "wit metadata build"):
+    for command in (
+        "wit ingest",
+        "wit balance",
+        "wit download",
+        "wit dedup",
+        "wit reshard",
+        "wit report",
+        "wit inspect",
+        "wit train",
+        "wit eval",
+        "wit adopt",
+        "wit metadata build",
+    ):
         assert command in commands, command
 
 
@@ -45,12 +56,24 @@ def test_the_readme_marks_its_walkthrough_for_testing():
 def test_readme_walkthrough_runs_as_written(tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "data").symlink_to(REPO / "tests" / "data")
-    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               HF_HOME=str(tmp_path / ".hf"), COLUMNS="200",
-               PATH=os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env = dict(
+        os.environ,
+        NO_ALBUMENTATIONS_UPDATE="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_HOME=str(tmp_path / ".hf"),
+        COLUMNS="200",
+        PATH=os.pathsep.join([str(pathlib.Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    )
     for number, (commands, expected) in enumerate(readme_blocks((REPO / "README.md").read_text()), start=1):
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", commands],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         printed = result.stdout + result.stderr
         assert result.returncode == 0, f"README block {number} failed:\n{commands}\n{printed[-3000:]}"
         missing = [line for line in expected if line not in printed]

@@ -15,21 +15,23 @@ import pathlib
 import shutil
 
 import pytest
-from PIL import Image
-
 from browser import Browser, chromium_path
+from PIL import Image
 from report_runs import STAGES, coco_rows, run_chain
+
 from wit_pipeline import cli
 from wit_pipeline.report import write_report
 
 # Without a browser these tests are skipped on a developer's machine, never in CI (.ci/run installs it).
-pytestmark = pytest.mark.skipif(chromium_path() is None and not os.environ.get("WIT_REQUIRE_BROWSER"),
-                                reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    chromium_path() is None and not os.environ.get("WIT_REQUIRE_BROWSER"),
+    reason="needs Debian's chromium (apt-get install chromium; .ci/run installs it)",
+)
 
 PAYLOADS = [
     "<script>alert(1)</script>",
     "<img src=x onerror=\"document.title='pwned'\">",
-    "\"><svg onload=\"document.title='pwned'\">",
+    '"><svg onload="document.title=\'pwned\'">',
 ]
 JAVASCRIPT_URL = "javascript:document.title='pwned'"
 
@@ -37,7 +39,8 @@ FUNNEL_FROM_DOM = """[...document.querySelectorAll('#funnel-table tr[data-stage]
   stage: tr.dataset.stage,
   rows_in: tr.querySelector('[data-field=rows_in]')?.textContent ?? null,
   kept: tr.querySelector('[data-field=kept]')?.textContent ?? null,
-  dropped: Object.fromEntries([...tr.querySelectorAll('[data-reason]')].map(s => [s.dataset.reason, s.querySelector('b').textContent])),
+  dropped: Object.fromEntries([...tr.querySelectorAll('[data-reason]')]
+    .map(s => [s.dataset.reason, s.querySelector('b').textContent])),
 }))"""
 
 INJECTION_FROM_DOM = """({
@@ -52,16 +55,23 @@ INJECTION_FROM_DOM = """({
 
 def hostile_rows(server_url: str) -> list[dict]:
     rows = coco_rows(server_url)
-    for row, payload in zip(rows[-len(PAYLOADS):], PAYLOADS):
+    for row, payload in zip(rows[-len(PAYLOADS) :], PAYLOADS, strict=True):
         row["caption"] = f"{payload} {row['caption']}"
     # The same image under another caption: exact duplicates for dedup to fold.
     duplicates = [{"url": row["url"], "caption": f"Another photo: {row['caption']}"} for row in rows[:4]]
-    return rows + duplicates + [
-        {"url": JAVASCRIPT_URL, "caption": "A red car parked on the side of the street"},
-        {"url": f"{server_url}/status/404?q=<script>alert(2)</script>", "caption": "A bird sitting on a tree branch"},
-        {"url": f"{server_url}/notimage.jpg", "caption": "A small boat floating on the calm lake"},
-        {"url": f"{server_url}/img/x.jpg", "caption": "Un chat noir dort sur le canapé rouge du salon"},
-    ]
+    return (
+        rows
+        + duplicates
+        + [
+            {"url": JAVASCRIPT_URL, "caption": "A red car parked on the side of the street"},
+            {
+                "url": f"{server_url}/status/404?q=<script>alert(2)</script>",
+                "caption": "A bird sitting on a tree branch",
+            },
+            {"url": f"{server_url}/notimage.jpg", "caption": "A small boat floating on the calm lake"},
+            {"url": f"{server_url}/img/x.jpg", "caption": "Un chat noir dort sur le canapé rouge du salon"},
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +104,18 @@ def number(text: str) -> int:
 def expected_funnel(out) -> dict:
     """The funnel as each stage's stats.json records it (read here directly, not through wit), with
     download's totals checked against its per-shard stats and reshard's against the manifest."""
+
     def read(relative):
         return json.loads((out / relative).read_text())
 
     funnel = {}
-    for stage, folder in (("ingest", "ingest"), ("balance", "balance"), ("download", "raw"), ("dedup", "dedup"),
-                          ("reshard", "final")):
+    for stage, folder in (
+        ("ingest", "ingest"),
+        ("balance", "balance"),
+        ("download", "raw"),
+        ("dedup", "dedup"),
+        ("reshard", "final"),
+    ):
         stats = read(f"{folder}/stats.json")
         funnel[stage] = (stats["rows_in"], stats["kept"], stats["dropped"])
     per_shard = [json.loads(p.read_text()) for p in sorted((out / "raw").glob("*_stats.json"))]
@@ -110,9 +126,14 @@ def expected_funnel(out) -> dict:
 
 def test_funnel_read_back_from_the_page_equals_the_stats_files(run, browser):
     load(browser, run / "report.html")
-    shown = {row["stage"]: (number(row["rows_in"]), number(row["kept"]),
-                            {reason: number(count) for reason, count in row["dropped"].items()})
-             for row in browser.evaluate(FUNNEL_FROM_DOM)}
+    shown = {
+        row["stage"]: (
+            number(row["rows_in"]),
+            number(row["kept"]),
+            {reason: number(count) for reason, count in row["dropped"].items()},
+        )
+        for row in browser.evaluate(FUNNEL_FROM_DOM)
+    }
     expected = expected_funnel(run)
     assert shown == expected
     # The run exercised every kind of drop the funnel shows.
@@ -161,7 +182,9 @@ def test_partial_run_names_the_missing_stages(run, browser, tmp_path):
     assert path.endswith("report.html")
     missing = browser.evaluate("document.getElementById('missing-stages').textContent")
     assert "download, dedup, reshard" in missing
-    stages = browser.evaluate("[...document.querySelectorAll('#funnel-table tr[data-stage]:not(.muted)')].map(r => r.dataset.stage)")
+    stages = browser.evaluate(
+        "[...document.querySelectorAll('#funnel-table tr[data-stage]:not(.muted)')].map(r => r.dataset.stage)"
+    )
     assert stages == ["ingest", "balance"]
     assert browser.evaluate("document.querySelector('img[alt=\"entry counts\"]') !== null")
     assert browser.evaluate("document.querySelector('#kept-samples') === null")
@@ -194,7 +217,12 @@ def test_each_engines_output_gives_the_same_report_funnel(run, browser, tmp_path
     out = run_chain(tmp_path / "out", hostile_rows(image_server.url), engines=engines)
     write_report(str(out))
     load(browser, out / "report.html")
-    shown = {row["stage"]: (number(row["rows_in"]), number(row["kept"]),
-                            {reason: number(count) for reason, count in row["dropped"].items()})
-             for row in browser.evaluate(FUNNEL_FROM_DOM)}
+    shown = {
+        row["stage"]: (
+            number(row["rows_in"]),
+            number(row["kept"]),
+            {reason: number(count) for reason, count in row["dropped"].items()},
+        )
+        for row in browser.evaluate(FUNNEL_FROM_DOM)
+    }
     assert shown == expected_funnel(out) == expected_funnel(run)

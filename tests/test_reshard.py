@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import TEST_DATA
 from rawshards import RawFailure, RawSample, half, write_raw_shard
+
 from wit_pipeline import reshard, shards
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
@@ -116,5 +116,11 @@ def test_keep_list_not_matching_raw_is_an_error(out, tmp_path):
 
     shards.write_parquet(str(keep), [{"uid": "0" * 32, "shard": 0}], schema.KEEP_SCHEMA)
     with pytest.raises(ValueError, match="lacks 1 kept samples"):
-        reshard.run(LocalEngine(), None, ReshardConfig(), input_folder=str(folder / "raw"), keep_path=str(keep),
-                    output_folder=str(tmp_path / "final"))
+        reshard.run(
+            LocalEngine(),
+            None,
+            ReshardConfig(),
+            input_folder=str(folder / "raw"),
+            keep_path=str(keep),
+            output_folder=str(tmp_path / "final"),
+        )

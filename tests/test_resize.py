@@ -15,14 +15,22 @@ import statistics
 import cv2
 import numpy as np
 import pytest
-from img2dataset.resizer import Resizer
-
 from conftest import COCO_IMAGES
 from image_quality import output_luma, reference_luma, ssim, upscaled_copy
+from img2dataset.resizer import Resizer
+
 from wit_pipeline.config import ResizeConfig
 from wit_pipeline.download.hashing import phash_hex, phash_pixels
-from wit_pipeline.download.image import (DEFAULT_MARGIN, FastResizer, ImageError, Img2datasetResizer,
-                                         check_image, jpeg_scale, make_resizer, plan_resize)
+from wit_pipeline.download.image import (
+    DEFAULT_MARGIN,
+    FastResizer,
+    ImageError,
+    Img2datasetResizer,
+    check_image,
+    jpeg_scale,
+    make_resizer,
+    plan_resize,
+)
 
 MODES = ["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
 
@@ -35,15 +43,23 @@ PHOTOS = _photos()
 # Large photos, as the web has them: every COCO test photo upscaled to 1,000-2,000 px, and two
 # of them in grey (a one-channel JPEG decodes to one channel, as in img2dataset).
 LARGE = [upscaled_copy(data, 1000 + 1000 * i // (len(PHOTOS) - 1)) for i, data in enumerate(PHOTOS)]
-GREY = [cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE))[1].tobytes()
-        for data in LARGE[-2:]]
+GREY = [
+    cv2.imencode(".jpg", cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE))[1].tobytes()
+    for data in LARGE[-2:]
+]
 
 
 def _img2dataset(config: ResizeConfig, data: bytes):
-    resizer = Resizer(image_size=config.image_size, resize_mode=config.resize_mode,
-                      resize_only_if_bigger=config.resize_only_if_bigger, encode_quality=config.encode_quality,
-                      encode_format=config.encode_format, min_image_size=config.min_image_size,
-                      max_image_area=config.max_image_area, max_aspect_ratio=config.max_aspect_ratio)
+    resizer = Resizer(
+        image_size=config.image_size,
+        resize_mode=config.resize_mode,
+        resize_only_if_bigger=config.resize_only_if_bigger,
+        encode_quality=config.encode_quality,
+        encode_format=config.encode_format,
+        min_image_size=config.min_image_size,
+        max_image_area=config.max_image_area,
+        max_aspect_ratio=config.max_aspect_ratio,
+    )
     return resizer(io.BytesIO(data))
 
 
@@ -88,15 +104,22 @@ def test_fast_path_quality_is_img2datasets_in_every_mode(mode):
         ours = resizer(data)
         assert error is None
         assert (ours.width, ours.height, ours.original_width, ours.original_height) == (
-            width, height, original_width, original_height)
+            width,
+            height,
+            original_width,
+            original_height,
+        )
         assert ours.pixels.shape == cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED).shape
         reference = reference_luma(data, config)
         theirs = ssim(output_luma(out, original_width, original_height, config), reference)
         deficits.append(theirs - ssim(output_luma(ours.data, original_width, original_height, config), reference))
         phash_bits.append(_hamming(phash_hex(ours.data), phash_hex(out)))
         plan = plan_resize(original_width, original_height, config)
-        reduced += plan.size is not None and plan.downscale and jpeg_scale(
-            original_width, original_height, plan.size, DEFAULT_MARGIN) > 1
+        reduced += (
+            plan.size is not None
+            and plan.downscale
+            and jpeg_scale(original_width, original_height, plan.size, DEFAULT_MARGIN) > 1
+        )
     count = len(deficits)
     assert sum(d <= 0.01 for d in deficits) >= 0.99 * count, sorted(deficits)[-5:]
     assert statistics.median(deficits) <= 0.005
@@ -105,11 +128,14 @@ def test_fast_path_quality_is_img2datasets_in_every_mode(mode):
     assert reduced >= (len(LARGE) // 4 if mode != "no" else 0)
 
 
-@pytest.mark.parametrize("changes, status", [
-    ({"min_image_size": 500}, "too_small"),
-    ({"max_image_area": 300_000}, "too_large_area"),
-    ({"max_aspect_ratio": 1.2}, "bad_aspect_ratio"),
-])
+@pytest.mark.parametrize(
+    "changes, status",
+    [
+        ({"min_image_size": 500}, "too_small"),
+        ({"max_image_area": 300_000}, "too_large_area"),
+        ({"max_aspect_ratio": 1.2}, "bad_aspect_ratio"),
+    ],
+)
 def test_limits_reject_as_img2dataset_does(changes, status):
     config = ResizeConfig(**changes)
     for data in PHOTOS[:8]:
@@ -159,8 +185,8 @@ def test_phash_of_kept_pixels_is_the_stored_images():
 
 
 def test_phash_pixels_is_imagehash_phash_bit_for_bit():
-    from PIL import Image
     import imagehash
+    from PIL import Image
 
     resizer = FastResizer(ResizeConfig(resize_mode="center_crop"))  # a crop: pixels not contiguous
     for data in PHOTOS + LARGE[-3:] + GREY:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO_ROOT
 
 from wit_pipeline import schema
-
-from conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize("name", sorted(schema.SCHEMAS))

@@ -10,29 +10,34 @@ import urllib.request
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import COCO_IMAGES
+
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.simweb import SimulatedWeb, WebProfile, make_urls
 
-PROFILE = WebProfile(connect_delay=0.05, ttfb=0.01, slow_hosts=1, slow_factor=5.0,
-                     share_404=0.1, share_429=0.1, share_reset=0.1)
+PROFILE = WebProfile(
+    connect_delay=0.05, ttfb=0.01, slow_hosts=1, slow_factor=5.0, share_404=0.1, share_429=0.1, share_reset=0.1
+)
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    with SimulatedWeb(str(COCO_IMAGES), str(tmp_path_factory.mktemp("simweb")), hosts=4, profile=PROFILE,
-                      large=2) as simulated:
+    with SimulatedWeb(
+        str(COCO_IMAGES), str(tmp_path_factory.mktemp("simweb")), hosts=4, profile=PROFILE, large=2
+    ) as simulated:
         yield simulated
 
 
 def _rows(out) -> list[dict]:
     raw = shards.join(str(out), "raw")
-    return [row for shard_id in shards.finished_shards(raw)
-            for row in shards.read_parquet(shards.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist()]
+    return [
+        row
+        for shard_id in shards.finished_shards(raw)
+        for row in shards.read_parquet(shards.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist()
+    ]
 
 
 def test_hosts_speak_https_with_the_run_time_ca_only(web):
@@ -49,13 +54,22 @@ def test_download_over_the_simulated_web(web, tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", web.ca_file)
     names = [n for n in sorted(web.images) if n.endswith(".jpg")]
     urls = make_urls(web.bases, names, 120, PROFILE, seed=1)
-    pq.write_table(pa.table({"url": urls, "caption": [f"photo {i}" for i in range(len(urls))]}),
-                   tmp_path / "urls.parquet")
-    config = DownloadConfig(fetch=FetchConfig(timeout=5, retries=2, backoff_base=0.01, allow_networks=("127.0.0.0/8",)),
-                            resize=ResizeConfig(image_size=64), threads=8)
+    pq.write_table(
+        pa.table({"url": urls, "caption": [f"photo {i}" for i in range(len(urls))]}), tmp_path / "urls.parquet"
+    )
+    config = DownloadConfig(
+        fetch=FetchConfig(timeout=5, retries=2, backoff_base=0.01, allow_networks=("127.0.0.0/8",)),
+        resize=ResizeConfig(image_size=64),
+        threads=8,
+    )
     before = web.stats()
-    totals = stage.run(LocalEngine(1), str(tmp_path / "out"), config, input_path=str(tmp_path / "urls.parquet"),
-                       url_config=UrlListConfig(shard_size=60))
+    totals = stage.run(
+        LocalEngine(1),
+        str(tmp_path / "out"),
+        config,
+        input_path=str(tmp_path / "urls.parquet"),
+        url_config=UrlListConfig(shard_size=60),
+    )
     rows = {row["url"]: row for row in _rows(tmp_path / "out")}
     assert len(rows) == len(urls) == totals["rows"]
     for url in urls:

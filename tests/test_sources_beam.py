@@ -9,10 +9,10 @@ import pytest
 beam = pytest.importorskip("apache_beam")
 
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
+from conftest import TEST_DATA  # noqa: E402
 
 from beam_jobs.options import pipeline_options  # noqa: E402
 from beam_jobs.sources import ReadSource  # noqa: E402
-from conftest import TEST_DATA  # noqa: E402
 from wit_pipeline.sources.warc import WarcSource  # noqa: E402
 
 

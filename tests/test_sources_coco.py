@@ -8,8 +8,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import TEST_DATA
+
 from wit_pipeline.config import CocoConfig
 from wit_pipeline.sources.coco import CocoSource
 
@@ -85,8 +85,14 @@ def test_local_mode_sets_image_path_and_keeps_uids():
 def test_annotation_whose_image_is_missing_is_a_malformed_row(tmp_path):
     data = json.loads(CAPTIONS.read_text())
     data["annotations"].insert(3, {"image_id": 999999999, "id": 424242, "caption": "A cat on a mat."})
-    data["images"].append({"id": 7, "file_name": "000000000007.jpg", "license": 99,
-                           "coco_url": "http://images.cocodataset.org/train2017/000000000007.jpg"})
+    data["images"].append(
+        {
+            "id": 7,
+            "file_name": "000000000007.jpg",
+            "license": 99,
+            "coco_url": "http://images.cocodataset.org/train2017/000000000007.jpg",
+        }
+    )
     path = tmp_path / "captions.json"
     path.write_text(json.dumps(data))
     records = read_all(path)

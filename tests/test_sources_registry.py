@@ -6,8 +6,8 @@ import argparse
 import pickle
 
 import pytest
-
 from conftest import TEST_DATA
+
 from wit_pipeline.sources import SOURCES, source_class
 
 OWN_SOURCES = ["coco", "yfcc", "warc", "wat"]
@@ -27,13 +27,20 @@ def test_registry_names_every_source():
         source_class("flickr")
 
 
-@pytest.mark.parametrize("name, argv, path, expected", [
-    ("coco", ["--coco-captions", "join", "--image-root", "/data/imgs"], "coco/captions_train2017.json",
-     {"captions": "join", "url_field": "coco_url", "image_root": "/data/imgs"}),
-    ("yfcc", ["--yfcc-caption", "title"], "yfcc/yfcc100m_dataset_sample.tsv", {"caption": "title"}),
-    ("warc", ["--srcset", "largest"], "commoncrawl/iana.warc.gz", {"srcset": "largest"}),
-    ("wat", [], "commoncrawl/iana-numbers.warc.wat.gz", None),
-])
+@pytest.mark.parametrize(
+    "name, argv, path, expected",
+    [
+        (
+            "coco",
+            ["--coco-captions", "join", "--image-root", "/data/imgs"],
+            "coco/captions_train2017.json",
+            {"captions": "join", "url_field": "coco_url", "image_root": "/data/imgs"},
+        ),
+        ("yfcc", ["--yfcc-caption", "title"], "yfcc/yfcc100m_dataset_sample.tsv", {"caption": "title"}),
+        ("warc", ["--srcset", "largest"], "commoncrawl/iana.warc.gz", {"srcset": "largest"}),
+        ("wat", [], "commoncrawl/iana-numbers.warc.wat.gz", None),
+    ],
+)
 def test_from_args_builds_a_picklable_source(name, argv, path, expected):
     args = parser_with_every_source_flag().parse_args(argv)
     source = source_class(name).from_args(args, [str(TEST_DATA / path)])

@@ -13,10 +13,10 @@ import gzip
 import io
 import json
 
+from conftest import TEST_DATA
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from conftest import TEST_DATA
 from wit_pipeline.config import WarcConfig
 from wit_pipeline.sources.warc import WarcSource, largest_srcset_candidate, resolve_image_url
 from wit_pipeline.sources.wat import WatSource
@@ -50,14 +50,32 @@ def test_iana_warc_gives_16_pairs():
 
 WHIRLWIND_PAIRS = [
     ("https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-wordmark-an.svg", "Biquipedia", None, None),
-    ("https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-tagline-an.svg",
-     "A enciclopedia libre", 120, 14),
-    ("https://upload.wikimedia.org/wikipedia/commons/thumb/0/0a/Escudo_de_Escopete_%28Guadalajara%29.svg/"
-     "70px-Escudo_de_Escopete_%28Guadalajara%29.svg.png", "Escudo d'armas", 70, 122),
-    ("https://upload.wikimedia.org/wikipedia/commons/thumb/9/9c/Castilla-La_Mancha-loc.svg/"
-     "250px-Castilla-La_Mancha-loc.svg.png", "Escopete ubicada en Castiella-La Mancha", 250, 252),
-    ("https://upload.wikimedia.org/wikipedia/commons/thumb/d/d2/Map_pointer.svg/12px-Map_pointer.svg.png",
-     "Escopete", 12, 12),
+    (
+        "https://an.wikipedia.org/static/images/mobile/copyright/wikipedia-tagline-an.svg",
+        "A enciclopedia libre",
+        120,
+        14,
+    ),
+    (
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/0/0a/Escudo_de_Escopete_%28Guadalajara%29.svg/"
+        "70px-Escudo_de_Escopete_%28Guadalajara%29.svg.png",
+        "Escudo d'armas",
+        70,
+        122,
+    ),
+    (
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/9/9c/Castilla-La_Mancha-loc.svg/"
+        "250px-Castilla-La_Mancha-loc.svg.png",
+        "Escopete ubicada en Castiella-La Mancha",
+        250,
+        252,
+    ),
+    (
+        "https://upload.wikimedia.org/wikipedia/commons/thumb/d/d2/Map_pointer.svg/12px-Map_pointer.svg.png",
+        "Escopete",
+        12,
+        12,
+    ),
     ("https://an.wikipedia.org/static/images/footer/wikimedia-button.png", "Wikimedia Foundation", 88, 31),
     ("https://an.wikipedia.org/static/images/footer/poweredby_mediawiki_88x31.png", "Powered by MediaWiki", 88, 31),
 ]
@@ -155,16 +173,26 @@ def write_wat(path, payloads: list[bytes]) -> None:
     with open(path, "wb") as out:
         writer = WARCWriter(out, gzip=True)
         for i, payload in enumerate(payloads):
-            headers = StatusAndHeaders("", [
-                ("WARC-Type", "metadata"),
-                ("WARC-Target-URI", "http://www.iana.org/numbers"),
-                ("WARC-Date", "2014-01-26T20:06:51Z"),
-                ("WARC-Record-ID", f"<urn:uuid:00000000-0000-0000-0000-00000000000{i}>"),
-                ("Content-Type", "application/json"),
-            ], protocol="WARC/1.0")
-            writer.write_record(writer.create_warc_record(
-                "http://www.iana.org/numbers", "metadata", payload=io.BytesIO(payload),
-                length=len(payload), warc_headers=headers))
+            headers = StatusAndHeaders(
+                "",
+                [
+                    ("WARC-Type", "metadata"),
+                    ("WARC-Target-URI", "http://www.iana.org/numbers"),
+                    ("WARC-Date", "2014-01-26T20:06:51Z"),
+                    ("WARC-Record-ID", f"<urn:uuid:00000000-0000-0000-0000-00000000000{i}>"),
+                    ("Content-Type", "application/json"),
+                ],
+                protocol="WARC/1.0",
+            )
+            writer.write_record(
+                writer.create_warc_record(
+                    "http://www.iana.org/numbers",
+                    "metadata",
+                    payload=io.BytesIO(payload),
+                    length=len(payload),
+                    warc_headers=headers,
+                )
+            )
 
 
 def test_non_json_wat_record_is_a_malformed_row_and_reading_goes_on(tmp_path):
@@ -191,7 +219,8 @@ def test_wat_base_href_and_protocol_relative_links(tmp_path):
     path = tmp_path / "base.warc.wat.gz"
     write_wat(path, [json.dumps(document).encode()])
     assert [r["url"] for r in read_all(WatSource(str(path)))] == [
-        "https://static.example.org/img/a.jpg", "https://upload.example.org/b.jpg",
+        "https://static.example.org/img/a.jpg",
+        "https://upload.example.org/b.jpg",
     ]
 
 

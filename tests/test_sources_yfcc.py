@@ -6,8 +6,8 @@ import bz2
 import gzip
 
 import pytest
-
 from conftest import TEST_DATA
+
 from wit_pipeline.config import YfccConfig
 from wit_pipeline.filters.natural_title import natural_title
 from wit_pipeline.sources.yfcc import YfccSource, decode_text
@@ -24,9 +24,7 @@ def read_all(path, caption="both") -> list[dict]:
 
 def test_sample_records_statuses_and_provenance():
     records = read_all(SAMPLE)
-    assert [r["status"] for r in records] == [
-        "ok", "ok", "not_an_image", "ok", "ok", "ok", "missing_caption", "ok"
-    ]
+    assert [r["status"] for r in records] == ["ok", "ok", "not_an_image", "ok", "ok", "ok", "missing_caption", "ok"]
     cherry = records[1]
     assert cherry["source"] == "yfcc" and cherry["source_id"] == "2347235716"
     assert cherry["url"] == "http://farm3.staticflickr.com/2264/2347235716_ab12cd34ef.jpg"
@@ -64,7 +62,12 @@ def test_line_number_and_hash_layout_gives_the_same_records():
 def test_bad_lines_become_rows_that_say_what_was_wrong():
     records = read_all(BAD)
     assert [r["status"] for r in records] == [
-        "ok", "malformed_record", "malformed_record", "invalid_url", "malformed_record", "ok"
+        "ok",
+        "malformed_record",
+        "malformed_record",
+        "invalid_url",
+        "malformed_record",
+        "ok",
     ]
     errors = [r["error"] or "" for r in records]
     assert errors[1].endswith("line 2: expected 23 or 25 tab-separated fields, found 20")
@@ -95,6 +98,12 @@ def test_truncated_gzip_keeps_the_lines_before_the_cut(tmp_path):
 def test_natural_title_filter_drops_camera_titles():
     reasons = [natural_title(r) for r in read_all(SAMPLE, "title")]
     assert reasons == [
-        "not_natural_language", None, None, "not_natural_language",
-        "not_natural_language", None, "not_natural_language", "not_natural_language",
+        "not_natural_language",
+        None,
+        None,
+        "not_natural_language",
+        "not_natural_language",
+        None,
+        "not_natural_language",
+        "not_natural_language",
     ]

@@ -21,6 +21,7 @@ from conftest import COCO_IMAGES, REPO_ROOT  # noqa: E402
 from spark_cluster import standalone_cluster  # noqa: E402
 from test_curate import example_config, final_files  # noqa: E402
 from test_download_engines import raw_contents  # noqa: E402
+
 from wit_pipeline import shards  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -41,21 +42,48 @@ def wit_command(cluster, *args):
 def test_curate_on_a_standalone_cluster_writes_the_local_shards(tmp_path, cluster):
     command, env = wit_command(cluster, "curate", str(example_config(tmp_path, "local")), "--engine", "local")
     subprocess.run(command, check=True, cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
-    command, env = wit_command(cluster, "curate", str(example_config(tmp_path, "cluster")), "--engine", "spark",
-                               "--spark-master", cluster.master_url)
+    command, env = wit_command(
+        cluster,
+        "curate",
+        str(example_config(tmp_path, "cluster")),
+        "--engine",
+        "spark",
+        "--spark-master",
+        cluster.master_url,
+    )
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert final_files(tmp_path / "cluster") == final_files(tmp_path / "local")
 
 
 def test_a_worker_killed_mid_download_loses_and_repeats_nothing(tmp_path, cluster, image_server):
-    rows = [{"url": f"{image_server.url}/slow/0.3/{n}/{name}", "caption": f"copy {n} of {name}"}
-            for n in range(6) for name in IMAGES]
+    rows = [
+        {"url": f"{image_server.url}/slow/0.3/{n}/{name}", "caption": f"copy {n} of {name}"}
+        for n in range(6)
+        for name in IMAGES
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
     out = tmp_path / "out"
-    command, env = wit_command(cluster, "download", "--input", str(tmp_path / "urls.parquet"), "--output", str(out),
-                               "--engine", "spark", "--spark-master", cluster.master_url, "--shard-size", "8",
-                               "--threads", "2", "--image-size", "32", "--allow-network", "127.0.0.1/32")
+    command, env = wit_command(
+        cluster,
+        "download",
+        "--input",
+        str(tmp_path / "urls.parquet"),
+        "--output",
+        str(out),
+        "--engine",
+        "spark",
+        "--spark-master",
+        cluster.master_url,
+        "--shard-size",
+        "8",
+        "--threads",
+        "2",
+        "--image-size",
+        "32",
+        "--allow-network",
+        "127.0.0.1/32",
+    )
     log = open(tmp_path / "download.log", "w")
     run = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

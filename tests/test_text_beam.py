@@ -5,11 +5,10 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
+from text_helpers import ENTRIES, ListSource, laion_rows
 
 from wit_pipeline import shards
 from wit_pipeline.stats import without_provenance
-
-from text_helpers import ENTRIES, ListSource, laion_rows
 
 beam = pytest.importorskip("apache_beam")
 
@@ -19,8 +18,10 @@ IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 
 def files(folder):
-    return {os.path.relpath(p, folder): pq.read_table(p).to_pylist()
-            for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))}
+    return {
+        os.path.relpath(p, folder): pq.read_table(p).to_pylist()
+        for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))
+    }
 
 
 def test_ingest_and_balance_on_beam_equal_local(tmp_path):
@@ -53,8 +54,10 @@ def test_ingest_and_balance_on_beam_equal_local(tmp_path):
     assert without_provenance(beam_balance) == without_provenance(local_balance)
     assert beam_balance["engine"] == "beam" and local_balance["engine"] == "local"
     # The select pass's per-status counts are Beam counters.
-    counters = {c.key.metric.name: c.committed
-                for c in engine.last_result.metrics().query(MetricsFilter().with_namespace("balance"))["counters"]}
+    counters = {
+        c.key.metric.name: c.committed
+        for c in engine.last_result.metrics().query(MetricsFilter().with_namespace("balance"))["counters"]
+    }
     assert counters == {"ok": local_balance["kept"], **local_balance["dropped"]}
     assert local_balance["entries_capped"] > 0 and local_balance["dropped"]["not_sampled"] > 0
     assert files(f"{on_beam}/balance") == files(f"{local}/balance")

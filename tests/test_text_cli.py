@@ -4,8 +4,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
 from text_helpers import ENTRIES, ListSource, laion_rows
+
 from wit_pipeline import cli, sources
 from wit_pipeline.stats import without_provenance
 
@@ -31,8 +31,26 @@ def test_ingest_then_balance(wit, tmp_path, capsys):
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("wedding\n")
     out = str(tmp_path / "out")
-    assert wit(["ingest", "--source", "laion", "--input", str(ENTRIES), "--output", out,
-                "--metadata", str(ENTRIES), "--blocklist", str(blocklist), "--processes", "1"]) == 0
+    assert (
+        wit(
+            [
+                "ingest",
+                "--source",
+                "laion",
+                "--input",
+                str(ENTRIES),
+                "--output",
+                out,
+                "--metadata",
+                str(ENTRIES),
+                "--blocklist",
+                str(blocklist),
+                "--processes",
+                "1",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     stats = json.loads((tmp_path / "out/ingest/stats.json").read_text())
     assert f"{stats['rows_in']} rows in, {stats['kept']} kept" in printed
@@ -51,8 +69,12 @@ def test_usage_errors_exit_2(wit, tmp_path, capsys):
     assert wit(["ingest", "--source", "nope", "--input", str(ENTRIES), "--output", str(tmp_path)]) == 2
     assert "unknown --source 'nope' (known: laion)" in capsys.readouterr().err
     assert wit(["ingest", "--source", "laion", "--input", str(tmp_path / "missing"), "--output", str(tmp_path)]) == 2
-    assert wit(["ingest", "--source", "laion", "--input", str(ENTRIES), "--output", str(tmp_path),
-                "--min-lang-score", "2"]) == 2
+    assert (
+        wit(
+            ["ingest", "--source", "laion", "--input", str(ENTRIES), "--output", str(tmp_path), "--min-lang-score", "2"]
+        )
+        == 2
+    )
     assert "min_score must be in [0, 1]" in capsys.readouterr().err
     assert wit(["balance", str(tmp_path / "nothing")]) == 2
     assert "run `wit ingest` first" in capsys.readouterr().err
@@ -63,12 +85,15 @@ def test_url_list_source_when_it_lands(tmp_path):
     """The lead's URL-list source on the real LAION file (skipped until sources/urls.py is merged)."""
     urls = pytest.importorskip("wit_pipeline.sources.urls")
     from conftest import TEST_DATA
+
     from wit_pipeline import ingest
     from wit_pipeline.config import IngestConfig, UrlListConfig
 
-    source = urls.UrlListSource(str(TEST_DATA / "text/laion_3000.parquet"),
-                                UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=1000),
-                                staging_dir=str(tmp_path / "staging"))
+    source = urls.UrlListSource(
+        str(TEST_DATA / "text/laion_3000.parquet"),
+        UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=1000),
+        staging_dir=str(tmp_path / "staging"),
+    )
     from wit_pipeline.engines.local import LocalEngine
 
     summary = ingest.run(LocalEngine(), str(tmp_path), IngestConfig(), source=source)
@@ -82,19 +107,39 @@ def test_url_list_source_when_it_lands(tmp_path):
 def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
     """`wit ingest --source urls` on the real LAION file (skipped until the registry has `urls`)."""
     from conftest import TEST_DATA
+
     from wit_pipeline.commands.ingest import source_names
 
     if "urls" not in source_names():
         pytest.skip("wit_pipeline.sources.SOURCES has no 'urls' source on this branch")
     monkeypatch.setattr(cli, "COMMANDS", MY_COMMANDS)
     out = tmp_path / "out"
-    code = cli.main(["ingest", "--source", "urls", "--input", str(TEST_DATA / "text/laion_3000.parquet"),
-                     "--url-col", "URL", "--caption-col", "TEXT", "--shard-size", "1000",
-                     "--output", str(out), "--processes", "1"])
+    code = cli.main(
+        [
+            "ingest",
+            "--source",
+            "urls",
+            "--input",
+            str(TEST_DATA / "text/laion_3000.parquet"),
+            "--url-col",
+            "URL",
+            "--caption-col",
+            "TEXT",
+            "--shard-size",
+            "1000",
+            "--output",
+            str(out),
+            "--processes",
+            "1",
+        ]
+    )
     assert code == 0
     stats = json.loads((out / "ingest/stats.json").read_text())
     assert stats["rows_in"] == 3000 and sorted(p.name for p in (out / "ingest").glob("part-*")) == [
-        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
 
 
 @pytest.mark.slow
@@ -103,7 +148,9 @@ def test_beam_engine_from_the_cli(wit, tmp_path, capsys):
     local, on_beam = str(tmp_path / "local"), str(tmp_path / "beam")
     common = ["--source", "laion", "--input", str(ENTRIES), "--metadata", str(ENTRIES), "--processes", "1"]
     assert wit(["ingest", *common, "--output", local]) == 0
-    assert wit(["ingest", *common, "--output", on_beam, "--engine", "beam", "--", "--direct_running_mode=in_memory"]) == 0
+    assert (
+        wit(["ingest", *common, "--output", on_beam, "--engine", "beam", "--", "--direct_running_mode=in_memory"]) == 0
+    )
     assert wit(["balance", local, "--t", "5", "--processes", "1"]) == 0
     assert wit(["balance", on_beam, "--t", "5", "--engine", "beam", "--", "--direct_running_mode=in_memory"]) == 0
     for stage, name in (("ingest", "stats.json"), ("balance", "stats.json")):

@@ -25,8 +25,11 @@ def test_control_characters_and_whitespace():
 
 
 def test_record_keeps_original_only_when_changed_and_rehashes_uid():
-    record = {"uid": schema.uid("http://a/b.jpg", "Tom &amp; Jerry"), "url": "http://a/b.jpg",
-              "caption": "Tom &amp; Jerry"}
+    record = {
+        "uid": schema.uid("http://a/b.jpg", "Tom &amp; Jerry"),
+        "url": "http://a/b.jpg",
+        "caption": "Tom &amp; Jerry",
+    }
     normalise_record(record)
     assert record["caption"] == "Tom & Jerry"
     assert record["caption_original"] == "Tom &amp; Jerry"

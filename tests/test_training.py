@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
 from conftest import TEST_DATA  # noqa: E402
+
 from training.config import ConfigError, resolve_config  # noqa: E402
 from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
 from training.loss import clip_loss  # noqa: E402
@@ -25,8 +26,17 @@ from training.train import DistInfo, make_optimizer, train, train_step  # noqa: 
 
 # A model small enough that a step takes milliseconds on one CPU core.
 TINY = dict(
-    image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2, text_width=32,
-    text_layers=1, text_heads=2, embed_dim=32, context_length=24, vocab_size=300,
+    image_size=32,
+    patch_size=8,
+    vision_width=32,
+    vision_layers=1,
+    vision_heads=2,
+    text_width=32,
+    text_layers=1,
+    text_heads=2,
+    embed_dim=32,
+    context_length=24,
+    vocab_size=300,
 )
 
 
@@ -52,8 +62,16 @@ def shards(tmp_path_factory):
 
 def config_for(shards, output, **overrides):
     values = dict(
-        TINY, shards=shards, output=str(output), batch_size=6, lr=2e-3, warmup_steps=2,
-        workers=0, shuffle_buffer=16, log_every=2, progress=False,
+        TINY,
+        shards=shards,
+        output=str(output),
+        batch_size=6,
+        lr=2e-3,
+        warmup_steps=2,
+        workers=0,
+        shuffle_buffer=16,
+        log_every=2,
+        progress=False,
     )
     values.update(overrides)
     return resolve_config(values)
@@ -160,8 +178,13 @@ def test_corrupt_sample_is_skipped_and_counted(tmp_path):
     write_pair_shards(pairs, str(tmp_path), samples_per_shard=6)
     tokenizer = CaptionTokenizer(train_bpe([p[1] for p in pairs], 300).to_str(), context_length=24)
     spec = StreamSpec(
-        urls=[str(tmp_path / "00000.tar")], tokenizer=tokenizer, image_size=32, batch_size=4,
-        workers=0, shuffle_buffer=0, resample=False,
+        urls=[str(tmp_path / "00000.tar")],
+        tokenizer=tokenizer,
+        image_size=32,
+        batch_size=4,
+        workers=0,
+        shuffle_buffer=0,
+        resample=False,
     )
     batch = next(stream_batches(spec, 0))
     assert batch["images"].shape == (4, 3, 32, 32)
@@ -174,7 +197,9 @@ def test_unreadable_shards_are_counted_and_never_hang(tmp_path):
     (tmp_path / "00001.tar").write_bytes(b"this is not a tar file" * 40)
     tokenizer = CaptionTokenizer(train_bpe(["a cat"] * 5, 300).to_str(), context_length=24)
     urls = [f"file://{tmp_path}/0000{i}.tar" for i in range(3)]  # fsspec URLs; 00002.tar does not exist
-    spec = StreamSpec(urls=urls, tokenizer=tokenizer, image_size=32, batch_size=4, workers=0, shuffle_buffer=0, resample=False)
+    spec = StreamSpec(
+        urls=urls, tokenizer=tokenizer, image_size=32, batch_size=4, workers=0, shuffle_buffer=0, resample=False
+    )
     batches = stream_batches(spec, 0)
     counts = [next(batches)["counts"].get("shard_error", 0) for _ in range(3)]
     # One batch per epoch from the good shard; by the third, two epochs' two bad shards are past.
@@ -193,7 +218,9 @@ def _two_process_step(rank, port, inputs, result_file):
     images, tokens = inputs
     half = images.shape[0] // 2
     part = slice(rank * half, (rank + 1) * half)
-    loss = train_step(ddp, model, optimizer, [(images[part], tokens[part])], info, torch.autocast("cpu", enabled=False), 0.0)
+    loss = train_step(
+        ddp, model, optimizer, [(images[part], tokens[part])], info, torch.autocast("cpu", enabled=False), 0.0
+    )
     if rank == 0:
         grads = {name: p.grad for name, p in model.named_parameters()}
         torch.save({"loss": loss, "grads": grads}, result_file)
@@ -220,7 +247,9 @@ def test_two_gloo_ranks_match_one_process_on_the_same_global_batch(tmp_path):
     torch.multiprocessing.spawn(_two_process_step, args=(port, (images, tokens), str(result_file)), nprocs=2)
 
     model, optimizer = _fresh_model()
-    loss = train_step(model, model, optimizer, [(images, tokens)], DistInfo(), torch.autocast("cpu", enabled=False), 0.0)
+    loss = train_step(
+        model, model, optimizer, [(images, tokens)], DistInfo(), torch.autocast("cpu", enabled=False), 0.0
+    )
     two = torch.load(result_file, weights_only=True)
     assert two["loss"] == pytest.approx(loss, rel=1e-5)
     # Gradients, not parameters: Adam's first step is blind to a gradient's scale, and turns a
@@ -275,27 +304,71 @@ def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
     shape = "\n".join(f"{k} = {v}" for k, v in TINY.items())
     config.write_text(f"[train]\n{shape}\nbatch_size = 6\nworkers = 0\nprogress = false\nlog_every = 2\n")
     run_dir = tmp_path / "run"
-    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--config", str(config), "--steps", "4", "--lr", "1e-3", "--accum-steps", "2"]) == 0
+    assert (
+        wit(
+            [
+                "train",
+                "--shards",
+                shards,
+                "--output",
+                str(run_dir),
+                "--config",
+                str(config),
+                "--steps",
+                "4",
+                "--lr",
+                "1e-3",
+                "--accum-steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((run_dir / "config.json").read_text())
-    assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"], saved["accum_steps"]) == (4, 1e-3, 32, 6, 2)
+    assert (saved["steps"], saved["lr"], saved["vision_width"], saved["batch_size"], saved["accum_steps"]) == (
+        4,
+        1e-3,
+        32,
+        6,
+        2,
+    )
     # Resume with a longer run: it starts at step 4.
-    assert wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume", "--keep-checkpoints"]) == 0
+    assert (
+        wit(["train", "--shards", shards, "--output", str(run_dir), "--steps", "6", "--resume", "--keep-checkpoints"])
+        == 0
+    )
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 6
     assert torch.load(run_dir / "checkpoint_0000006.pt", weights_only=True)["step"] == 6
 
     # A zero-shot folder of real photos: two classes, underscores as spaces.
     folder = tmp_path / "zs"
-    for index, (image, caption, _) in enumerate(coco_pairs()[:8]):
+    for index, (image, _caption, _) in enumerate(coco_pairs()[:8]):
         target = folder / ("red_thing" if index % 2 else "blue_thing") / f"{index}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(image)
     (folder / "blue_thing" / "broken.jpg").write_bytes(b"not an image")
     metrics_file = tmp_path / "metrics.json"
     capsys.readouterr()
-    assert wit([
-        "eval", "--checkpoint", str(run_dir), "--zero-shot", str(folder), "--ensemble", "--retrieval", shards,
-        "--linear-probe", str(folder), str(folder), "--json", str(metrics_file),
-    ]) == 0
+    assert (
+        wit(
+            [
+                "eval",
+                "--checkpoint",
+                str(run_dir),
+                "--zero-shot",
+                str(folder),
+                "--ensemble",
+                "--retrieval",
+                shards,
+                "--linear-probe",
+                str(folder),
+                str(folder),
+                "--json",
+                str(metrics_file),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(metrics_file.read_text())
     assert json.loads(capsys.readouterr().out) == metrics
     assert metrics["zero_shot"]["images"] == 8 and metrics["zero_shot"]["classes"] == 2

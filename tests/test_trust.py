@@ -10,17 +10,16 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import COCO_IMAGES
+from netproxy import HttpsImageServer, Proxy, self_signed_certificate
+from test_download import A, B, fast_config, read_rows
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig, UrlListConfig
 from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
-from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.download.fetch import fetch
-
-from conftest import COCO_IMAGES
-from netproxy import HttpsImageServer, Proxy, self_signed_certificate
-from test_download import A, B, fast_config, read_rows
+from wit_pipeline.engines.local import LocalEngine
 
 LOCAL_JPEG = COCO_IMAGES / B  # a real image on disk, different from the served one (A)
 SECRET = "/etc/passwd"
@@ -58,7 +57,9 @@ def test_a_url_list_never_makes_download_read_a_local_path(tmp_path, image_serve
 def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, image_server):
     # Balance's output carries image_path through (a COCO ingest writes it): without --image-root
     # the download still fetches the URL, so a crafted "stage output" reads nothing either.
-    rows = [dict(r, uid=schema.uid(r["url"], r["caption"]), status="ok") for r in attack_rows(image_server.url, tmp_path)]
+    rows = [
+        dict(r, uid=schema.uid(r["url"], r["caption"]), status="ok") for r in attack_rows(image_server.url, tmp_path)
+    ]
     folder = tmp_path / "balance"
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
@@ -83,32 +84,73 @@ def test_image_root_reads_only_inside_the_root_after_resolving_links(tmp_path, i
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     # Through the command: a relative --image-root is made absolute before workers see it.
-    result = subprocess.run([sys.executable, "-m", "wit_pipeline", "download", "--input", input_path, "--output",
-                             str(tmp_path / "out"), "--processes", "1", "--allow-network", "127.0.0.1/32",
-                             "--image-root", "root"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wit_pipeline",
+            "download",
+            "--input",
+            input_path,
+            "--output",
+            str(tmp_path / "out"),
+            "--processes",
+            "1",
+            "--allow-network",
+            "127.0.0.1/32",
+            "--image-root",
+            "root",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     got = read_rows(tmp_path / "out")
     assert {c: r["status"] for c, r in got.items()} == {
-        "inside": "ok", "dotdot": "untrusted_path", "symlink out": "untrusted_path", "absolute": "untrusted_path",
-        "memory url": "untrusted_path", "fetched": "ok"}
+        "inside": "ok",
+        "dotdot": "untrusted_path",
+        "symlink out": "untrusted_path",
+        "absolute": "untrusted_path",
+        "memory url": "untrusted_path",
+        "fetched": "ok",
+    }
     assert got["inside"]["sha256"] != got["fetched"]["sha256"]  # read from the root (image B), not fetched (A)
     assert all("root:" not in (row["error"] or "") for row in got.values())
 
 
 def test_other_columns_of_a_url_list_are_carried_as_data_only(tmp_path, image_server):
-    rows = [{"url": f"{image_server.url}/img/{A}", "caption": "a photo", "page_url": f"file://{SECRET}",
-             "license": f"{image_server.url}/img/{B}", "note": SECRET}]
+    rows = [
+        {
+            "url": f"{image_server.url}/img/{A}",
+            "caption": "a photo",
+            "page_url": f"file://{SECRET}",
+            "license": f"{image_server.url}/img/{B}",
+            "note": SECRET,
+        }
+    ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     before = image_server.hits[f"/img/{B}"]
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=input_path,
-              url_config=UrlListConfig(keep_cols=("note",)))
+    stage.run(
+        LocalEngine(1),
+        str(tmp_path / "out"),
+        fast_config(),
+        input_path=input_path,
+        url_config=UrlListConfig(keep_cols=("note",)),
+    )
     row = read_rows(tmp_path / "out")["a photo"]
     assert (row["status"], row["page_url"], row["license"], row["note"]) == (
-        "ok", f"file://{SECRET}", f"{image_server.url}/img/{B}", SECRET)
+        "ok",
+        f"file://{SECRET}",
+        f"{image_server.url}/img/{B}",
+        SECRET,
+    )
     assert image_server.hits[f"/img/{B}"] == before  # a URL in another column is never fetched
 
 
 # --- the address guard sees the real address -------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ipv6_server():
@@ -130,6 +172,7 @@ def test_ipv6_literals_reach_the_guard_as_addresses(ipv6_server):
 
 # --- proxies ----------------------------------------------------------------------------------
 
+
 def test_http_goes_through_the_proxy_and_the_guard_still_checks_the_target(image_server, second_loopback_server):
     with Proxy() as proxy:
         config = FetchConfig(timeout=2.0, retries=0, allow_networks=("127.0.0.1/32",), http_proxy=proxy.url)
@@ -140,9 +183,12 @@ def test_http_goes_through_the_proxy_and_the_guard_still_checks_the_target(image
         refused = fetch(f"{second_loopback_server.url}/img/{A}", config)
         assert refused.status == "private_address" and len(proxy.requests) == 1
         # NO_PROXY hosts go direct.
-        direct = fetch(f"{image_server.url}/img/{B}",
-                       FetchConfig(timeout=2.0, retries=0, allow_networks=("127.0.0.1/32",), http_proxy=proxy.url,
-                                   no_proxy=("127.0.0.1",)))
+        direct = fetch(
+            f"{image_server.url}/img/{B}",
+            FetchConfig(
+                timeout=2.0, retries=0, allow_networks=("127.0.0.1/32",), http_proxy=proxy.url, no_proxy=("127.0.0.1",)
+            ),
+        )
         assert direct.status == "ok" and len(proxy.requests) == 1
 
 
@@ -164,9 +210,26 @@ def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_se
     input_path = write_table(tmp_path / "list.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a cat"}])
     with Proxy() as proxy:
         env = dict(os.environ, HTTP_PROXY=proxy.url, NO_PROXY="")
-        result = subprocess.run([sys.executable, "-m", "wit_pipeline", "download", "--input", input_path, "--output",
-                                 str(tmp_path / "out"), "--processes", "1", "--allow-network", "127.0.0.1/32"],
-                                capture_output=True, text=True, env=env, timeout=120)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wit_pipeline",
+                "download",
+                "--input",
+                input_path,
+                "--output",
+                str(tmp_path / "out"),
+                "--processes",
+                "1",
+                "--allow-network",
+                "127.0.0.1/32",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert [line.split(" ")[0] for line in proxy.requests] == ["GET"]
     assert read_rows(tmp_path / "out")["a cat"]["status"] == "ok"

@@ -36,8 +36,18 @@ def write(path, fmt, rows, compress=False):
     return path
 
 
-@pytest.mark.parametrize(("fmt", "compress"), [("parquet", False), ("csv", False), ("csv", True), ("tsv", False),
-                                               ("tsv", True), ("jsonl", False), ("jsonl", True)])
+@pytest.mark.parametrize(
+    ("fmt", "compress"),
+    [
+        ("parquet", False),
+        ("csv", False),
+        ("csv", True),
+        ("tsv", False),
+        ("tsv", True),
+        ("jsonl", False),
+        ("jsonl", True),
+    ],
+)
 def test_every_format_reads_img2dataset_columns_in_shards(tmp_path, fmt, compress):
     path = write(tmp_path / f"list.{fmt}{'.gz' if compress else ''}", fmt, ROWS, compress)
     planned, got = records(path, tmp_path, shard_size=10, keep_cols=("id",))
@@ -62,14 +72,20 @@ def test_bad_rows_become_rows_with_a_status(tmp_path):
     path = tmp_path / "list.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     _, got = records(path, tmp_path)
-    assert [r["status"] for r in got] == ["ok", "invalid_url", "invalid_url", "invalid_url", "invalid_url",
-                                          "missing_caption"]
+    assert [r["status"] for r in got] == [
+        "ok",
+        "invalid_url",
+        "invalid_url",
+        "invalid_url",
+        "invalid_url",
+        "missing_caption",
+    ]
     assert "scheme 'file'" in got[3]["error"]
 
 
 def test_malformed_csv_and_jsonl_lines_are_recorded_not_dropped(tmp_path):
     csv_path = tmp_path / "list.csv"
-    csv_path.write_text('url,caption\nhttp://a.com/1.jpg,one\nhttp://a.com/2.jpg,two,extra\nhttp://a.com/3.jpg,three\n')
+    csv_path.write_text("url,caption\nhttp://a.com/1.jpg,one\nhttp://a.com/2.jpg,two,extra\nhttp://a.com/3.jpg,three\n")
     _, got = records(csv_path, tmp_path)
     assert [r["status"] for r in got].count("ok") == 2
     bad = [r for r in got if r["status"] == "malformed_record"]
@@ -103,9 +119,19 @@ def test_a_folder_of_parts_is_read_in_name_order_and_carries_wit_columns(tmp_pat
     folder = tmp_path / "parts"
     folder.mkdir()
     for part in (1, 0):
-        pq.write_table(pa.Table.from_pylist([{"url": f"http://a.com/{part}.jpg", "caption": f"part {part}",
-                                              "source": "coco", "source_id": f"id{part}"}]),
-                       folder / f"part-{part:05d}.parquet")
+        pq.write_table(
+            pa.Table.from_pylist(
+                [
+                    {
+                        "url": f"http://a.com/{part}.jpg",
+                        "caption": f"part {part}",
+                        "source": "coco",
+                        "source_id": f"id{part}",
+                    }
+                ]
+            ),
+            folder / f"part-{part:05d}.parquet",
+        )
     (folder / "dropped").mkdir()
     pq.write_table(pa.Table.from_pylist([{"entry": 1, "count": 2}]), folder / "entry_counts.parquet")
     _, got = records(folder, tmp_path)
@@ -116,8 +142,12 @@ def test_a_folder_of_parts_is_read_in_name_order_and_carries_wit_columns(tmp_pat
 def test_a_stage_output_carries_its_extra_columns_without_keep_cols(tmp_path):
     folder = tmp_path / "balance"
     folder.mkdir()
-    pq.write_table(pa.Table.from_pylist([{"uid": "u", "url": "http://a.com/0.jpg", "caption": "a cat on a mat",
-                                          "status": "ok", "coco_id": "42"}]), folder / "part-00000.parquet")
+    pq.write_table(
+        pa.Table.from_pylist(
+            [{"uid": "u", "url": "http://a.com/0.jpg", "caption": "a cat on a mat", "status": "ok", "coco_id": "42"}]
+        ),
+        folder / "part-00000.parquet",
+    )
     source = UrlListSource(str(folder), UrlListConfig(), staging_dir=str(tmp_path / "s"))
     shard = source.shards()[0]
     assert source.extra_columns(shard) == {"coco_id": pa.string()}

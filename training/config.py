@@ -19,22 +19,55 @@ from wit_pipeline.config import ConfigError, from_mapping, load_toml
 # (image tower 768 wide x 12 deep on 32-pixel patches, text tower 512 wide x 12 deep).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
-        image_size=64, patch_size=8, vision_width=128, vision_layers=4, vision_heads=4,
-        text_width=128, text_layers=4, text_heads=4, embed_dim=128, vocab_size=4096,
+        image_size=64,
+        patch_size=8,
+        vision_width=128,
+        vision_layers=4,
+        vision_heads=4,
+        text_width=128,
+        text_layers=4,
+        text_heads=4,
+        embed_dim=128,
+        vocab_size=4096,
     ),
     "small": dict(
-        image_size=128, patch_size=16, vision_width=384, vision_layers=6, vision_heads=6,
-        text_width=256, text_layers=6, text_heads=4, embed_dim=256, vocab_size=16384,
+        image_size=128,
+        patch_size=16,
+        vision_width=384,
+        vision_layers=6,
+        vision_heads=6,
+        text_width=256,
+        text_layers=6,
+        text_heads=4,
+        embed_dim=256,
+        vocab_size=16384,
     ),
     "ViT-B/32": dict(
-        image_size=224, patch_size=32, vision_width=768, vision_layers=12, vision_heads=12,
-        text_width=512, text_layers=12, text_heads=8, embed_dim=512, vocab_size=49408,
+        image_size=224,
+        patch_size=32,
+        vision_width=768,
+        vision_layers=12,
+        vision_heads=12,
+        text_width=512,
+        text_layers=12,
+        text_heads=8,
+        embed_dim=512,
+        vocab_size=49408,
     ),
 }
 
 MODEL_FIELDS = (
-    "image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
-    "text_width", "text_layers", "text_heads", "embed_dim", "context_length", "vocab_size",
+    "image_size",
+    "patch_size",
+    "vision_width",
+    "vision_layers",
+    "vision_heads",
+    "text_width",
+    "text_layers",
+    "text_heads",
+    "embed_dim",
+    "context_length",
+    "vocab_size",
 )
 
 

@@ -172,8 +172,7 @@ def shard_order(urls: list[str], seed: int, stream: int, num_streams: int, resam
             yield rng.choice(urls)
     if len(urls) < num_streams:
         raise ValueError(
-            f"{len(urls)} shards cannot be split between {num_streams} ranks x workers; "
-            "use resampling or fewer workers"
+            f"{len(urls)} shards cannot be split between {num_streams} ranks x workers; use resampling or fewer workers"
         )
     epoch = 0
     while True:
@@ -271,7 +270,11 @@ def stream_batches(spec: StreamSpec, stream: int):
     counts: Counter = Counter()
     shards = shard_order(spec.urls, spec.seed, stream, spec.num_streams, spec.resample)
     barren_limit = max(10, 3 * len(spec.urls))
-    samples = shuffled(raw_samples(shards, counts, barren_limit), spec.shuffle_buffer, random.Random(_seed(spec.seed, "buffer", stream)))
+    samples = shuffled(
+        raw_samples(shards, counts, barren_limit),
+        spec.shuffle_buffer,
+        random.Random(_seed(spec.seed, "buffer", stream)),
+    )
     skip = spec.start_positions[stream] if stream < len(spec.start_positions) else 0
     images, captions = [], []
     for index, sample in enumerate(samples):
@@ -380,7 +383,8 @@ def _shard_captions(url: str):
     try:
         yield from _readable_captions(url)
     except (tarfile.TarError, OSError, EOFError, ValueError):
-        return  # a shard cut short or still being written: its readable captions are enough, as the loader skips the rest
+        # a shard cut short or still being written: its readable captions are enough, as the loader skips the rest
+        return
 
 
 def _readable_captions(url: str):

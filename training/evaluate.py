@@ -78,7 +78,10 @@ def encode_image_batches(model, images, batch_size: int, device) -> torch.Tensor
 @torch.no_grad()
 def encode_texts(model, tokenizer, texts: list[str], batch_size: int, device) -> torch.Tensor:
     return torch.cat(
-        [model.encode_text(tokenizer(texts[i : i + batch_size]).to(device)).float().cpu() for i in range(0, len(texts), batch_size)]
+        [
+            model.encode_text(tokenizer(texts[i : i + batch_size]).to(device)).float().cpu()
+            for i in range(0, len(texts), batch_size)
+        ]
     )
 
 
@@ -106,7 +109,9 @@ def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
 
 
-def zero_shot(model, tokenizer, folder, image_size, classnames_file=None, templates=TEMPLATES, batch_size=64, device="cpu") -> dict:
+def zero_shot(
+    model, tokenizer, folder, image_size, classnames_file=None, templates=TEMPLATES, batch_size=64, device="cpu"
+) -> dict:
     """Top-1/top-5 accuracy of classifying `folder`'s images by their class names alone."""
     skipped = Counter()
     features, labels, classes = folder_features(model, folder, image_size, batch_size, device, skipped)
@@ -173,4 +178,10 @@ def linear_probe(model, train_folder, test_folder, image_size, C: float = 0.316,
     classifier = LogisticRegression(C=C, max_iter=1000)
     classifier.fit(train_x.numpy(), train_y.numpy())
     accuracy = float(np.mean(classifier.predict(test_x.numpy()) == test_y.numpy()))
-    return {"accuracy": accuracy, "train_images": len(train_y), "test_images": len(test_y), "C": C, "skipped": dict(skipped)}
+    return {
+        "accuracy": accuracy,
+        "train_images": len(train_y),
+        "test_images": len(test_y),
+        "C": C,
+        "skipped": dict(skipped),
+    }

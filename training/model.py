@@ -73,7 +73,9 @@ class VisionTransformer(nn.Module):
 
 
 class TextTransformer(nn.Module):
-    def __init__(self, vocab_size: int, context_length: int, width: int, layers: int, heads: int, embed_dim: int, eot_id: int):
+    def __init__(
+        self, vocab_size: int, context_length: int, width: int, layers: int, heads: int, embed_dim: int, eot_id: int
+    ):
         super().__init__()
         self.eot_id = eot_id
         self.trim_padding = True
@@ -104,12 +106,21 @@ class CLIP(nn.Module):
         super().__init__()
         self.shape = dict(shape)
         self.visual = VisionTransformer(
-            shape["image_size"], shape["patch_size"], shape["vision_width"], shape["vision_layers"],
-            shape["vision_heads"], shape["embed_dim"],
+            shape["image_size"],
+            shape["patch_size"],
+            shape["vision_width"],
+            shape["vision_layers"],
+            shape["vision_heads"],
+            shape["embed_dim"],
         )
         self.text = TextTransformer(
-            shape["vocab_size"], shape["context_length"], shape["text_width"], shape["text_layers"],
-            shape["text_heads"], shape["embed_dim"], eot_id,
+            shape["vocab_size"],
+            shape["context_length"],
+            shape["text_width"],
+            shape["text_layers"],
+            shape["text_heads"],
+            shape["embed_dim"],
+            eot_id,
         )
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
         self._init_blocks()

@@ -26,7 +26,15 @@ from tqdm import tqdm
 
 from training import checkpoint
 from training.config import TrainConfig, total_steps
-from training.data import LoaderState, StreamSpec, count_samples, expand_shards, iter_captions, normalize_images, train_loader
+from training.data import (
+    LoaderState,
+    StreamSpec,
+    count_samples,
+    expand_shards,
+    iter_captions,
+    normalize_images,
+    train_loader,
+)
 from training.loss import clip_loss, gradient_share
 from training.model import CLIP
 from training.tokenizer import CaptionTokenizer, load_clip_vocab, train_bpe
@@ -120,7 +128,9 @@ def train_step(net, model: CLIP, optimizer, micro_batches, info: DistInfo, autoc
                 image_features = torch.cat([image_features if j == index else c[0] for j, c in enumerate(cached)])
                 text_features = torch.cat([text_features if j == index else c[1] for j, c in enumerate(cached)])
                 logit_scale = gradient_share(logit_scale, parts)  # every micro-batch uses it whole
-            loss = clip_loss(image_features.float(), text_features.float(), logit_scale.float(), info.rank, info.world_size)
+            loss = clip_loss(
+                image_features.float(), text_features.float(), logit_scale.float(), info.rank, info.world_size
+            )
             # x world_size: each rank back-propagates its share and DDP averages (see loss.py).
             (loss * info.world_size).backward()
     if grad_clip > 0:
@@ -152,7 +162,7 @@ def data_state(loader_state: LoaderState, info: DistInfo) -> dict:
     """Every rank's stream positions merged (each rank fills only its own streams)."""
     positions = _gather(loader_state.positions, info)
     skipped = _gather(loader_state.skipped(), info)
-    merged = [max(column) for column in zip(*positions)]
+    merged = [max(column) for column in zip(*positions, strict=True)]
     return {"batches": loader_state.batches, "positions": merged, "skipped": skipped}
 
 
@@ -221,10 +231,18 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     spec = StreamSpec(
-        urls=urls, tokenizer=tokenizer, image_size=config.image_size, batch_size=config.batch_size,
-        seed=config.seed, rank=info.rank, world_size=info.world_size, workers=config.workers,
-        shuffle_buffer=config.shuffle_buffer, resample=config.resample,
-        start_positions=list(loader_state.positions), start_batches=loader_state.batches,
+        urls=urls,
+        tokenizer=tokenizer,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        workers=config.workers,
+        shuffle_buffer=config.shuffle_buffer,
+        resample=config.resample,
+        start_positions=list(loader_state.positions),
+        start_batches=loader_state.batches,
     )
     batches = iter(train_loader(spec))
 

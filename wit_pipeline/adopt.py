@@ -32,7 +32,10 @@ _SHARD_PARQUET = re.compile(r"^(\d+)\.parquet$")
 _DOWNLOAD_ERRORS = [
     (re.compile(r"HTTP Error (\d{3})"), None),
     (re.compile(r"timed? ?out", re.I), "timeout"),
-    (re.compile(r"Name or service not known|nodename nor servname|getaddrinfo|Temporary failure in name", re.I), "dns_error"),
+    (
+        re.compile(r"Name or service not known|nodename nor servname|getaddrinfo|Temporary failure in name", re.I),
+        "dns_error",
+    ),
     (re.compile(r"redirect", re.I), "too_many_redirects"),
     (re.compile(r"noai|noimageai|X-Robots-Tag", re.I), "opted_out"),
 ]
@@ -54,8 +57,10 @@ def plan(source_folder: str, output: str) -> tuple[list[AdoptTask], list[str]]:
     names = sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(root, detail=False))
     found = [m.group(1) for m in map(_SHARD_PARQUET.match, names) if m]
     if not found:
-        raise shards.InputError(f"{source_folder} holds no img2dataset shards (NNNNN.parquet with NNNNN.tar); "
-                                f"run img2dataset with output_format='webdataset'")
+        raise shards.InputError(
+            f"{source_folder} holds no img2dataset shards (NNNNN.parquet with NNNNN.tar); "
+            f"run img2dataset with output_format='webdataset'"
+        )
     raw = shards.join(output, "raw")
     finished = [n for n in found if f"{n}_stats.json" in names and f"{n}.tar" in names]
     unfinished = sorted(set(found) - set(finished))
@@ -74,13 +79,16 @@ def adopt_shard(task: AdoptTask) -> dict:
     _mark_duplicate_uids(rows)
     name = shards.shard_name(task.shard_id)
     with shards.TarSampleWriter(shards.join(task.raw_folder, f"{name}.tar")) as tar:
-        for row, source in zip(rows, source_rows):
+        for row, source in zip(rows, source_rows, strict=True):
             if row["status"] == schema.OK:
                 extension, data = images.get(source["key"], (None, None))
                 # The same writer as wit's download: tar members and .json metadata match its shards.
                 _store(row, _stored(source, data), tar, extension, schema.RAW_SCHEMA)
-    shards.write_parquet(shards.join(task.raw_folder, f"{name}.parquet"),
-                         [{k: r.get(k) for k in schema.RAW_SCHEMA.names} for r in rows], schema.RAW_SCHEMA)
+    shards.write_parquet(
+        shards.join(task.raw_folder, f"{name}.parquet"),
+        [{k: r.get(k) for k in schema.RAW_SCHEMA.names} for r in rows],
+        schema.RAW_SCHEMA,
+    )
     stats = _stats(task.shard_id, rows, tar, 0.0) | {"adopted_from": shards.join(task.source_folder, task.shard_name)}
     shards.mark_done(task.raw_folder, task.shard_id, stats)
     return stats
@@ -100,8 +108,16 @@ def _record(source: dict) -> dict:
     url, caption = source.get("url"), source.get("caption")
     status, error = status_of(source.get("status"), source.get("error_message"))
     row = schema.empty_row(schema.RAW_SCHEMA)
-    row.update(make_record(url.strip() if isinstance(url, str) else url, caption, source=SOURCE,
-                           source_id=source.get("key"), status=status, error=error))
+    row.update(
+        make_record(
+            url.strip() if isinstance(url, str) else url,
+            caption,
+            source=SOURCE,
+            source_id=source.get("key"),
+            status=status,
+            error=error,
+        )
+    )
     return row
 
 
@@ -129,9 +145,16 @@ def _stored(source: dict, data: bytes | None) -> dict:
         phash = phash_hex(data)
     except OSError as err:  # PIL's UnidentifiedImageError is an OSError
         return {"status": "decode_error", "error": str(err)}
-    return {"data": data, "sha256": digest, "phash": phash, "bytes": len(data), "width": source.get("width"),
-            "height": source.get("height"), "original_width": source.get("original_width"),
-            "original_height": source.get("original_height")}
+    return {
+        "data": data,
+        "sha256": digest,
+        "phash": phash,
+        "bytes": len(data),
+        "width": source.get("width"),
+        "height": source.get("height"),
+        "original_width": source.get("original_width"),
+        "original_height": source.get("original_height"),
+    }
 
 
 def run(engine, output: str, source_folder: str) -> dict:
@@ -149,6 +172,6 @@ def run(engine, output: str, source_folder: str) -> dict:
     totals = summarise(engine.map_shards(adopt_shard, tasks, desc="adopt", unit_key="ok", unit_label="images"))
     totals["unfinished_source_shards"] = unfinished
     dropped = {status: n for status, n in totals["statuses"].items() if status != schema.OK}
-    return write_stats(raw, stage_stats("adopt", engine.name, clock, totals["rows"], totals["ok"], dropped,
-                                        config, totals))
-
+    return write_stats(
+        raw, stage_stats("adopt", engine.name, clock, totals["rows"], totals["ok"], dropped, config, totals)
+    )

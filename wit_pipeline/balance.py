@@ -37,16 +37,19 @@ _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
-ENTRY_COUNTS_SCHEMA = pa.schema([
-    pa.field("entry", pa.int32(), nullable=False),
-    pa.field("text", pa.string()),
-    pa.field("count_before", pa.int64(), nullable=False),
-    pa.field("count_after", pa.int64(), nullable=False),
-    pa.field("probability", pa.float64(), nullable=False),
-])
+ENTRY_COUNTS_SCHEMA = pa.schema(
+    [
+        pa.field("entry", pa.int32(), nullable=False),
+        pa.field("text", pa.string()),
+        pa.field("count_before", pa.int64(), nullable=False),
+        pa.field("count_after", pa.int64(), nullable=False),
+        pa.field("probability", pa.float64(), nullable=False),
+    ]
+)
 
 
 # ---- the draw: one pure function, in plain Python (the reference) and in NumPy (the fast path)
+
 
 def _mix(x: int) -> int:
     # splitmix64's finaliser: a bijection on 64 bits whose output bits all depend on all input bits.
@@ -111,11 +114,12 @@ def select(uids: list[str], entries: pa.ListArray, p: np.ndarray, config: Balanc
     unmatched_status = schema.OK if config.keep_unmatched else "no_query_match"
     return [
         (schema.OK if keep else "not_sampled") if has_match else unmatched_status
-        for keep, has_match in zip(kept.tolist(), matched.tolist())
+        for keep, has_match in zip(kept.tolist(), matched.tolist(), strict=True)
     ]
 
 
 # ---- counting
+
 
 def count_entries(entries: pa.ListArray, size: int = 0) -> np.ndarray:
     """How many rows match each entry id (a dense array of at least `size`)."""
@@ -135,17 +139,22 @@ def entry_counts_table(before: np.ndarray, after: np.ndarray, t: int, texts: lis
     size = max(len(before), len(after))
     before, after = add_dense(np.zeros(size, np.int64), before), add_dense(np.zeros(size, np.int64), after)
     ids = np.flatnonzero(before)
-    return pa.table({
-        "entry": pa.array(ids, pa.int32()),
-        "text": pa.array([texts[i] if texts is not None and i < len(texts) else None for i in ids.tolist()],
-                         pa.string()),
-        "count_before": pa.array(before[ids], pa.int64()),
-        "count_after": pa.array(after[ids], pa.int64()),
-        "probability": pa.array(probabilities(before[ids], t), pa.float64()),
-    }, schema=ENTRY_COUNTS_SCHEMA)
+    return pa.table(
+        {
+            "entry": pa.array(ids, pa.int32()),
+            "text": pa.array(
+                [texts[i] if texts is not None and i < len(texts) else None for i in ids.tolist()], pa.string()
+            ),
+            "count_before": pa.array(before[ids], pa.int64()),
+            "count_after": pa.array(after[ids], pa.int64()),
+            "probability": pa.array(probabilities(before[ids], t), pa.float64()),
+        },
+        schema=ENTRY_COUNTS_SCHEMA,
+    )
 
 
 # ---- files
+
 
 def ingest_parts(output: str) -> list[tuple[int, str]]:
     """(part id, path) of every kept part of `OUT/ingest`, sorted by id."""
@@ -242,14 +251,26 @@ def select_part(task: SelectTask) -> dict:
     statuses = select(table.column("uid").to_pylist(), entries, task.p, task.config)
     counts = write_split(balance_folder(task.output), task.part_id, table, statuses)
     kept = pc.filter(entries, pc.equal(pa.array(statuses), schema.OK))
-    return {"shard": f"part-{task.part_id:05d}", "rows": len(table), "statuses": counts,
-            "counts_after": count_entries(kept)}
+    return {
+        "shard": f"part-{task.part_id:05d}",
+        "rows": len(table),
+        "statuses": counts,
+        "counts_after": count_entries(kept),
+    }
 
 
-def summarise(statuses: dict[str, int], before: np.ndarray, after: np.ndarray, config: BalanceConfig,
-              engine_name: str, clock: Clock) -> dict:
+def summarise(
+    statuses: dict[str, int],
+    before: np.ndarray,
+    after: np.ndarray,
+    config: BalanceConfig,
+    engine_name: str,
+    clock: Clock,
+) -> dict:
     return stage_stats(
-        STAGE, engine_name, clock,
+        STAGE,
+        engine_name,
+        clock,
         rows_in=int(sum(statuses.values())),
         kept=int(statuses.get(schema.OK, 0)),
         dropped={k: int(v) for k, v in statuses.items() if k != schema.OK},
@@ -263,8 +284,15 @@ def summarise(statuses: dict[str, int], before: np.ndarray, after: np.ndarray, c
     )
 
 
-def write_outputs(output: str, statuses: dict[str, int], before: np.ndarray, after: np.ndarray,
-                  config: BalanceConfig, engine_name: str, clock: Clock) -> dict:
+def write_outputs(
+    output: str,
+    statuses: dict[str, int],
+    before: np.ndarray,
+    after: np.ndarray,
+    config: BalanceConfig,
+    engine_name: str,
+    clock: Clock,
+) -> dict:
     """entry_counts.parquet and stats.json (written last: the stage's completion mark)."""
     from wit_pipeline.ingest import write_table_atomic
 
@@ -276,9 +304,8 @@ def write_outputs(output: str, statuses: dict[str, int], before: np.ndarray, aft
 
 def run(engine, output: str, config: BalanceConfig) -> dict:
     """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
-    from wit_pipeline.ingest import add_counts
-
     from wit_pipeline import claim
+    from wit_pipeline.ingest import add_counts
 
     clock = Clock()
     claim.claim(balance_folder(output), {"stage": "balance", "input": claim.location(shards.join(output, "ingest"))})
@@ -288,8 +315,9 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
         config = dataclasses.replace(config, keep_unmatched=True)
     shards.makedirs(shards.join(balance_folder(output), "dropped"))
     before = np.zeros(0, np.int64)
-    for result in engine.map_shards(count_part, [CountTask(path) for _, path in parts],
-                                    desc="balance: count", unit_key=None):
+    for result in engine.map_shards(
+        count_part, [CountTask(path) for _, path in parts], desc="balance: count", unit_key=None
+    ):
         before = add_dense(before, result["counts"])
     p = probabilities(before, config.t)
     tasks = [SelectTask(part_id, path, output, p, config) for part_id, path in parts]

@@ -111,19 +111,26 @@ def _own(folder: str, identity: dict, write: bool = True) -> None:
     if fs.exists(run_path):
         found = json.loads(fs.cat_file(run_path))
         if found.get("stage") != wanted.get("stage"):
-            raise shards.InputError(f"{folder} is the output of `wit {found.get('stage')}`, not of "
-                                    f"`wit {wanted.get('stage')}`; use a new output folder")
+            raise shards.InputError(
+                f"{folder} is the output of `wit {found.get('stage')}`, not of "
+                f"`wit {wanted.get('stage')}`; use a new output folder"
+            )
         if found != wanted:
             found_flat, wanted_flat = shards._flatten(found), shards._flatten(wanted)
             differing = sorted(k for k in set(found_flat) | set(wanted_flat) if found_flat.get(k) != wanted_flat.get(k))
-            raise shards.InputError(f"{folder} holds output made with other settings ({', '.join(differing)} differ); "
-                                    f"rerun with the same settings to resume, or use a new output folder")
+            raise shards.InputError(
+                f"{folder} holds output made with other settings ({', '.join(differing)} differ); "
+                f"rerun with the same settings to resume, or use a new output folder"
+            )
         return
-    foreign = sorted(name for name in (e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False))
-                     if name not in _OURS)
+    foreign = sorted(
+        name for name in (e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)) if name not in _OURS
+    )
     if foreign:
-        raise shards.InputError(f"{folder} holds files that wit did not write ({', '.join(foreign[:3])}"
-                                f"{' ...' if len(foreign) > 3 else ''}; no {RUN_FILE}); use an empty or new output folder")
+        raise shards.InputError(
+            f"{folder} holds files that wit did not write ({', '.join(foreign[:3])}"
+            f"{' ...' if len(foreign) > 3 else ''}; no {RUN_FILE}); use an empty or new output folder"
+        )
     if not write:
         return
     shards.write_atomic(shards.join(folder, RUN_FILE), shards.json_bytes(wanted))
@@ -152,8 +159,10 @@ def _flock(path: str, folder: str):
         handle.seek(0)
         holder = handle.read().strip()
         handle.close()
-        raise FolderBusy(f"{folder} is being written by another wit run ({_describe(holder)}); "
-                         "wait for it to finish, or use another output folder") from None
+        raise FolderBusy(
+            f"{folder} is being written by another wit run ({_describe(holder)}); "
+            "wait for it to finish, or use another output folder"
+        ) from None
     with shards.writing(path):
         handle.seek(0)
         handle.truncate()
@@ -168,8 +177,10 @@ def _lock_file(path: str, folder: str) -> str:
     if fs.exists(fs_path):
         holder = fs.cat_file(fs_path).decode(errors="replace")
         if not _holder_is_dead(holder):
-            raise FolderBusy(f"{folder} is being written by another wit run ({_describe(holder)}); if that run "
-                             f"is gone, remove {path}")
+            raise FolderBusy(
+                f"{folder} is being written by another wit run ({_describe(holder)}); if that run "
+                f"is gone, remove {path}"
+            )
     shards.write_atomic(path, json.dumps(_owner()).encode())
     return path
 

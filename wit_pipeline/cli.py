@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log a line per shard and more (DEBUG)")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                       parser_class=OneLineErrorParser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineErrorParser
+    )
     for module_name in COMMANDS:
         importlib.import_module(module_name).register(subparsers)
     return parser
@@ -100,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # A full disk or a folder wit may not write: the user's to fix, then the same command resumes.
         where = err.filename or _output_folder(args)
-        print(f"wit {args.command}: error: {err.strerror or err} writing {where}; no shard was marked "
-              f"finished half-written: make room (or make it writable) and rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            f"wit {args.command}: error: {err.strerror or err} writing {where}; no shard was marked "
+            f"finished half-written: make room (or make it writable) and rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"wit {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)

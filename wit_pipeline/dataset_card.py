@@ -54,8 +54,13 @@ def write_dataset_card(output_folder: str, manifest: dict) -> str:
     """Write `README.md` into the final shard folder; returns its path."""
     listed = manifest.get("shards", [])
     reshard = manifest.get("reshard") or {}
-    body = _BODY.format(samples=manifest.get("samples", 0), shard_count=len(listed), seed=reshard.get("seed"),
-                        per_shard=reshard.get("samples_per_shard", 0), last=max(len(listed) - 1, 0))
+    body = _BODY.format(
+        samples=manifest.get("samples", 0),
+        shard_count=len(listed),
+        seed=reshard.get("seed"),
+        per_shard=reshard.get("samples_per_shard", 0),
+        last=max(len(listed) - 1, 0),
+    )
     path = shards.join(output_folder, CARD_FILE)
     shards.write_atomic(path, (_HEADER + body).encode("utf-8"))
     return path

@@ -43,11 +43,33 @@ def main() -> int:
     config = demo_config(out)
     wit("curate", str(config), "--engine", args.engine)
     if args.train_steps:
-        wit("train", "--shards", str(out / "final"), "--output", str(out / "run"), "--preset", "tiny",
-            "--steps", str(args.train_steps), "--batch-size", "8", "--lr", "5e-4", "--image-size", "64",
-            "--no-progress")
-        wit("eval", "--checkpoint", str(out / "run"), "--retrieval", str(out / "final"),
-            "--json", str(out / "run" / "metrics.json"))
+        wit(
+            "train",
+            "--shards",
+            str(out / "final"),
+            "--output",
+            str(out / "run"),
+            "--preset",
+            "tiny",
+            "--steps",
+            str(args.train_steps),
+            "--batch-size",
+            "8",
+            "--lr",
+            "5e-4",
+            "--image-size",
+            "64",
+            "--no-progress",
+        )
+        wit(
+            "eval",
+            "--checkpoint",
+            str(out / "run"),
+            "--retrieval",
+            str(out / "final"),
+            "--json",
+            str(out / "run" / "metrics.json"),
+        )
     from wit_pipeline.commands.curate import print_report
 
     print(f"\nfinal shards in {out / 'final'}; the run in {out / 'run'}")

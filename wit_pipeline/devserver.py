@@ -43,6 +43,7 @@ from collections import Counter
 @functools.lru_cache(maxsize=1)
 def bomb_png(side: int = 20_000) -> bytes:
     """A real, decodable 1-bit PNG of side x side pixels that compresses to a few kilobytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -83,8 +84,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _image(self, name: str) -> bytes:
         return self.server.images[name]
 
-    def _send(self, code: int, body: bytes, content_type: str = "image/jpeg", headers: dict | None = None,
-              length: int | None = None):
+    def _send(
+        self,
+        code: int,
+        body: bytes,
+        content_type: str = "image/jpeg",
+        headers: dict | None = None,
+        length: int | None = None,
+    ):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -159,7 +166,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for start in range(0, len(data), 16384):
-            piece = data[start:start + 16384]
+            piece = data[start : start + 16384]
             self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         self.wfile.write(b"0\r\n\r\n")
 
@@ -212,7 +219,7 @@ class ImageServer:
         """TCP connections accepted so far (keep-alive clients open fewer than their requests)."""
         return self._server.connections
 
-    def start(self) -> "ImageServer":
+    def start(self) -> ImageServer:
         self._thread.start()
         return self
 

@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import claim, schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
-from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.sources.base import Source, SourceShard
+from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.text.pipeline import TextStage
 
 STAGE = "ingest"
@@ -187,7 +187,8 @@ def move_duplicates(task: DuplicatesTask) -> dict:
     mask = pa.array(flags, pa.bool_())
     duplicates = table.filter(mask)
     duplicates = duplicates.set_column(
-        duplicates.schema.get_field_index("status"), schema.TEXT_SCHEMA.field("status"),
+        duplicates.schema.get_field_index("status"),
+        schema.TEXT_SCHEMA.field("status"),
         pa.array(["duplicate"] * len(duplicates), pa.string()),
     )
     shards.makedirs(shards.join(task.folder, "dropped"))
@@ -203,8 +204,9 @@ def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
     stays, the others move out, part by part. On the local engine the uids meet in one process
     (about 100 bytes each, 1 GB per 10 million pairs); Beam and Spark shuffle them.
     """
-    later = engine.group_by(functools.partial(uid_occurrences, folder), shard_ids, later_occurrences,
-                            desc="ingest: dedup")
+    later = engine.group_by(
+        functools.partial(uid_occurrences, folder), shard_ids, later_occurrences, desc="ingest: dedup"
+    )
     by_shard: dict[int, list[int]] = {}
     for shard_id, index in later:
         by_shard.setdefault(shard_id, []).append(index)
@@ -265,8 +267,12 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
         add_counts(statuses, result["statuses"])
     duplicates = dedup_parts(engine, folder, [task.shard.shard_id for task in tasks])
     summary = summarise(statuses, duplicates, config)
-    return write_stats(folder, stage_stats(STAGE, engine.name, clock, summary["rows_in"], summary["kept"],
-                                           summary["dropped"], summary["config"]))
+    return write_stats(
+        folder,
+        stage_stats(
+            STAGE, engine.name, clock, summary["rows_in"], summary["kept"], summary["dropped"], summary["config"]
+        ),
+    )
 
 
 UNREAD = ("malformed_record", "unreadable_input")
@@ -293,10 +299,13 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     import dataclasses
 
     source_config = getattr(source, "config", None)
-    claim.claim(ingest_folder(output), {
-        "stage": STAGE,
-        "source": getattr(source, "name", type(source).__name__),
-        "inputs": getattr(source, "paths", None),
-        "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
-        "ingest": dataclasses.asdict(config),
-    })
+    claim.claim(
+        ingest_folder(output),
+        {
+            "stage": STAGE,
+            "source": getattr(source, "name", type(source).__name__),
+            "inputs": getattr(source, "paths", None),
+            "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
+            "ingest": dataclasses.asdict(config),
+        },
+    )

@@ -44,9 +44,17 @@ class Inspection:
     note: str = ""
 
     def to_json(self) -> dict:
-        return {"path": self.path, "kind": self.kind, "rows": self.rows, "files": self.files,
-                "statuses": self.statuses, "schema": [{"name": n, "type": t} for n, t in self.schema],
-                "samples": self.samples, "funnel": self.funnel, "note": self.note}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "rows": self.rows,
+            "files": self.files,
+            "statuses": self.statuses,
+            "schema": [{"name": n, "type": t} for n, t in self.schema],
+            "samples": self.samples,
+            "funnel": self.funnel,
+            "note": self.note,
+        }
 
 
 def inspect_path(path: str, filters: Filters = Filters()) -> Inspection:
@@ -71,7 +79,9 @@ def _inspect_folder(path: str, fs, fs_path: str, filters: Filters) -> Inspection
         return inspect_dedup(path, filters)
     files = parquet_files(path)
     if not files:
-        raise shards.InputError(f"{path} holds no Parquet files and no stage folders (ingest, balance, raw, dedup, final)")
+        raise shards.InputError(
+            f"{path} holds no Parquet files and no stage folders (ingest, balance, raw, dedup, final)"
+        )
     return inspect_parquet_files(path, files, "stage", filters)
 
 
@@ -87,7 +97,7 @@ def parquet_files(folder: str) -> list[str]:
     done = set(shards.finished_shards(folder))
     paths = []
     for found in sorted(fs.glob(root + "/*.parquet") + fs.glob(root + "/dropped/*.parquet")):
-        relative = found[len(root) + 1:]
+        relative = found[len(root) + 1 :]
         stem = relative.removesuffix(".parquet")
         if relative in SIDE_TABLES or (stem.isdigit() and int(stem) not in done):
             continue
@@ -176,9 +186,15 @@ def inspect_tar(path: str, filters: Filters) -> Inspection:
 def _tar_sample(key: str, members: dict[str, bytes]) -> dict:
     meta = json.loads(members["json"]) if "json" in members else {}
     caption = members["txt"].decode("utf-8", "replace") if "txt" in members else meta.get("caption")
-    return {"uid": key, "status": meta.get("status", "ok"), "caption": caption, "url": meta.get("url"),
-            "width": meta.get("width"), "height": meta.get("height"),
-            "image": next((ext for ext in ("jpg", "jpeg", "png", "webp") if ext in members), None)}
+    return {
+        "uid": key,
+        "status": meta.get("status", "ok"),
+        "caption": caption,
+        "url": meta.get("url"),
+        "width": meta.get("width"),
+        "height": meta.get("height"),
+        "image": next((ext for ext in ("jpg", "jpeg", "png", "webp") if ext in members), None),
+    }
 
 
 def _tar_sample_matches(sample: dict, filters: Filters) -> bool:

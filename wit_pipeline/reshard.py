@@ -109,7 +109,9 @@ def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardCon
     for shard_id in np.unique(raw_shard):
         members = raw_shard == shard_id
         route_tasks.append(
-            RouteTask(raw_folder, int(shard_id), routing_folder, uids[members], position[members], config.samples_per_shard)
+            RouteTask(
+                raw_folder, int(shard_id), routing_folder, uids[members], position[members], config.samples_per_shard
+            )
         )
     size = config.samples_per_shard
     final_shards = [FinalShard(k, k * size, min(size, len(uids) - k * size)) for k in range(-(-len(uids) // size))]
@@ -135,7 +137,7 @@ def route_shard(task: RouteTask) -> dict:
     sidecar = shards.read_parquet(shards.join(task.raw_folder, f"{name}.parquet"))
     wanted = pa.array(task.uids.astype(str))
     sidecar = sidecar.filter(pc.is_in(sidecar["uid"], value_set=wanted))
-    position_of = dict(zip(task.uids.astype(str).tolist(), task.positions.tolist()))
+    position_of = dict(zip(task.uids.astype(str).tolist(), task.positions.tolist(), strict=True))
     members: dict[str, list] = {}
     for key, sample in shards.iter_tar(shards.join(task.raw_folder, f"{name}.tar")):
         if key in position_of:
@@ -164,10 +166,15 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 def _check_hashes(name: str, sidecar: pa.Table, members: dict[str, list]) -> None:
     """Every copied image must still be the bytes its sidecar's sha256 names: a file corrupted on
     disk must not enter the final dataset looking sound."""
-    expected = dict(zip(sidecar["uid"].to_pylist(), sidecar["sha256"].to_pylist()))
-    bad = sorted(uid for uid, sample in members.items() for member in sample
-                 if member["ext"] in IMAGE_EXTENSIONS and expected.get(uid)
-                 and hashlib.sha256(member["data"]).hexdigest() != expected[uid])
+    expected = dict(zip(sidecar["uid"].to_pylist(), sidecar["sha256"].to_pylist(), strict=True))
+    bad = sorted(
+        uid
+        for uid, sample in members.items()
+        for member in sample
+        if member["ext"] in IMAGE_EXTENSIONS
+        and expected.get(uid)
+        and hashlib.sha256(member["data"]).hexdigest() != expected[uid]
+    )
     if bad:
         raise shards.InputError(
             f"raw shard {name}: {len(bad)} stored image(s) do not match their sha256 (first {bad[0]}): the tar is "
@@ -186,7 +193,7 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
     pieces, offset = {}, 0
     fs, fs_path = fsspec.core.url_to_fs(path)
     with shards.writing(path), fs.open(fs_path, "wb") as f:
-        for begin, end in zip(bounds[:-1], bounds[1:]):
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
             buffer = io.BytesIO()
             with pa.ipc.new_stream(buffer, routed.schema) as stream:
                 stream.write_table(routed.slice(begin, end - begin))
@@ -207,7 +214,7 @@ def assemble_shard(task: AssembleTask) -> dict:
     name = shards.shard_name(task.final.shard_id)
     tar_path = shards.join(task.output_folder, f"{name}.tar")
     with shards.TarSampleWriter(tar_path) as tar:
-        for uid, members in zip(table["uid"].to_pylist(), table[MEMBERS].to_pylist()):
+        for uid, members in zip(table["uid"].to_pylist(), table[MEMBERS].to_pylist(), strict=True):
             tar.write(uid, {member["ext"]: member["data"] for member in members})
     sidecar = table.drop_columns([POSITION, MEMBERS])
     _write_parquet(shards.join(task.output_folder, f"{name}.parquet"), sidecar)
@@ -306,8 +313,13 @@ def _add_numbers(totals: dict, stats: dict) -> None:
             _add_numbers(totals.setdefault(key, {}), value)
 
 
-def write_manifest(output_folder: str, shard_facts_list: list[dict], config: ReshardConfig, stages: dict,
-                   provenance: dict | None = None) -> dict:
+def write_manifest(
+    output_folder: str,
+    shard_facts_list: list[dict],
+    config: ReshardConfig,
+    stages: dict,
+    provenance: dict | None = None,
+) -> dict:
     """`manifest.json`: the shards in order, totals, schema version, and the run's provenance.
 
     Everything but `provenance` is a function of the data and the settings, the same bytes on
@@ -332,9 +344,17 @@ def write_manifest(output_folder: str, shard_facts_list: list[dict], config: Res
     return manifest
 
 
-def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str | None = None,
-        keep_path: str | None = None, output_folder: str | None = None,
-        stage_folders: dict[str, str] | None = None, partial: bool = False) -> dict:
+def run(
+    engine,
+    output: str | None,
+    config: ReshardConfig,
+    *,
+    input_folder: str | None = None,
+    keep_path: str | None = None,
+    output_folder: str | None = None,
+    stage_folders: dict[str, str] | None = None,
+    partial: bool = False,
+) -> dict:
     """Reshard OUT/raw + OUT/dedup/keep.parquet into OUT/final on any engine; return the manifest.
 
     Two map passes (route every raw shard, then assemble every final shard); the plan and the
@@ -349,8 +369,9 @@ def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str 
     output_folder = output_folder or shards.join(output, "final")
     shards.check_finished(input_folder, partial)
     # Reshard rewrites its folder whole: only ever a folder it made from the same raw shards.
-    claim.claim(output_folder, {"stage": "reshard", "input": claim.location(input_folder),
-                                "keep": claim.location(keep_path)})
+    claim.claim(
+        output_folder, {"stage": "reshard", "input": claim.location(input_folder), "keep": claim.location(keep_path)}
+    )
     if stage_folders is None and output is not None:
         stage_folders = {name: shards.join(output, name) for name in ("ingest", "balance", "dedup")}
         stage_folders["download"] = input_folder
@@ -363,8 +384,18 @@ def run(engine, output: str | None, config: ReshardConfig, *, input_folder: str 
     facts = engine.map_shards(assemble_shard, tasks, desc="reshard: assemble", unit_key="samples")
     remove_routing(output_folder)
     samples = sum(fact["samples"] for fact in facts)
-    stats = write_stats(output_folder, stage_stats(
-        "reshard", engine.name, clock, samples, samples, {}, to_dict(config),
-        {"shards": len(facts), "tar_bytes": sum(fact["tar_bytes"] for fact in facts)}))
+    stats = write_stats(
+        output_folder,
+        stage_stats(
+            "reshard",
+            engine.name,
+            clock,
+            samples,
+            samples,
+            {},
+            to_dict(config),
+            {"shards": len(facts), "tar_bytes": sum(fact["tar_bytes"] for fact in facts)},
+        ),
+    )
     provenance = {key: stats[key] for key in PROVENANCE}
     return write_manifest(output_folder, facts, config, stage_configs(stage_folders or {}), provenance)

@@ -137,9 +137,7 @@ IMAGE_FIELDS = [
 ]
 
 TEXT_SCHEMA = pa.schema(PAIR_FIELDS + TEXT_FIELDS, metadata={"wit.schema_version": str(SCHEMA_VERSION)})
-RAW_SCHEMA = pa.schema(
-    PAIR_FIELDS + TEXT_FIELDS + IMAGE_FIELDS, metadata={"wit.schema_version": str(SCHEMA_VERSION)}
-)
+RAW_SCHEMA = pa.schema(PAIR_FIELDS + TEXT_FIELDS + IMAGE_FIELDS, metadata={"wit.schema_version": str(SCHEMA_VERSION)})
 
 # dedup/keep.parquet: the survivors, with the raw shard that holds each (reshard reads only those).
 KEEP_SCHEMA = pa.schema(

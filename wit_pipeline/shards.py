@@ -147,9 +147,11 @@ def check_finished(folder: str, partial: bool) -> None:
     unfinished = unfinished_shards(folder)
     if unfinished and not partial:
         done = len(finished_shards(folder))
-        raise InputError(f"{folder}: {len(unfinished)} of {len(unfinished) + done} shards are unfinished (first "
-                         f"{shard_name(unfinished[0])}); rerun `wit download` to finish them, or pass --partial "
-                         f"to use only the {done} finished")
+        raise InputError(
+            f"{folder}: {len(unfinished)} of {len(unfinished) + done} shards are unfinished (first "
+            f"{shard_name(unfinished[0])}); rerun `wit download` to finish them, or pass --partial "
+            f"to use only the {done} finished"
+        )
 
 
 def json_bytes(obj) -> bytes:

@@ -63,28 +63,50 @@ def make_tls_files(folder: str, addresses: list[str]) -> tuple[str, str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wit simulated web CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=7))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     sans = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses] + [x509.DNSName("localhost")]
-    server = (x509.CertificateBuilder()
-              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wit simulated host")]))
-              .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
-              .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=7))
-              .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-              .sign(ca_key, hashes.SHA256()))
+    server = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wit simulated host")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     paths = tuple(os.path.join(folder, name) for name in ("ca.pem", "server.pem", "server.key"))
     pem = serialization.Encoding.PEM
     with open(paths[0], "wb") as f:
@@ -143,8 +165,16 @@ class _Host(http.server.ThreadingHTTPServer):
 class SimulatedWeb:
     """`hosts` servers on 127.0.0.2 ... in this process; use as a context manager."""
 
-    def __init__(self, image_dir: str, workdir: str, hosts: int = 16, profile: WebProfile = WebProfile(),
-                 large: int = 0, https: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        image_dir: str,
+        workdir: str,
+        hosts: int = 16,
+        profile: WebProfile = WebProfile(),
+        large: int = 0,
+        https: bool = True,
+        seed: int = 0,
+    ):
         self.images = load_images(image_dir)
         if large:
             self.images.update(upscaled_images(self.images, large))
@@ -158,8 +188,10 @@ class SimulatedWeb:
             tls.load_cert_chain(cert, key)
         slow = set(random.Random(seed).sample(range(hosts // 2, hosts), min(profile.slow_hosts, hosts - hosts // 2)))
         factor = {i: profile.slow_factor if i in slow else 1.0 for i in range(hosts)}
-        self.hosts = [_Host(a, self.images, tls, profile.connect_delay * factor[i], profile.ttfb * factor[i])
-                      for i, a in enumerate(self.addresses)]
+        self.hosts = [
+            _Host(a, self.images, tls, profile.connect_delay * factor[i], profile.ttfb * factor[i])
+            for i, a in enumerate(self.addresses)
+        ]
         self.slow_hosts = sorted(slow)
         self._threads = [threading.Thread(target=h.serve_forever, daemon=True) for h in self.hosts]
 
@@ -172,7 +204,7 @@ class SimulatedWeb:
         """Connections accepted and requests answered, per host."""
         return {"connections": [h.connections for h in self.hosts], "requests": [h.requests for h in self.hosts]}
 
-    def start(self) -> "SimulatedWeb":
+    def start(self) -> SimulatedWeb:
         for thread in self._threads:
             thread.start()
         return self
@@ -200,14 +232,16 @@ def upscaled_images(images: dict[str, bytes], count: int) -> dict[str, bytes]:
         pixels = cv2.imdecode(np.frombuffer(images[name], np.uint8), cv2.IMREAD_COLOR)
         side = 1000 + 1000 * i // max(1, len(names) - 1)
         scale = side / max(pixels.shape[:2])
-        big = cv2.resize(pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)),
-                         interpolation=cv2.INTER_LANCZOS4)
+        big = cv2.resize(
+            pixels, (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale)), interpolation=cv2.INTER_LANCZOS4
+        )
         result[f"large{side}_{name}"] = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     return result
 
 
-def make_urls(bases: list[str], names: list[str], count: int, profile: WebProfile = WebProfile(),
-              seed: int = 0, zipf: float = 1.0) -> list[str]:
+def make_urls(
+    bases: list[str], names: list[str], count: int, profile: WebProfile = WebProfile(), seed: int = 0, zipf: float = 1.0
+) -> list[str]:
     """`count` distinct URLs over the hosts, host i taking a share proportional to 1 / (i + 1)**zipf;
     a `share_404` of them answer 404, `share_429` answer 429 once, `share_reset` reset once."""
     rng = random.Random(seed)

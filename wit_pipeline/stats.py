@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 STATS_FILE = "stats.json"
 SHAPE = ("stage", "engine", "rows_in", "kept", "dropped", "seconds", "started", "ended", "wit_version", "config")
@@ -48,7 +48,7 @@ def wit_version() -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Clock:
@@ -58,16 +58,34 @@ class Clock:
         self.started, self._t0 = utc_now(), time.monotonic()
 
     def provenance(self, engine_name: str) -> dict:
-        return {"engine": engine_name, "seconds": round(time.monotonic() - self._t0, 3),
-                "started": self.started, "ended": utc_now(), "wit_version": wit_version()}
+        return {
+            "engine": engine_name,
+            "seconds": round(time.monotonic() - self._t0, 3),
+            "started": self.started,
+            "ended": utc_now(),
+            "wit_version": wit_version(),
+        }
 
 
-def stage_stats(stage: str, engine_name: str, clock: Clock, rows_in: int, kept: int, dropped: dict,
-                config: dict, extras: dict | None = None) -> dict:
+def stage_stats(
+    stage: str,
+    engine_name: str,
+    clock: Clock,
+    rows_in: int,
+    kept: int,
+    dropped: dict,
+    config: dict,
+    extras: dict | None = None,
+) -> dict:
     """The stats of one stage in the one shape; `extras` add stage-specific fields (never replace)."""
-    shared = {"stage": stage, "rows_in": int(rows_in), "kept": int(kept),
-              "dropped": {str(k): int(v) for k, v in sorted(dropped.items()) if v},
-              "config": config, **clock.provenance(engine_name)}
+    shared = {
+        "stage": stage,
+        "rows_in": int(rows_in),
+        "kept": int(kept),
+        "dropped": {str(k): int(v) for k, v in sorted(dropped.items()) if v},
+        "config": config,
+        **clock.provenance(engine_name),
+    }
     return {**{key: value for key, value in (extras or {}).items() if key not in shared}, **shared}
 
 

@@ -36,6 +36,8 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     stats = adopt.run(engine, args.output, args.input)
     print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
     if stats["unfinished_source_shards"]:
-        print(f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}")
+        print(
+            f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}"
+        )
     print(f"  {stats['shards']} shards in {args.output}/raw")
     return stats

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine, config_from_flags
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, config_from_flags, run_on_engine
 from wit_pipeline.config import BalanceConfig, field_default
 
 
@@ -16,12 +17,23 @@ def register(subparsers) -> None:
         "seeded draws is below t / max(count, t) (MetaCLIP); write OUT/balance and entry_counts.parquet.",
     )
     parser.add_argument("output", metavar="OUT", nargs="?", help="the folder `wit ingest --output` wrote")
-    parser.add_argument("--t", type=int, default=field_default(BalanceConfig, "t"),
-                        help="the per-entry cap (default %(default)s, CLIP's)")
-    parser.add_argument("--seed", type=int, default=field_default(BalanceConfig, "seed"),
-                        help="seed of the per-(pair, entry) draws (default %(default)s)")
-    parser.add_argument("--keep-unmatched", action="store_true",
-                        help="keep pairs that match no entry (default: drop them as no_query_match)")
+    parser.add_argument(
+        "--t",
+        type=int,
+        default=field_default(BalanceConfig, "t"),
+        help="the per-entry cap (default %(default)s, CLIP's)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=field_default(BalanceConfig, "seed"),
+        help="seed of the per-(pair, entry) draws (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-unmatched",
+        action="store_true",
+        help="keep pairs that match no entry (default: drop them as no_query_match)",
+    )
     add_engine_flags(parser)
     parser.set_defaults(run=run)
 
@@ -43,7 +55,10 @@ def run_stage(args, engine) -> dict:
         raise UsageError(str(err)) from err
     print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
     if summary["dropped"].get("no_query_match") and not summary["kept"]:
-        print("  every pair matched no query entry: ingest with --metadata ENTRIES.json (from `wit metadata "
-              "build`) to match captions, or balance with --keep-unmatched to keep them", file=sys.stderr)
+        print(
+            "  every pair matched no query entry: ingest with --metadata ENTRIES.json (from `wit metadata "
+            "build`) to match captions, or balance with --keep-unmatched to keep them",
+            file=sys.stderr,
+        )
     print(f"  entries matched: {summary['entries_matched']}, capped at t={config.t}: {summary['entries_capped']}")
     return summary

@@ -33,8 +33,14 @@ log = logging.getLogger("wit")
 
 STAGES = ("ingest", "balance", "download", "dedup", "reshard")
 # The folder under OUT that each stage writes (and --force removes).
-STAGE_FOLDERS = {"ingest": "ingest", "balance": "balance", "download": "raw", "dedup": "dedup",
-                 "reshard": "final", "train": "train"}
+STAGE_FOLDERS = {
+    "ingest": "ingest",
+    "balance": "balance",
+    "download": "raw",
+    "dedup": "dedup",
+    "reshard": "final",
+    "train": "train",
+}
 CURATE_FOLDER = "curate"
 
 
@@ -43,16 +49,23 @@ def register(subparsers) -> None:
         "curate",
         help="run every stage from one config file (resumes; skips finished stages)",
         description="Run ingest, balance, download, dedup and reshard (and train, with a [train] table) "
-                    "as one job from CONFIG.toml, on one engine. Beam runner flags go after a bare --.",
+        "as one job from CONFIG.toml, on one engine. Beam runner flags go after a bare --.",
     )
     parser.add_argument("config_file", metavar="CONFIG.toml")
     from wit_pipeline.commands.stage_flags import add_engine_flags
 
     add_engine_flags(parser)
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the resolved configuration, every default filled in, and stop")
-    parser.add_argument("--force", choices=STAGES + ("train",), metavar="STAGE",
-                        help="redo STAGE and every stage after it (their outputs are removed first)")
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration, every default filled in, and stop",
+    )
+    parser.add_argument(
+        "--force",
+        choices=STAGES + ("train",),
+        metavar="STAGE",
+        help="redo STAGE and every stage after it (their outputs are removed first)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -100,11 +113,13 @@ def stage_plan(data: dict, path: str) -> list[tuple[str, argparse.Namespace]]:
 
     output = data.get("output")
     if not isinstance(output, str) or not output:
-        raise ConfigError(f"{path}: give the run folder at the top level: output = \"OUT\"")
+        raise ConfigError(f'{path}: give the run folder at the top level: output = "OUT"')
     unknown = sorted(key for key in data if key not in TOP_LEVEL_KEYS and key not in STAGES + ("train",))
     if unknown:
-        raise ConfigError(f"{path}: unknown key {', '.join(unknown)} (known: {', '.join(TOP_LEVEL_KEYS)}, "
-                          f"and the tables [{'], ['.join(STAGES + ('train',))}])")
+        raise ConfigError(
+            f"{path}: unknown key {', '.join(unknown)} (known: {', '.join(TOP_LEVEL_KEYS)}, "
+            f"and the tables [{'], ['.join(STAGES + ('train',))}])"
+        )
     parsers = subcommand_parsers(build_parser())
     folders = {
         "ingest": ["--output", output],
@@ -143,8 +158,9 @@ def _parse(parser: argparse.ArgumentParser, stage: str, argv: list[str]) -> argp
 def _train_args(parser, path: str, output: str) -> argparse.Namespace:
     from wit_pipeline.shards import join
 
-    args = _parse(parser, "train", ["--config", path, "--shards", join(output, "final"),
-                                    "--output", join(output, "train")])
+    args = _parse(
+        parser, "train", ["--config", path, "--shards", join(output, "final"), "--output", join(output, "train")]
+    )
     args.passthrough = []
     return args
 
@@ -159,8 +175,11 @@ def resolved_table(stage: str, stage_args: argparse.Namespace) -> dict:
 
         from training.config import load_train_toml, resolve_config
 
-        overrides = {**load_train_toml(stage_args.config_file), "shards": stage_args.shards,
-                     "output": stage_args.output}
+        overrides = {
+            **load_train_toml(stage_args.config_file),
+            "shards": stage_args.shards,
+            "output": stage_args.output,
+        }
         resolved = dataclasses.asdict(resolve_config(overrides))
         return {key: value for key, value in sorted(resolved.items()) if key not in ("shards", "output")}
     parser = subcommand_parsers(build_parser())[stage]
@@ -186,8 +205,10 @@ def run_one(stage: str, stage_args: argparse.Namespace, engine, output: str, for
             print(f"{stage}: finished earlier with the same settings; skipped")
             return
         changed = sorted(key for key in set(found) | set(wanted) if found.get(key) != wanted.get(key))
-        raise UsageError(f"[{stage}] changed since the stage ran ({', '.join(changed)}); "
-                         f"rerun with --force {stage} to redo it and the stages after it")
+        raise UsageError(
+            f"[{stage}] changed since the stage ran ({', '.join(changed)}); "
+            f"rerun with --force {stage} to redo it and the stages after it"
+        )
     log.info("curate: %s starts on the %s engine", stage, engine.name)
     _run_stage(stage, stage_args, engine)
     shards.makedirs(shards.join(output, CURATE_FOLDER))

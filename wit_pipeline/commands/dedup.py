@@ -6,7 +6,11 @@ import argparse
 
 from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
-    absolute_paths, add_engine_flags, run_on_engine, config_from_flags, resolve_folders,
+    absolute_paths,
+    add_engine_flags,
+    config_from_flags,
+    resolve_folders,
+    run_on_engine,
 )
 from wit_pipeline.config import DedupConfig, field_default
 
@@ -25,19 +29,30 @@ def register(subparsers) -> None:
     parser.add_argument("out", nargs="?", help="the run folder: reads OUT/raw, writes OUT/dedup")
     parser.add_argument("--input", help="raw shard folder (default OUT/raw)")
     parser.add_argument("--output", help="output folder (default OUT/dedup)")
-    parser.add_argument("--radius", type=int, default=field_default(DedupConfig, "radius"),
-                        help="Hamming radius on the 64-bit pHash (default %(default)s)")
+    parser.add_argument(
+        "--radius",
+        type=int,
+        default=field_default(DedupConfig, "radius"),
+        help="Hamming radius on the 64-bit pHash (default %(default)s)",
+    )
     parser.add_argument("--bands", type=int, help="pHash bands, >= radius + 1 (default: chosen by size)")
-    parser.add_argument("--max-bucket", type=int, default=field_default(DedupConfig, "max_bucket"),
-                        help="band bucket size above which only neighbours are compared (default %(default)s)")
+    parser.add_argument(
+        "--max-bucket",
+        type=int,
+        default=field_default(DedupConfig, "max_bucket"),
+        help="band bucket size above which only neighbours are compared (default %(default)s)",
+    )
     parser.add_argument(
         "--decontaminate",
         metavar="PATH",
         help="evaluation set (an image folder, or a folder of our shards): training images within "
         "the radius of one are dropped as eval_overlap",
     )
-    parser.add_argument("--partial", action="store_true",
-                        help="use only the finished raw shards of an unfinished download (default: refuse)")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="use only the finished raw shards of an unfinished download (default: refuse)",
+    )
     add_engine_flags(parser)
     parser.set_defaults(run=run)
 
@@ -53,8 +68,16 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     input_folder, output_folder = resolve_folders(args, "raw", "dedup")
     config = config_from_flags(args, DedupConfig, radius=args.radius, bands=args.bands, max_bucket=args.max_bucket)
     _check_path(args.decontaminate)
-    stats = _guarded(stage.run, engine, args.out, config, decontaminate=args.decontaminate,
-                     input_folder=input_folder, output_folder=output_folder, partial=args.partial)
+    stats = _guarded(
+        stage.run,
+        engine,
+        args.out,
+        config,
+        decontaminate=args.decontaminate,
+        input_folder=input_folder,
+        output_folder=output_folder,
+        partial=args.partial,
+    )
     print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
     print(f"  {stats['clusters_of_two_or_more']} clusters of two or more; wrote {output_folder}")
     return stats

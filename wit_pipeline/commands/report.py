@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wit_pipeline.report import read_funnel, funnel_line, write_report
+    from wit_pipeline.report import funnel_line, read_funnel, write_report
 
     path = write_report(args.out)
     print(funnel_line(read_funnel(args.out)))

@@ -6,7 +6,11 @@ import argparse
 
 from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
-    absolute_paths, add_engine_flags, run_on_engine, config_from_flags, resolve_folders,
+    absolute_paths,
+    add_engine_flags,
+    config_from_flags,
+    resolve_folders,
+    run_on_engine,
 )
 from wit_pipeline.config import ReshardConfig, field_default
 
@@ -25,12 +29,20 @@ def register(subparsers) -> None:
     parser.add_argument("--input", help="raw shard folder (default OUT/raw)")
     parser.add_argument("--keep", help="keep list (default OUT/dedup/keep.parquet)")
     parser.add_argument("--output", help="output folder (default OUT/final)")
-    parser.add_argument("--samples-per-shard", type=int, default=field_default(ReshardConfig, "samples_per_shard"),
-                        help="samples per final shard (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=field_default(ReshardConfig, "seed"),
-                        help="shuffle seed (default %(default)s)")
-    parser.add_argument("--partial", action="store_true",
-                        help="use only the finished raw shards of an unfinished download (default: refuse)")
+    parser.add_argument(
+        "--samples-per-shard",
+        type=int,
+        default=field_default(ReshardConfig, "samples_per_shard"),
+        help="samples per final shard (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=field_default(ReshardConfig, "seed"), help="shuffle seed (default %(default)s)"
+    )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="use only the finished raw shards of an unfinished download (default: refuse)",
+    )
     add_engine_flags(parser)
     parser.set_defaults(run=run)
 
@@ -59,12 +71,22 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     if not args.out:
         stage_folders = {"download": input_folder, "dedup": keep_path.rsplit("/", 1)[0]}
     try:
-        manifest = reshard.run(engine, args.out, config, input_folder=input_folder, keep_path=keep_path,
-                               output_folder=output_folder, stage_folders=stage_folders, partial=args.partial)
+        manifest = reshard.run(
+            engine,
+            args.out,
+            config,
+            input_folder=input_folder,
+            keep_path=keep_path,
+            output_folder=output_folder,
+            stage_folders=stage_folders,
+            partial=args.partial,
+        )
     except InputError as err:
         raise UsageError(str(err)) from err
     stats = manifest["provenance"]
     print_funnel("reshard", manifest["samples"], manifest["samples"], {})
-    print(f"  {len(manifest['shards'])} shards, {manifest['tar_bytes'] / 1e6:.1f} MB; wrote {output_folder} "
-          f"in {stats['seconds']} s")
+    print(
+        f"  {len(manifest['shards'])} shards, {manifest['tar_bytes'] / 1e6:.1f} MB; wrote {output_folder} "
+        f"in {stats['seconds']} s"
+    )
     return manifest

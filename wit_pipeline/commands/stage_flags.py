@@ -25,16 +25,27 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     from wit_pipeline.cli import positive_int
 
     group = parser.add_argument_group("engine and configuration (the same on every stage; Beam flags go after --)")
-    group.add_argument("--engine", choices=("local", "beam", "spark"),
-                       help="local process pool (default), Apache Beam, or PySpark")
-    group.add_argument("--processes", type=positive_int,
-                       help="local worker processes; Spark's local[N]; Beam's local workers (default: CPU count)")
-    group.add_argument("--spark-master", metavar="URL",
-                       help="Spark master for --engine spark: spark://HOST:7077, yarn, k8s://... (default local[PROCESSES])")
-    group.add_argument("--spark-python", metavar="PATH",
-                       help="interpreter of Spark's Python workers; it must have wit installed (default: this one)")
-    group.add_argument("--config", metavar="TOML",
-                       help="a wit config file: its top level and this command's table; flags override it")
+    group.add_argument(
+        "--engine", choices=("local", "beam", "spark"), help="local process pool (default), Apache Beam, or PySpark"
+    )
+    group.add_argument(
+        "--processes",
+        type=positive_int,
+        help="local worker processes; Spark's local[N]; Beam's local workers (default: CPU count)",
+    )
+    group.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master for --engine spark: spark://HOST:7077, yarn, k8s://... (default local[PROCESSES])",
+    )
+    group.add_argument(
+        "--spark-python",
+        metavar="PATH",
+        help="interpreter of Spark's Python workers; it must have wit installed (default: this one)",
+    )
+    group.add_argument(
+        "--config", metavar="TOML", help="a wit config file: its top level and this command's table; flags override it"
+    )
 
 
 def engine_config(args: argparse.Namespace, top: dict | None = None):
@@ -100,8 +111,10 @@ def table_tokens(parser: argparse.ArgumentParser, command: str, table: dict, ski
     keys = table_keys(parser, command)
     unknown = sorted(set(table) - set(keys))
     if unknown:
-        raise ConfigError(f"[{command}] has no key {', '.join(unknown)} (its keys are wit {command}'s flags: "
-                          f"{', '.join(sorted(keys))})")
+        raise ConfigError(
+            f"[{command}] has no key {', '.join(unknown)} (its keys are wit {command}'s flags: "
+            f"{', '.join(sorted(keys))})"
+        )
     tokens: list[str] = []
     for key, value in table.items():
         if key in skip:
@@ -155,15 +168,19 @@ def with_config_file(parser: argparse.ArgumentParser, command: str, argv: list[s
     from wit_pipeline.config import ConfigError, load_toml
 
     data = load_toml(config_path)
-    stray = sorted(key for key, value in data.items()
-                   if not isinstance(value, dict) and key not in TOP_LEVEL_KEYS)
+    stray = sorted(key for key, value in data.items() if not isinstance(value, dict) and key not in TOP_LEVEL_KEYS)
     if stray:
-        raise ConfigError(f"{config_path}: unknown top-level key {', '.join(stray)} "
-                          f"(known: {', '.join(TOP_LEVEL_KEYS)} and one table per stage)")
+        raise ConfigError(
+            f"{config_path}: unknown top-level key {', '.join(stray)} "
+            f"(known: {', '.join(TOP_LEVEL_KEYS)} and one table per stage)"
+        )
     given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
     keys = table_keys(parser, command)
-    skip = {key for key, action in keys.items()
-            if isinstance(action, argparse._AppendAction) and given & set(action.option_strings)}
+    skip = {
+        key
+        for key, action in keys.items()
+        if isinstance(action, argparse._AppendAction) and given & set(action.option_strings)
+    }
     tokens = table_tokens(parser, command, data.get(command, {}), skip)
     folder = run_folder_action(parser)
     output = data.get("output")

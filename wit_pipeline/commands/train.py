@@ -27,13 +27,18 @@ def register(subparsers) -> None:
         description="Train a minimal CLIP on WebDataset shards; checkpoints and a log go to --output.",
         argument_default=argparse.SUPPRESS,  # only flags that were given override the config
     )
-    parser.add_argument("--shards", help="tar shards: brace pattern, glob or folder, local or fsspec URL ('a::b' for several)")
+    parser.add_argument(
+        "--shards", help="tar shards: brace pattern, glob or folder, local or fsspec URL ('a::b' for several)"
+    )
     parser.add_argument("--output", help="run folder: checkpoint.pt, config.json, tokenizer.json, log.jsonl")
     parser.add_argument("--config", dest="config_file", help="TOML file; its [train] table sets TrainConfig fields")
     parser.add_argument("--preset", help="model shape: tiny, small or ViT-B/32")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start afresh in a RUN_DIR that holds a run (its checkpoint and log are replaced)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in a RUN_DIR that holds a run (its checkpoint and log are replaced)",
+    )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimiser steps")
     length.add_argument("--epochs", type=float, help="passes over the shards' samples")
@@ -47,8 +52,12 @@ def register(subparsers) -> None:
         ("--grad-clip", float, "max gradient norm; 0 turns it off"),
         ("--image-size", int, "image side in pixels"),
         ("--patch-size", int, "ViT patch side"),
-        ("--vision-width", int, None), ("--vision-layers", int, None), ("--vision-heads", int, None),
-        ("--text-width", int, None), ("--text-layers", int, None), ("--text-heads", int, None),
+        ("--vision-width", int, None),
+        ("--vision-layers", int, None),
+        ("--vision-heads", int, None),
+        ("--text-width", int, None),
+        ("--text-layers", int, None),
+        ("--text-heads", int, None),
         ("--embed-dim", int, "shared embedding size"),
         ("--context-length", int, "tokens per caption (77 in CLIP)"),
         ("--vocab-size", int, "size of the BPE trained on the shards' captions"),
@@ -75,8 +84,11 @@ def run(args) -> int:
     from training.config import ConfigError, load_train_toml, resolve_config
     from training.train import init_distributed, train
 
-    flags = {k: v for k, v in vars(args).items()
-             if k not in ("command", "run", "passthrough", "config_file", "resume", "overwrite", "verbose", "quiet")}
+    flags = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "run", "passthrough", "config_file", "resume", "overwrite", "verbose", "quiet")
+    }
     resume = getattr(args, "resume", False)
     try:
         overrides = load_train_toml(args.config_file) if getattr(args, "config_file", None) else {}
@@ -100,8 +112,16 @@ def run(args) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     if int(os.environ.get("RANK", 0)) == 0:  # one summary line per job, not per rank
-        print(json.dumps({"steps": result["steps"], "final_loss": result["losses"][-1] if result["losses"] else None,
-                          "skipped": result["skipped"], "output": config.output}))
+        print(
+            json.dumps(
+                {
+                    "steps": result["steps"],
+                    "final_loss": result["losses"][-1] if result["losses"] else None,
+                    "skipped": result["skipped"],
+                    "output": config.output,
+                }
+            )
+        )
     return 0
 
 
@@ -122,8 +142,10 @@ def _check_run_folder(output: str, ckpt_file: str, resume: bool, overwrite: bool
     previous = [name for name in ("checkpoint.pt", "log.jsonl") if fs.exists(f"{folder.rstrip('/')}/{name}")]
     if previous and not resume:
         if not overwrite:
-            raise UsageError(f"{output} already holds a run ({', '.join(previous)}): pass --resume to continue "
-                             "it, or --overwrite to start afresh")
+            raise UsageError(
+                f"{output} already holds a run ({', '.join(previous)}): pass --resume to continue "
+                "it, or --overwrite to start afresh"
+            )
         for name in previous:
             fs.rm(f"{folder.rstrip('/')}/{name}")
 

@@ -167,7 +167,7 @@ def near_pairs(
         kept_order = order[members]
         kept_starts = np.r_[0, np.cumsum(lengths[shared])[:-1]]
         too_big = lengths > max_bucket
-        for start, length in zip(starts[too_big], lengths[too_big]):
+        for start, length in zip(starts[too_big], lengths[too_big], strict=True):
             huge.append(HugeBucket(number, int(sorted_keys[start]), int(length)))
         left, right = pairs_within_runs(hashes[kept_order], kept_starts, radius, max_bucket, window)
         found.append(kept_order[left].astype(np.int64) * n + kept_order[right].astype(np.int64))

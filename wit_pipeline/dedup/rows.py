@@ -35,16 +35,20 @@ class DedupRows:
         return len(self.uid)
 
     @staticmethod
-    def concatenate(parts: list["DedupRows"]) -> "DedupRows":
+    def concatenate(parts: list[DedupRows]) -> DedupRows:
         if not parts:
             return DedupRows.empty()
         return DedupRows(*(np.concatenate([getattr(p, name) for p in parts]) for name in _ROW_FIELDS))
 
     @staticmethod
-    def empty() -> "DedupRows":
+    def empty() -> DedupRows:
         return DedupRows(
-            np.zeros(0, "S32"), np.zeros(0, np.int32), np.zeros(0, "S64"),
-            np.zeros(0, np.uint64), np.zeros(0, bool), np.zeros(0, np.int64),
+            np.zeros(0, "S32"),
+            np.zeros(0, np.int32),
+            np.zeros(0, "S64"),
+            np.zeros(0, np.uint64),
+            np.zeros(0, bool),
+            np.zeros(0, np.int64),
         )
 
 
@@ -132,8 +136,9 @@ class DedupResult:
     eval_huge_buckets: list[dict] = field(default_factory=list)
 
 
-def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | None = None,
-               pair_finder=bands.near_pairs) -> DedupResult:
+def dedup_rows(
+    rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | None = None, pair_finder=bands.near_pairs
+) -> DedupResult:
     """Decide every row: keep it, or drop it as an exact or near duplicate or an eval overlap.
 
     1. Rows within the radius of an eval hash are dropped first (`eval_overlap`).
@@ -178,9 +183,7 @@ def dedup_rows(rows: DedupRows, config: DedupConfig, eval_hashes: np.ndarray | N
     same_bytes = (rows.sha256[dropped] == rows.sha256[dropped_survivor]) & (rows.sha256[dropped] != b"")
     status[dropped] = np.where(same_bytes, "exact_duplicate", "near_duplicate")
     both_hashed = rows.has_phash[dropped] & rows.has_phash[dropped_survivor]
-    distance[dropped] = np.where(
-        both_hashed, bands.hamming(rows.phash[dropped], rows.phash[dropped_survivor]), 0
-    )
+    distance[dropped] = np.where(both_hashed, bands.hamming(rows.phash[dropped], rows.phash[dropped_survivor]), 0)
     return DedupResult(
         status=status,
         survivor=survivor,
@@ -262,6 +265,6 @@ def records(rows: DedupRows) -> list[tuple]:
     return [
         (uid.decode(), int(shard), sha.decode(), int(phash) if has else None, int(area))
         for uid, shard, sha, phash, has, area in zip(
-            rows.uid, rows.shard, rows.sha256, rows.phash, rows.has_phash, rows.area
+            rows.uid, rows.shard, rows.sha256, rows.phash, rows.has_phash, rows.area, strict=True
         )
     ]

@@ -21,8 +21,8 @@ from wit_pipeline import schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
-from wit_pipeline.stats import Clock, read_stats, stage_stats, write_stats
 from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
+from wit_pipeline.stats import Clock, read_stats, stage_stats, write_stats
 
 KEEP_FILE = "keep.parquet"
 CLUSTERS_FILE = "clusters.parquet"
@@ -41,8 +41,16 @@ def finished_raw_shards(input_folder: str) -> list[int]:
     return ids
 
 
-def run(engine, output: str | None, config: DedupConfig, *, decontaminate: str | None = None,
-        input_folder: str | None = None, output_folder: str | None = None, partial: bool = False) -> dict:
+def run(
+    engine,
+    output: str | None,
+    config: DedupConfig,
+    *,
+    decontaminate: str | None = None,
+    input_folder: str | None = None,
+    output_folder: str | None = None,
+    partial: bool = False,
+) -> dict:
     """Dedup the finished raw shards of OUT/raw (or `input_folder`) into OUT/dedup; return the stats.
 
     On Beam the whole stage is one pipeline (beam_jobs/dedup.py), because there the global
@@ -65,15 +73,26 @@ def run(engine, output: str | None, config: DedupConfig, *, decontaminate: str |
     else:
         pair_finder = bands.near_pairs if engine.name == "local" else engine_pair_finder(engine)
         stats = dedup_folder(input_folder, output_folder, config, decontaminate, pair_finder, engine.name)
-    dropped = {"exact_duplicate": stats["exact_duplicates"], "near_duplicate": stats["near_duplicates"],
-               "eval_overlap": stats["eval_overlaps"]}
+    dropped = {
+        "exact_duplicate": stats["exact_duplicates"],
+        "near_duplicate": stats["near_duplicates"],
+        "eval_overlap": stats["eval_overlaps"],
+    }
     # In the one stats shape: rows_in are the rows downloaded ok (failed ones never reach dedup).
-    return write_stats(output_folder, stage_stats("dedup", engine.name, clock, stats["rows_ok"], stats["kept"],
-                                                  dropped, stats["config"], stats))
+    return write_stats(
+        output_folder,
+        stage_stats("dedup", engine.name, clock, stats["rows_ok"], stats["kept"], dropped, stats["config"], stats),
+    )
 
 
-def dedup_folder(input_folder: str, output_folder: str, config: DedupConfig, decontaminate: str | None = None,
-                 pair_finder=bands.near_pairs, engine_name: str = "local") -> dict:
+def dedup_folder(
+    input_folder: str,
+    output_folder: str,
+    config: DedupConfig,
+    decontaminate: str | None = None,
+    pair_finder=bands.near_pairs,
+    engine_name: str = "local",
+) -> dict:
     """Dedup every finished raw shard of `input_folder` in this process; return the stats.
 
     Reading is a few columns per shard, and the decisions are array passes (see bands.py).
@@ -119,7 +138,7 @@ def band_entries(task: BandTask):
     layout = bands.band_layout(task.band_count)
     values = task.hashes.tolist()
     for number, combo in enumerate(bands.key_combinations(task.band_count, task.radius)):
-        for key, value in zip(bands.band_keys(task.hashes, layout, combo).tolist(), values):
+        for key, value in zip(bands.band_keys(task.hashes, layout, combo).tolist(), values, strict=True):
             yield (number, key), value
 
 
@@ -131,7 +150,7 @@ def verify_bucket(key: tuple[int, int], values: list[int], radius: int, max_buck
     if len(hashes) > max_bucket:
         yield "huge", bands.HugeBucket(key[0], key[1], len(hashes))
     left, right = bands.pairs_within_runs(hashes, np.array([0]), radius, max_bucket, window)
-    for i, j in zip(left.tolist(), right.tolist()):
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
         yield "pair", (int(hashes[i]), int(hashes[j]))
 
 
@@ -145,8 +164,9 @@ def _engine_near_pairs(engine, hashes, radius, band_count=None, max_bucket=1024,
     if len(hashes) < 2:
         return empty, empty, []
     band_count = band_count or bands.choose_bands(len(hashes), radius)
-    tasks = [BandTask(hashes[i:i + HASHES_PER_TASK], band_count, radius)
-             for i in range(0, len(hashes), HASHES_PER_TASK)]
+    tasks = [
+        BandTask(hashes[i : i + HASHES_PER_TASK], band_count, radius) for i in range(0, len(hashes), HASHES_PER_TASK)
+    ]
     reduce = functools.partial(verify_bucket, radius=radius, max_bucket=max_bucket, window=window)
     items = engine.group_by(band_entries, tasks, reduce, desc="dedup: band buckets")
     pairs = np.array([value for kind, value in items if kind == "pair"], dtype=np.uint64).reshape(-1, 2)
@@ -173,9 +193,7 @@ def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Ta
         {
             "uid": _strings(rows.uid[listed]),
             "shard": pa.array(rows.shard[listed], pa.int32()),
-            "cluster": pc.if_else(
-                pa.array(survivor >= 0), _strings(cluster_uid), pa.scalar(None, pa.string())
-            ),
+            "cluster": pc.if_else(pa.array(survivor >= 0), _strings(cluster_uid), pa.scalar(None, pa.string())),
             "distance": pa.array(result.distance[listed], pa.int8()),
             "status": pa.array(result.status[listed].astype(str), pa.string()),
         },

@@ -49,8 +49,14 @@ class FetchResult:
 class FetchError(Exception):
     """A failure with a known status; `retryable` marks the ones worth another attempt."""
 
-    def __init__(self, status: str, message: str, http_status: int | None = None,
-                 retryable: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: str,
+        message: str,
+        http_status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.http_status = http_status
@@ -78,8 +84,9 @@ def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
                 return FetchResult(None, err.status, str(err), err.http_status, attempt)
             delay = _retry_delay(err, attempt, config)
             if delay is None:
-                return FetchResult(None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s",
-                                   err.http_status, attempt)
+                return FetchResult(
+                    None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s", err.http_status, attempt
+                )
             sleep(delay)
 
 
@@ -93,11 +100,15 @@ def _retry_delay(err: FetchError, attempt: int, config: FetchConfig) -> float | 
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 # Reused connections the server closed while idle fail on first use; a GET is safe to resend.
-_STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                            http.client.BadStatusLine)
+_STALE_CONNECTION_ERRORS = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    http.client.BadStatusLine,
+)
 
 
-def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[bytes, int]:
+def _fetch_once(pool: ConnectionPool, url: str, config: FetchConfig) -> tuple[bytes, int]:
     """One attempt: follow redirects (checked and bounded), then read the capped body."""
     visited = [url]
     while True:
@@ -114,7 +125,7 @@ def _fetch_once(pool: "ConnectionPool", url: str, config: FetchConfig) -> tuple[
         visited.append(url)
 
 
-def _read_answer(pool: "ConnectionPool", response, connection, config: FetchConfig):
+def _read_answer(pool: ConnectionPool, response, connection, config: FetchConfig):
     """(body, None, True) for an image, (None, error, whole) for an HTTP error, (None, None, whole)
     for a redirect, where `whole` says the answer was read to its end; a connection whose state is
     unknown after a failure is closed, not given back."""
@@ -133,7 +144,7 @@ def _read_answer(pool: "ConnectionPool", response, connection, config: FetchConf
         raise _connection_error(err) from None
 
 
-def _request(pool: "ConnectionPool", url: str, config: FetchConfig):
+def _request(pool: ConnectionPool, url: str, config: FetchConfig):
     """Send a GET on a pooled connection to the URL's host; resend once if the pooled one went stale."""
     parts = _split(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -197,8 +208,9 @@ def _http_error(response) -> FetchError:
     code = response.status
     retryable = code == 429 or code >= 500
     retry_after = _parse_retry_after(response.getheader("Retry-After"))
-    return FetchError(http_status_name(code), f"HTTP {code} {response.reason}", code,
-                      retryable=retryable, retry_after=retry_after)
+    return FetchError(
+        http_status_name(code), f"HTTP {code} {response.reason}", code, retryable=retryable, retry_after=retry_after
+    )
 
 
 def _connection_error(reason) -> FetchError:
@@ -211,8 +223,11 @@ def _connection_error(reason) -> FetchError:
     if isinstance(reason, socket.gaierror):
         return FetchError("dns_error", f"host name did not resolve: {reason}")
     if isinstance(reason, http.client.IncompleteRead):
-        return FetchError("connection_error", f"connection dropped mid-body: got {len(reason.partial)} bytes, "
-                          f"expected {reason.expected} more", retryable=True)
+        return FetchError(
+            "connection_error",
+            f"connection dropped mid-body: got {len(reason.partial)} bytes, expected {reason.expected} more",
+            retryable=True,
+        )
     return FetchError("connection_error", f"{type(reason).__name__}: {reason}", retryable=True)
 
 
@@ -249,8 +264,9 @@ def _read_capped(response, max_bytes: int) -> bytes:
         if not chunk:
             # http.client returns a short body silently when the peer closes early.
             if declared and declared.isdigit() and total < int(declared):
-                raise FetchError("connection_error", f"connection dropped mid-body: got {total} of {declared} bytes",
-                                 retryable=True)
+                raise FetchError(
+                    "connection_error", f"connection dropped mid-body: got {total} of {declared} bytes", retryable=True
+                )
             return b"".join(chunks)
         total += len(chunk)
         if total > max_bytes:
@@ -259,6 +275,7 @@ def _read_capped(response, max_bytes: int) -> bytes:
 
 
 # --- address guard -------------------------------------------------------------------------
+
 
 def is_public_address(address: str) -> bool:
     """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
@@ -281,7 +298,7 @@ class AddressPolicy:
     allow_networks: tuple = ()
 
     @classmethod
-    def from_config(cls, config: FetchConfig) -> "AddressPolicy":
+    def from_config(cls, config: FetchConfig) -> AddressPolicy:
         return cls(config.allow_private, tuple(ipaddress.ip_network(n, strict=False) for n in config.allow_networks))
 
     def allows(self, address: str) -> bool:
@@ -304,8 +321,9 @@ def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list:
     return candidates
 
 
-def _guarded_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
-                               *, policy: AddressPolicy, **_):
+def _guarded_create_connection(
+    address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *, policy: AddressPolicy, **_
+):
     """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
     host, port = address
     candidates = allowed_addresses(host, port, policy)
@@ -416,8 +434,9 @@ class ConnectionPool:
         proxy = proxy_for(parts, self.config)
         if proxy is None:
             if parts.scheme == "https":
-                return _GuardedHTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
-                                               policy=self.policy, context=self._tls)
+                return _GuardedHTTPSConnection(
+                    parts.hostname, parts.port, timeout=self.timeout, policy=self.policy, context=self._tls
+                )
             return _GuardedHTTPConnection(parts.hostname, parts.port, timeout=self.timeout, policy=self.policy)
         # The proxy connects for us: the guard checks the target's address here, before any byte
         # is sent (the proxy, a host the user configured, is not subject to it).

@@ -119,13 +119,17 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int, str]:
         declared = re.search(r"\((\d+) pixels\)", str(err))
         pixels = int(declared.group(1)) if declared else None
         if pixels is not None and pixels <= max_pixels:  # allowed by ours, above Pillow's own hard stop
-            raise ImageError("decompression_bomb", f"{pixels} pixels exceeds Pillow's hard limit of "
-                                                   f"{2 * Image.MAX_IMAGE_PIXELS}, which caps --max-pixels") from None
+            raise ImageError(
+                "decompression_bomb",
+                f"{pixels} pixels exceeds Pillow's hard limit of {2 * Image.MAX_IMAGE_PIXELS}, which caps --max-pixels",
+            ) from None
         raise ImageError("decompression_bomb", f"{pixels or 'more'} pixels exceeds --max-pixels {max_pixels}") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError("decode_error", f"not a decodable image: {err}") from None
     if width * height > max_pixels:
-        raise ImageError("decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}")
+        raise ImageError(
+            "decompression_bomb", f"{width}x{height} = {width * height} pixels exceeds --max-pixels {max_pixels}"
+        )
     return width, height, mode
 
 
@@ -145,6 +149,7 @@ def make_resizer(config: ResizeConfig):
 
 
 # --- the fast resizer --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ResizePlan:
@@ -188,8 +193,10 @@ def jpeg_scale(width: int, height: int, target: tuple[int, int], margin: float) 
     """The largest libjpeg DCT scale denominator (8, 4, 2, else 1) whose decoded size keeps
     `margin` times the target on both sides (libjpeg rounds scaled sizes up)."""
     for denominator in (8, 4, 2):
-        if (math.ceil(width / denominator) >= margin * target[0]
-                and math.ceil(height / denominator) >= margin * target[1]):
+        if (
+            math.ceil(width / denominator) >= margin * target[0]
+            and math.ceil(height / denominator) >= margin * target[1]
+        ):
             return denominator
     return 1
 
@@ -205,17 +212,32 @@ class FastResizer:
         self._cv2 = cv2
         self.config = config
         self.margin = margin
-        interpolations = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "bilinear": cv2.INTER_LINEAR,
-                          "cubic": cv2.INTER_CUBIC, "bicubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA,
-                          "lanczos": cv2.INTER_LANCZOS4, "lanczos4": cv2.INTER_LANCZOS4}
+        interpolations = {
+            "nearest": cv2.INTER_NEAREST,
+            "linear": cv2.INTER_LINEAR,
+            "bilinear": cv2.INTER_LINEAR,
+            "cubic": cv2.INTER_CUBIC,
+            "bicubic": cv2.INTER_CUBIC,
+            "area": cv2.INTER_AREA,
+            "lanczos": cv2.INTER_LANCZOS4,
+            "lanczos4": cv2.INTER_LANCZOS4,
+        }
         self._upscale = interpolations[config.upscale_interpolation.lower()]
         self._downscale = interpolations[config.downscale_interpolation.lower()]
-        quality_flag = {"jpg": cv2.IMWRITE_JPEG_QUALITY, "png": cv2.IMWRITE_PNG_COMPRESSION,
-                        "webp": cv2.IMWRITE_WEBP_QUALITY}[config.encode_format]
+        quality_flag = {
+            "jpg": cv2.IMWRITE_JPEG_QUALITY,
+            "png": cv2.IMWRITE_PNG_COMPRESSION,
+            "webp": cv2.IMWRITE_WEBP_QUALITY,
+        }[config.encode_format]
         self._encode_params = [int(quality_flag), config.encode_quality]
-        self._reduced = {(2, False): cv2.IMREAD_REDUCED_COLOR_2, (4, False): cv2.IMREAD_REDUCED_COLOR_4,
-                         (8, False): cv2.IMREAD_REDUCED_COLOR_8, (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
-                         (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4, (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8}
+        self._reduced = {
+            (2, False): cv2.IMREAD_REDUCED_COLOR_2,
+            (4, False): cv2.IMREAD_REDUCED_COLOR_4,
+            (8, False): cv2.IMREAD_REDUCED_COLOR_8,
+            (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+            (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+        }
 
     def __call__(self, data: bytes, header: ImageHeader | None = None) -> ResizedImage:
         header = header or check_image(data, max_pixels=2**63)
@@ -231,8 +253,9 @@ class FastResizer:
             pixels = pixels[y0:y1, x0:x1]
         if plan.pad is not None:
             top, bottom, left, right = plan.pad
-            pixels = self._cv2.copyMakeBorder(pixels, top, bottom, left, right, self._cv2.BORDER_CONSTANT,
-                                              value=(255, 255, 255))
+            pixels = self._cv2.copyMakeBorder(
+                pixels, top, bottom, left, right, self._cv2.BORDER_CONSTANT, value=(255, 255, 255)
+            )
         ok, encoded = self._cv2.imencode(f".{self.config.encode_format}", pixels, params=self._encode_params)
         if not ok:
             raise ImageError("resize_error", f"cannot encode a {pixels.shape} {pixels.dtype} image")

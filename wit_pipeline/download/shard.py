@@ -56,8 +56,9 @@ def download_shard(task: DownloadTask) -> dict:
     with shards.TarSampleWriter(tar_path) as tar:
         for index, image in _process_rows(rows, task.config):
             _store(rows[index], image, tar, task.config.resize.encode_format, out_schema)
-    shards.write_parquet(shards.join(task.output_dir, f"{name}.parquet"),
-                         [_schema_row(r, out_schema) for r in rows], out_schema)
+    shards.write_parquet(
+        shards.join(task.output_dir, f"{name}.parquet"), [_schema_row(r, out_schema) for r in rows], out_schema
+    )
     stats = _stats(task.shard.shard_id, rows, tar, time.monotonic() - started)
     shards.mark_done(task.output_dir, task.shard.shard_id, stats)
     return stats
@@ -154,8 +155,9 @@ def _fetch_row(row: dict, config: DownloadConfig) -> FetchResult:
         return fetch(row["url"], config.fetch)
     path = path_under_root(row["image_path"], config.image_root)
     if path is None:
-        return FetchResult(None, "untrusted_path", f"{str(row['image_path'])[:200]} is not under --image-root "
-                                                   f"{config.image_root}")
+        return FetchResult(
+            None, "untrusted_path", f"{str(row['image_path'])[:200]} is not under --image-root {config.image_root}"
+        )
     return _read_local(path, config)
 
 
@@ -212,4 +214,3 @@ def _stats(shard_id: int, rows: list[dict], tar: shards.TarSampleWriter, seconds
         "bytes": tar.bytes_written,
         "seconds": round(seconds, 3),
     }
-

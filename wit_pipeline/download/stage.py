@@ -7,8 +7,8 @@ from collections import Counter
 from wit_pipeline import claim, shards
 from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
-from wit_pipeline.stats import Clock, stage_stats, write_stats
 from wit_pipeline.sources.urls import UrlListSource
+from wit_pipeline.stats import Clock, stage_stats, write_stats
 
 
 def raw_dir(output: str) -> str:
@@ -20,8 +20,16 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     out = raw_dir(output)
     # What shapes the shards: the input, its shard plan and the image settings. Fetch settings
     # and thread counts may change on a resume (a longer timeout for the unfinished shards).
-    claim.claim(out, {"stage": "download", "input": input_path, "url_list": to_dict(url_config),
-                              "resize": to_dict(config.resize), "compute_phash": config.compute_phash})
+    claim.claim(
+        out,
+        {
+            "stage": "download",
+            "input": input_path,
+            "url_list": to_dict(url_config),
+            "resize": to_dict(config.resize),
+            "compute_phash": config.compute_phash,
+        },
+    )
     source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
@@ -32,9 +40,18 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     except shards.InputError:
         claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
         raise
-    shards.write_atomic(shards.join(out, "config.json"),
-                        shards.json_bytes({"stage": "download", "input": input_path, shards.PLANNED_SHARDS: len(tasks),
-                                           "url_list": to_dict(url_config), "download": to_dict(config)}))
+    shards.write_atomic(
+        shards.join(out, "config.json"),
+        shards.json_bytes(
+            {
+                "stage": "download",
+                "input": input_path,
+                shards.PLANNED_SHARDS: len(tasks),
+                "url_list": to_dict(url_config),
+                "download": to_dict(config),
+            }
+        ),
+    )
     return tasks
 
 
@@ -65,8 +82,16 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
     config = {}
     if tasks:
         config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
-    stats = stage_stats("download", engine.name, clock, totals["rows"], totals["ok"],
-                        {k: v for k, v in totals["statuses"].items() if k != "ok"}, config, totals)
+    stats = stage_stats(
+        "download",
+        engine.name,
+        clock,
+        totals["rows"],
+        totals["ok"],
+        {k: v for k, v in totals["statuses"].items() if k != "ok"},
+        config,
+        totals,
+    )
     raw_folder = raw_folder or (tasks[0].output_dir if tasks else None)
     return write_stats(raw_folder, stats) if raw_folder else stats
 
@@ -83,5 +108,12 @@ def summarise(results) -> dict:
         totals["shard_seconds"] += result.get("seconds", 0.0)
         statuses.update(result.get("statuses", {}))
     totals["shard_seconds"] = round(totals["shard_seconds"], 3)
-    return {"shards": shard_count, "skipped_shards": skipped, "rows": 0, "ok": 0, "bytes": 0, **dict(totals),
-            "statuses": dict(sorted(statuses.items()))}
+    return {
+        "shards": shard_count,
+        "skipped_shards": skipped,
+        "rows": 0,
+        "ok": 0,
+        "bytes": 0,
+        **dict(totals),
+        "statuses": dict(sorted(statuses.items())),
+    }

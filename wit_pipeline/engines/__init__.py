@@ -30,12 +30,23 @@ ENGINE_NAMES = ("local", "beam", "spark")
 class Engine(Protocol):
     name: str
 
-    def map_shards(self, fn: Callable[[Any], dict], tasks: Iterable[Any], desc: str = "shards",
-                   unit_key: str | None = "rows", unit_label: str | None = None) -> list[dict]:
+    def map_shards(
+        self,
+        fn: Callable[[Any], dict],
+        tasks: Iterable[Any],
+        desc: str = "shards",
+        unit_key: str | None = "rows",
+        unit_label: str | None = None,
+    ) -> list[dict]:
         """`fn(task)` for every task, results in task order."""
 
-    def group_by(self, emit: Callable[[Any], Iterable[tuple]], tasks: Iterable[Any],
-                 reduce: Callable[[Any, list], Iterable[Any]], desc: str = "group") -> list:
+    def group_by(
+        self,
+        emit: Callable[[Any], Iterable[tuple]],
+        tasks: Iterable[Any],
+        reduce: Callable[[Any, list], Iterable[Any]],
+        desc: str = "group",
+    ) -> list:
         """Every item `reduce(key, values)` yields, over the (key, value) pairs `emit` yields."""
 
     def close(self) -> None:
@@ -63,12 +74,18 @@ def log_result(desc: str, result: Any) -> None:
     """The INFO line of one finished shard: skipped or done, with its counts."""
     if not isinstance(result, dict):
         return
-    counts = {key: value for key, value in result.items()
-              if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    counts = {
+        key: value for key, value in result.items() if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
     shard = result.get("shard", result.get("raw_shard", "?"))
     state = "skipped (finished earlier)" if result.get("skipped") else "done"
-    log.info("%s: shard %s %s %s", desc, shard, state,
-             " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if key != "shard"))
+    log.info(
+        "%s: shard %s %s %s",
+        desc,
+        shard,
+        state,
+        " ".join(f"{key}={value}" for key, value in sorted(counts.items()) if key != "shard"),
+    )
 
 
 _WORKER_OS_ERROR = re.compile(r"\b\w*Error: \[Errno (\d+)\] ([^\n:'\[]+)(?:: '([^'\n]+)')?")

@@ -8,7 +8,8 @@ over workers. Results come back to the driver through one pickle file under the 
 `--temp_location` (which Dataflow requires anyway; a local temporary folder when none is given),
 read with Beam's FileSystems, so gs:// works as well as a local path.
 
-Without `--runner`, pipelines run on Beam's FnApiRunner (see beam_jobs/options.py). Beam is imported when this module is; only `build_engine` imports it. Shard counts
+Without `--runner`, pipelines run on Beam's FnApiRunner (see beam_jobs/options.py). Beam is imported
+when this module is; only `build_engine` imports it. Shard counts
 appear as Beam counters (`<desc>/<status>`) when a result carries `statuses`.
 """
 
@@ -77,11 +78,7 @@ class BeamEngine:
         """Run the pipeline that `body` builds; its output PCollection comes back as a list."""
         path = self._results_path()
         pipeline = beam.Pipeline(options=self.options())
-        (
-            body(pipeline)
-            | "Gather" >> beam.combiners.ToList()
-            | "Return" >> beam.Map(_write_pickle, path)
-        )
+        (body(pipeline) | "Gather" >> beam.combiners.ToList() | "Return" >> beam.Map(_write_pickle, path))
         try:
             self.last_result = pipeline.run()
             self.last_result.wait_until_finish()

@@ -65,8 +65,7 @@ def map_shards(
     label = unit_label or unit_key
     tasks = list(tasks)
     # One bar per stage: its main pass. Helper passes (unit_key None) run without one.
-    bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0,
-               disable=unit_key is None)
+    bar = tqdm(total=len(tasks), desc=desc, unit="shard", dynamic_ncols=True, mininterval=1.0, disable=unit_key is None)
     started, units = time.monotonic(), 0
     done: dict[int, Any] = {}
     next_index = 0
@@ -121,6 +120,7 @@ def _results(shard_fn, tasks, processes, desc):
             yield call(item)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(processes, len(tasks)), maxtasksperchild=None, initializer=die_with_parent,
-                      initargs=(os.getpid(),)) as pool:
+    with context.Pool(
+        min(processes, len(tasks)), maxtasksperchild=None, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         yield from pool.imap_unordered(call, enumerate(tasks), chunksize=1)

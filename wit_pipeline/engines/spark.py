@@ -97,7 +97,8 @@ def session(master: str, app_name: str = "wit", python: str | None = None, conf:
     # Local Python workers start PYSPARK_PYTHON; executors on a cluster read spark.pyspark.python.
     os.environ["PYSPARK_PYTHON"] = python
     builder = (
-        SparkSession.builder.master(master).appName(app_name)
+        SparkSession.builder.master(master)
+        .appName(app_name)
         .config("spark.pyspark.python", python)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # our own log lines report the shards

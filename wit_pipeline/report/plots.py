@@ -59,8 +59,13 @@ def histograms(title: str, named: list[tuple[str, dict]], log_x: bool = False, x
     """Step outlines of one or more histograms ({edges, counts}) on shared axes."""
     figure, axes = _figure(title)
     for label, hist in named:
-        axes.stairs(hist["counts"], np.asarray(hist["edges"]), label=f"{label} ({hist['n']:,})",
-                    color=SERIES_COLORS.get(label, KEPT), fill=len(named) == 1)
+        axes.stairs(
+            hist["counts"],
+            np.asarray(hist["edges"]),
+            label=f"{label} ({hist['n']:,})",
+            color=SERIES_COLORS.get(label, KEPT),
+            fill=len(named) == 1,
+        )
     if log_x:
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))

@@ -39,9 +39,19 @@ class Source(Protocol):
         """Stream the records of one unit; never loads the whole input into memory."""
 
 
-def make_record(url, caption, source: str, source_id=None, page_url=None, license=None,
-                image_path=None, status: str = schema.OK, error: str | None = None,
-                width_hint: int | None = None, height_hint: int | None = None) -> dict:
+def make_record(
+    url,
+    caption,
+    source: str,
+    source_id=None,
+    page_url=None,
+    license=None,
+    image_path=None,
+    status: str = schema.OK,
+    error: str | None = None,
+    width_hint: int | None = None,
+    height_hint: int | None = None,
+) -> dict:
     """A record of the pair fields with its uid computed; the single way sources build records."""
     return {
         "uid": schema.uid(url, caption),

@@ -143,8 +143,13 @@ class CocoSource:
         for image_id, image in images.items():
             texts = captions.get(image_id)
             if texts is None:
-                yield self._record(image, None, on_disk, status="missing_caption",
-                                   error=f"image {image_id} has no annotation in this file")
+                yield self._record(
+                    image,
+                    None,
+                    on_disk,
+                    status="missing_caption",
+                    error=f"image {image_id} has no annotation in this file",
+                )
             elif self.config.captions == "first":
                 yield self._record(image, texts[0], on_disk)
             elif self.config.captions == "join":
@@ -160,8 +165,16 @@ class CocoSource:
             image_path = posixpath.join(self.config.image_root, image.file_name or "")
             if status == "ok" and image.file_name not in on_disk:
                 status, error = "missing_image_file", f"image {image.image_id}: {image_path} is not on disk"
-        return make_record(image.url, caption, NAME, source_id=image.image_id, license=image.license,
-                           image_path=image_path, status=status, error=error)
+        return make_record(
+            image.url,
+            caption,
+            NAME,
+            source_id=image.image_id,
+            license=image.license,
+            image_path=image_path,
+            status=status,
+            error=error,
+        )
 
     def _files_on_disk(self) -> frozenset[str]:
         """The file names under `image_root`, listed once (one listing, not one stat per image)."""
@@ -177,18 +190,30 @@ class CocoSource:
     @staticmethod
     def add_arguments(parser) -> None:
         """The COCO flags of `wit ingest`."""
-        parser.add_argument("--coco-captions", choices=("each", "first", "join"), default=field_default(CocoConfig, "captions"),
-                            help="COCO: a pair per caption, the image's first caption, or all joined")
-        parser.add_argument("--coco-url-field", choices=("coco_url", "flickr_url"),
-                            default=field_default(CocoConfig, "url_field"),
-                            help="COCO: which image URL becomes the pair's url")
-        parser.add_argument("--image-root", default=None, metavar="DIR",
-                            help="COCO: read images from DIR/<file_name> instead of fetching them")
+        parser.add_argument(
+            "--coco-captions",
+            choices=("each", "first", "join"),
+            default=field_default(CocoConfig, "captions"),
+            help="COCO: a pair per caption, the image's first caption, or all joined",
+        )
+        parser.add_argument(
+            "--coco-url-field",
+            choices=("coco_url", "flickr_url"),
+            default=field_default(CocoConfig, "url_field"),
+            help="COCO: which image URL becomes the pair's url",
+        )
+        parser.add_argument(
+            "--image-root",
+            default=None,
+            metavar="DIR",
+            help="COCO: read images from DIR/<file_name> instead of fetching them",
+        )
 
     @classmethod
     def from_args(cls, args, paths) -> CocoSource:
-        config = CocoConfig(captions=args.coco_captions, url_field=args.coco_url_field,
-                            image_root=_absolute(args.image_root))
+        config = CocoConfig(
+            captions=args.coco_captions, url_field=args.coco_url_field, image_root=_absolute(args.image_root)
+        )
         return cls(paths, config)
 
 

@@ -128,4 +128,3 @@ def http_url_or_none(url: str | None) -> str | None:
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
         return None
     return url
-

@@ -104,22 +104,37 @@ class UrlListSource:
     def add_arguments(parser) -> None:
         """The URL-list flags, shared by `wit download` and `wit ingest --source urls`."""
         group = parser.add_argument_group("URL-list input")
-        group.add_argument("--url-col", default=field_default(UrlListConfig, "url_col"), help="URL column (default url; also accepts img2dataset's URL)")
-        group.add_argument("--caption-col", default=field_default(UrlListConfig, "caption_col"),
-                           help="caption column (default caption; also accepts img2dataset's TEXT)")
+        group.add_argument(
+            "--url-col",
+            default=field_default(UrlListConfig, "url_col"),
+            help="URL column (default url; also accepts img2dataset's URL)",
+        )
+        group.add_argument(
+            "--caption-col",
+            default=field_default(UrlListConfig, "caption_col"),
+            help="caption column (default caption; also accepts img2dataset's TEXT)",
+        )
         group.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
         group.add_argument("--input-format", choices=list(FORMATS), help="input format (default: from the file name)")
-        group.add_argument("--shard-size", type=_positive_int, default=field_default(UrlListConfig, "shard_size"),
-                           help="rows per shard (default %(default)s)")
+        group.add_argument(
+            "--shard-size",
+            type=_positive_int,
+            default=field_default(UrlListConfig, "shard_size"),
+            help="rows per shard (default %(default)s)",
+        )
 
     @staticmethod
     def config_from_args(args) -> UrlListConfig:
-        return UrlListConfig(url_col=args.url_col, caption_col=args.caption_col,
-                             keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
-                             shard_size=args.shard_size, input_format=args.input_format)
+        return UrlListConfig(
+            url_col=args.url_col,
+            caption_col=args.caption_col,
+            keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
+            shard_size=args.shard_size,
+            input_format=args.input_format,
+        )
 
     @classmethod
-    def from_args(cls, args, paths) -> "UrlListSource":
+    def from_args(cls, args, paths) -> UrlListSource:
         return cls(paths, cls.config_from_args(args), staging_dir=shards.join(args.output, "_staging/urls"))
 
     def shards(self) -> list[SourceShard]:
@@ -161,8 +176,14 @@ class UrlListSource:
                 status, error = "malformed_record", url_errors[i] or caption_errors[i]
             if errors and errors[i]:
                 status, error = "malformed_record", errors[i]
-            record = make_record(url.strip() if status == schema.OK else url, caption, source=self.name,
-                                 source_id=f"{base}:{first_row + i}", status=status, error=error)
+            record = make_record(
+                url.strip() if status == schema.OK else url,
+                caption,
+                source=self.name,
+                source_id=f"{base}:{first_row + i}",
+                status=status,
+                error=error,
+            )
             for name in carried:
                 if data[name][i] is not None:
                     record[name] = data[name][i]
@@ -195,8 +216,10 @@ class UrlListSource:
             raise InputError(f"{origin}: --keep-cols {missing} not found; columns are {names}")
         clashes = [c for c in self.config.keep_cols if c in schema.RAW_SCHEMA.names or c in (url_col, caption_col)]
         if clashes:
-            raise InputError(f"--keep-cols {','.join(clashes)}: wit writes column(s) of that name itself; "
-                             "rename them in the input to carry them")
+            raise InputError(
+                f"--keep-cols {','.join(clashes)}: wit writes column(s) of that name itself; "
+                "rename them in the input to carry them"
+            )
         return url_col, caption_col
 
     def _stage_text_file(self, file: str, fmt: str, first_shard: int) -> list[str]:
@@ -235,8 +258,9 @@ def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
                 values.append(None)
                 errors.append(f"{what} is not UTF-8 text: {err}")
         return values, errors
-    return [None] * len(column), [None if v is None else f"{what} column has type {kind}, not text"
-                                  for v in column.to_pylist()]
+    return [None] * len(column), [
+        None if v is None else f"{what} column has type {kind}, not text" for v in column.to_pylist()
+    ]
 
 
 def _castable(table: pa.Table, carried: list[str]) -> pa.Table:
@@ -256,7 +280,7 @@ def _castable(table: pa.Table, carried: list[str]) -> pa.Table:
 
 def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
     """A staged part made only of malformed lines lacks the file's columns: add them as nulls."""
-    for name, alternatives in zip(names, (IMG2DATASET_URL_COLS, IMG2DATASET_CAPTION_COLS)):
+    for name, alternatives in zip(names, (IMG2DATASET_URL_COLS, IMG2DATASET_CAPTION_COLS), strict=True):
         if name not in table.schema.names and not any(alt in table.schema.names for alt in alternatives):
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
@@ -359,20 +383,29 @@ def _csv_batches(path: str, fmt: str) -> Iterator[pa.Table]:
     bad_rows: list[dict] = []
 
     def record_bad_row(row) -> str:
-        bad_rows.append({"_wit_error": f"line {row.number}: {row.text[:200]!r}: expected "
-                                       f"{row.expected_columns} fields, got {row.actual_columns}"})
+        bad_rows.append(
+            {
+                "_wit_error": f"line {row.number}: {row.text[:200]!r}: expected "
+                f"{row.expected_columns} fields, got {row.actual_columns}"
+            }
+        )
         return "skip"  # skipped by the parser only: it comes back below as a malformed_record row
 
     # Every column as a string: URL lists carry ids and numbers that must not be reinterpreted,
     # and a type guessed from the first block can fail on a later one.
     # Read as bytes and decode after: one non-UTF-8 byte must cost its row, not the whole file.
-    convert = pacsv.ConvertOptions(column_types={n: pa.binary() for n in names}, strings_can_be_null=True,
-                                   quoted_strings_can_be_null=False)
+    convert = pacsv.ConvertOptions(
+        column_types={n: pa.binary() for n in names}, strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=record_bad_row)
     try:
         with _open_text(path) as f, _arrow_row_errors_silenced():
-            reader = pacsv.open_csv(f, parse_options=parse, convert_options=convert,
-                                    read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False))
+            reader = pacsv.open_csv(
+                f,
+                parse_options=parse,
+                convert_options=convert,
+                read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False),
+            )
             for batch in reader:
                 yield _decode_utf8(pa.Table.from_batches([batch]))
                 if bad_rows:
@@ -409,8 +442,9 @@ def _python_csv_batches(path: str, fmt: str, batch_rows: int = 50_000) -> Iterat
     delimiter = "\t" if fmt == "tsv" else ","
     try:
         with _open_text(path) as f:
-            reader = csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline=""),
-                                delimiter=delimiter)
+            reader = csv.reader(
+                io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline=""), delimiter=delimiter
+            )
             header = [_utf8_or_none(name) or f"column_{i}" for i, name in enumerate(next(reader, []))]
             rows: list[dict] = []
             for fields in reader:
@@ -428,8 +462,8 @@ def _python_csv_row(header: list[str], fields: list[str], line: int) -> dict:
     if len(fields) != len(header):
         text = ",".join(fields)[:200].encode("utf-8", "surrogateescape")
         return {"_wit_error": f"line {line}: {text!r}: expected {len(header)} fields, got {len(fields)}"}
-    row: dict = {name: _utf8_or_none(value) for name, value in zip(header, fields)}
-    bad = [name for name, value in zip(header, fields) if value and row[name] is None]
+    row: dict = {name: _utf8_or_none(value) for name, value in zip(header, fields, strict=True)}
+    bad = [name for name, value in zip(header, fields, strict=True) if value and row[name] is None]
     if bad:
         row["_wit_error"] = f"line {line}: column {bad[0]!r} is not UTF-8 text"
     return row
@@ -473,7 +507,9 @@ def _decode_utf8(table: pa.Table) -> pa.Table:
 def _csv_header(path: str, delimiter: str) -> list[str]:
     try:
         with _open_text(path) as f:
-            header = next(csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), delimiter=delimiter), None)
+            header = next(
+                csv.reader(io.TextIOWrapper(f, encoding="utf-8", errors="replace"), delimiter=delimiter), None
+            )
     except (OSError, EOFError, csv.Error) as err:
         raise InputError(f"{path}: cannot read the header: {err}") from None
     if not header:
@@ -500,8 +536,18 @@ def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]
                 value = {"_wit_error": f"line {line_number}: not a JSON object"}
             elif not value:
                 value = {"_wit_error": None}  # `{}` is still a row (of nulls): a table of no columns has no rows
-            rows.append({k: (v if v is None or isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
-                         for k, v in value.items()})
+            rows.append(
+                {
+                    k: (
+                        v
+                        if v is None or isinstance(v, str)
+                        else json.dumps(v)
+                        if isinstance(v, (dict, list))
+                        else str(v)
+                    )
+                    for k, v in value.items()
+                }
+            )
             if len(rows) == batch_rows:
                 yield _string_table(rows)
                 rows = []

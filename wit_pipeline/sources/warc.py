@@ -47,8 +47,12 @@ def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator
             if head and not head.startswith((b"WARC/", b"filedesc", b"\x1f\x8b")):
                 # Not an archive at all (a Parquet file given to --source warc): say so in one row,
                 # before warcio prints the file's bytes to stderr as an "invalid record" warning.
-                yield unreadable_input_record(source_name, path, f"the start: not a WARC file (first bytes "
-                                              f"{head!r})", ArchiveLoadFailed("no WARC/ header"))
+                yield unreadable_input_record(
+                    source_name,
+                    path,
+                    f"the start: not a WARC file (first bytes {head!r})",
+                    ArchiveLoadFailed("no WARC/ header"),
+                )
                 return
             for number, record in enumerate(ArchiveIterator(f), start=1):
                 yield from records_of(number, record)
@@ -82,8 +86,7 @@ class WarcSource:
                 page_charset(record.http_headers.get_header("Content-Type"), body),
             )
 
-    def page_records(self, body: bytes, page_url: str, record_id: str,
-                     charset: str = "utf-8") -> Iterator[dict]:
+    def page_records(self, body: bytes, page_url: str, record_id: str, charset: str = "utf-8") -> Iterator[dict]:
         """The pair records of one HTML page."""
         tree = LexborHTMLParser(body.decode(charset, errors="replace"))
         base_url = page_base_url(page_url, tree)
@@ -95,24 +98,44 @@ class WarcSource:
             src = (attributes.get("src") or "").strip()
             if self.config.srcset == "largest":
                 src = largest_srcset_candidate(attributes.get("srcset") or "") or src
-            yield pair_record(NAME, base_url, src, alt, page_url, record_id,
-                              _dimension(attributes.get("width")), _dimension(attributes.get("height")))
+            yield pair_record(
+                NAME,
+                base_url,
+                src,
+                alt,
+                page_url,
+                record_id,
+                _dimension(attributes.get("width")),
+                _dimension(attributes.get("height")),
+            )
 
     # -- command line ---------------------------------------------------------------------------
 
     @staticmethod
     def add_arguments(parser) -> None:
         """The WARC flags of `wit ingest`."""
-        parser.add_argument("--srcset", choices=("src", "largest"), default=field_default(WarcConfig, "srcset"),
-                            help="WARC: the image URL from <img src>, or the largest srcset candidate")
+        parser.add_argument(
+            "--srcset",
+            choices=("src", "largest"),
+            default=field_default(WarcConfig, "srcset"),
+            help="WARC: the image URL from <img src>, or the largest srcset candidate",
+        )
 
     @classmethod
     def from_args(cls, args, paths) -> WarcSource:
         return cls(paths, WarcConfig(srcset=args.srcset))
 
 
-def pair_record(source: str, base_url: str, src: str, alt: str, page_url: str, record_id: str,
-                width_hint: int | None = None, height_hint: int | None = None) -> dict:
+def pair_record(
+    source: str,
+    base_url: str,
+    src: str,
+    alt: str,
+    page_url: str,
+    record_id: str,
+    width_hint: int | None = None,
+    height_hint: int | None = None,
+) -> dict:
     """The record of one (image URL, alt text) found on a page, or an `invalid_url` row saying why not."""
     url = resolve_image_url(base_url, src)
     status, error = "ok", None
@@ -124,8 +147,17 @@ def pair_record(source: str, base_url: str, src: str, alt: str, page_url: str, r
         else:
             what = f"{src[:80]!r}, not an http(s) URL"
         status, error = "invalid_url", f"{page_url} ({record_id}): <img> src is {what}"
-    return make_record(url, alt, source, source_id=record_id, page_url=page_url, status=status,
-                       error=error, width_hint=width_hint, height_hint=height_hint)
+    return make_record(
+        url,
+        alt,
+        source,
+        source_id=record_id,
+        page_url=page_url,
+        status=status,
+        error=error,
+        width_hint=width_hint,
+        height_hint=height_hint,
+    )
 
 
 def resolve_image_url(base_url: str, src: str) -> str | None:

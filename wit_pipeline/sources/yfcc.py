@@ -74,7 +74,7 @@ class YfccSource:
         layout = _LAYOUTS.get(len(values))
         if layout is None:
             return _malformed(f"{where}: expected 23 or 25 tab-separated fields, found {len(values)}")
-        row = dict(zip(layout, values))
+        row = dict(zip(layout, values, strict=True))
         if row["marker"] not in ("0", "1"):
             return _malformed(f"{where}: photo/video marker is {row['marker']!r}, not 0 or 1", row["photo_id"])
         caption = self.caption(row)
@@ -87,10 +87,16 @@ class YfccSource:
         elif caption is None:
             wanted = "title or description" if self.config.caption == "both" else self.config.caption
             status, error = "missing_caption", f"{where}: the {wanted} is empty"
-        return make_record(url or row["download_url"] or None, caption, NAME, source_id=row["photo_id"],
-                           page_url=row["page_url"] or None,
-                           license=format_license(unquote_plus(row["license_name"]), row["license_url"]),
-                           status=status, error=error)
+        return make_record(
+            url or row["download_url"] or None,
+            caption,
+            NAME,
+            source_id=row["photo_id"],
+            page_url=row["page_url"] or None,
+            license=format_license(unquote_plus(row["license_name"]), row["license_url"]),
+            status=status,
+            error=error,
+        )
 
     def caption(self, row: dict) -> str | None:
         """Title, description or both, decoded and stripped of HTML; None when there is no text.
@@ -112,9 +118,12 @@ class YfccSource:
     @staticmethod
     def add_arguments(parser) -> None:
         """The YFCC flags of `wit ingest`."""
-        parser.add_argument("--yfcc-caption", choices=("title", "description", "both"),
-                            default=field_default(YfccConfig, "caption"),
-                            help="YFCC: caption from the title, the description, or both")
+        parser.add_argument(
+            "--yfcc-caption",
+            choices=("title", "description", "both"),
+            default=field_default(YfccConfig, "caption"),
+            help="YFCC: caption from the title, the description, or both",
+        )
 
     @classmethod
     def from_args(cls, args, paths) -> YfccSource:
@@ -137,8 +146,10 @@ def strip_html(text: str) -> str:
 
 def join_parts(parts: list[str]) -> str:
     """Title and description as one caption: the title gets a full stop unless it has its own."""
-    return " ".join(part if i == len(parts) - 1 or part.endswith((".", "!", "?", ":")) else part + "."
-                    for i, part in enumerate(parts))
+    return " ".join(
+        part if i == len(parts) - 1 or part.endswith((".", "!", "?", ":")) else part + "."
+        for i, part in enumerate(parts)
+    )
 
 
 def _malformed(error: str, photo_id=None) -> dict:

@@ -77,7 +77,7 @@ def predict_many(model, texts: list[str]) -> list[Prediction]:
     if not batch_predict_works(model):
         return [predict(model, text) for text in texts]
     labels, scores = model.predict([_one_line(text) for text in texts], k=1)
-    return [_prediction(label, score) for label, score in zip(labels, scores)]
+    return [_prediction(label, score) for label, score in zip(labels, scores, strict=True)]
 
 
 _BATCH_WORKS: dict[int, bool] = {}

@@ -39,8 +39,9 @@ class MetadataConfig:
 def _open_text(path: str):
     import fsspec
 
-    return fsspec.open(path, "rt", encoding="utf-8", errors="replace",
-                       compression="gzip" if path.endswith(".gz") else None).open()
+    return fsspec.open(
+        path, "rt", encoding="utf-8", errors="replace", compression="gzip" if path.endswith(".gz") else None
+    ).open()
 
 
 def wordnet_lemmas(folder: str) -> list[str]:
@@ -81,7 +82,7 @@ def read_counts(path: str) -> dict[str, int]:
             if not line:
                 continue
             cut = max(line.rfind("\t"), line.rfind(";"))
-            word, count = line[:cut].strip(), line[cut + 1:].strip()
+            word, count = line[:cut].strip(), line[cut + 1 :].strip()
             if cut < 0 or not count.isdigit():
                 raise ValueError(f"{path}:{number}: expected 'word;count' or 'word<TAB>count', got {line[:80]!r}")
             if word:

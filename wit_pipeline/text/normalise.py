@@ -21,9 +21,7 @@ _WHITESPACE = re.compile(r"\s+")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # ftfy's HTML and control-character handling are off: we unescape every caption (ftfy skips text
 # containing "<") and apply one control-character rule to every caption, ASCII or not.
-_FTFY_CONFIG = ftfy.TextFixerConfig(
-    unescape_html=False, remove_control_chars=False, normalization="NFC", explain=False
-)
+_FTFY_CONFIG = ftfy.TextFixerConfig(unescape_html=False, remove_control_chars=False, normalization="NFC", explain=False)
 
 
 @functools.lru_cache(maxsize=1)

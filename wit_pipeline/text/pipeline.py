@@ -32,7 +32,7 @@ class TextStage:
     def __setstate__(self, state):
         self.__init__(state["config"])
 
-    def load(self) -> "TextStage":
+    def load(self) -> TextStage:
         """Load the language model and the query automaton (cached per process); idempotent."""
         if self._model is None:
             self._model = langid.load_model(self.config.lang.model_path)
@@ -50,9 +50,10 @@ class TextStage:
         rows = [self._normalised_row(record) for record in records]
         pending = [row for row in rows if row["status"] == schema.OK]
         lowercase = self.config.lang.lowercase
-        predictions = langid.predict_many(self._model, [r["caption"].lower() if lowercase else r["caption"]
-                                                        for r in pending])
-        for row, prediction in zip(pending, predictions):
+        predictions = langid.predict_many(
+            self._model, [r["caption"].lower() if lowercase else r["caption"] for r in pending]
+        )
+        for row, prediction in zip(pending, predictions, strict=True):
             self._decide(row, prediction)
         return rows
 
