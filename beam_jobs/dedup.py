@@ -24,6 +24,7 @@ import apache_beam as beam
 import numpy as np
 
 from beam_jobs.options import pipeline_options
+from wit_pipeline import io
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import bands, clusters, stage
 from wit_pipeline.dedup import rows as dedup_rows
@@ -217,17 +218,11 @@ def run_pipeline(
     beam_args: list[str] | None = None,
 ) -> dict:
     """Run dedup on Beam (FnApiRunner by default; any runner via `beam_args`); return the stats."""
-    import json
-
-    import fsspec
-
     started = time.monotonic()
     shard_ids = stage.finished_raw_shards(input_folder)
     references = load_eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
-    stats_path = f"{output_folder.rstrip('/')}/{stage.STATS_FILE}"
-    with fsspec.open(stats_path, "rb") as f:
-        stats = json.load(f)
+    stats = io.read_json(io.join(output_folder, stage.STATS_FILE))
     stats["seconds"] = round(time.monotonic() - started, 3)
     return stats

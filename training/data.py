@@ -41,27 +41,18 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
 
 def expand_shards(pattern: str) -> list[str]:
     """Shard URLs from a brace pattern (`out/final/{00000..00012}.tar`), a glob (`out/*.tar`) or
-    a folder (its `*.tar`, sorted); several patterns may be joined with '::'."""
-    import webdataset as wds  # here, not at the top: model, loss and eval code import without it
+    a folder (its `*.tar`, sorted); several patterns may be joined with '::'. A `.tar` URL is
+    taken as given, without a request to its store."""
+    from wit_pipeline import io
 
-    urls = []
-    for part in wds.shardlists.expand_urls(pattern) if pattern else []:
-        urls.extend(_glob_or_folder(part))
-    if not urls:
-        raise ValueError(f"no shards in {pattern!r}")
-    return urls
-
-
-def _glob_or_folder(url: str) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    if any(c in path for c in "*?["):
-        matches = fs.glob(path)
-    elif not path.endswith(".tar") and fs.isdir(path):
-        matches = fs.glob(path.rstrip("/") + "/*.tar")
-    else:
-        return [url]
-    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-    return sorted(p if local else fs.unstrip_protocol(p) for p in matches)
+    return io.expand(
+        pattern,
+        recursive=False,
+        accept=lambda name: name.endswith(".tar"),
+        braces=True,
+        check=False,
+        missing="no shards in {!r}",
+    )
 
 
 def _seed(*parts) -> int:
@@ -427,25 +418,3 @@ def _count_images(url: str) -> int:
     except (tarfile.TarError, OSError, EOFError):
         pass
     return count
-
-
-def write_pair_shards(pairs, folder: str, samples_per_shard: int) -> list[str]:
-    """Write (image bytes, caption, metadata) pairs as our WebDataset shards `NNNNN.tar` in
-    `folder` (keys are the pairs' `uid`s); returns the shard paths. Used by tests and benchmarks
-    to make shards from labelled data sets without the download stage."""
-    from wit_pipeline.schema import uid
-    from wit_pipeline.shards import TarSampleWriter, json_bytes, makedirs, shard_name
-
-    makedirs(folder)
-    paths, writer = [], None
-    for index, (image_bytes, caption, meta) in enumerate(pairs):
-        if index % samples_per_shard == 0:
-            if writer:
-                writer.close()
-            paths.append(f"{folder.rstrip('/')}/{shard_name(len(paths))}.tar")
-            writer = TarSampleWriter(paths[-1])
-        key = uid(meta.get("url", f"pair:{index}"), caption)
-        writer.write(key, {"jpg": image_bytes, "txt": caption.encode(), "json": json_bytes({"uid": key, **meta})})
-    if writer:
-        writer.close()
-    return paths

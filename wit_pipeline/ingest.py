@@ -13,38 +13,36 @@ from __future__ import annotations
 
 import collections
 import functools
-import io
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline import claim, schema, shards
+from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
 from wit_pipeline.sources.base import Source, SourceShard
-from wit_pipeline.stats import Clock, stage_stats, write_stats
+from wit_pipeline.stats import Clock, add_counts, stage_stats, write_stats
 from wit_pipeline.text.pipeline import TextStage
 
 STAGE = "ingest"
 
 
 def ingest_folder(output: str) -> str:
-    return shards.join(output, STAGE)
+    return io.join(output, STAGE)
 
 
 def part_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"part-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"part-{shards.shard_name(shard_id)}.parquet")
 
 
 def dropped_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"dropped/part-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"dropped/part-{shards.shard_name(shard_id)}.parquet")
 
 
 def duplicates_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
 
 
 def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
@@ -109,16 +107,9 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
     return table
 
 
-def write_table_atomic(path: str, table: pa.Table) -> None:
-    """One Parquet file that readers see whole or not at all."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    shards.write_atomic(path, buffer.getvalue())
-
-
 def write_part(path: str, rows: list[dict]) -> None:
-    shards.makedirs(path.rsplit("/", 1)[0])
-    write_table_atomic(path, rows_to_table(rows))
+    io.makedirs(path.rsplit("/", 1)[0])
+    io.write_table(path, rows_to_table(rows))
 
 
 def status_counts(rows: Iterable[dict]) -> dict[str, int]:
@@ -156,7 +147,7 @@ def ingest_shard(task: IngestTask) -> dict:
 
 def uid_occurrences(folder: str, shard_id: int) -> Iterator[tuple[str, tuple[int, int]]]:
     """(uid, (shard id, row index)) for every row of a finished part: the dedup group-by's input."""
-    uids = shards.read_parquet(part_path(folder, shard_id), columns=["uid"]).column("uid").to_pylist()
+    uids = io.read_parquet(part_path(folder, shard_id), columns=["uid"]).column("uid").to_pylist()
     for index, uid in enumerate(uids):
         yield uid, (shard_id, index)
 
@@ -180,7 +171,7 @@ def move_duplicates(task: DuplicatesTask) -> dict:
     run resumes correctly: a rewritten part has no duplicates left (the first occurrence of a
     uid is never moved), and its duplicates file stays.
     """
-    table = shards.read_parquet(part_path(task.folder, task.shard_id))
+    table = io.read_parquet(part_path(task.folder, task.shard_id))
     flags = [False] * len(table)
     for index in task.rows:
         flags[index] = True
@@ -191,9 +182,9 @@ def move_duplicates(task: DuplicatesTask) -> dict:
         schema.TEXT_SCHEMA.field("status"),
         pa.array(["duplicate"] * len(duplicates), pa.string()),
     )
-    shards.makedirs(shards.join(task.folder, "dropped"))
-    write_table_atomic(duplicates_path(task.folder, task.shard_id), duplicates)
-    write_table_atomic(part_path(task.folder, task.shard_id), table.filter(pc.invert(mask)))
+    io.makedirs(io.join(task.folder, "dropped"))
+    io.write_table(duplicates_path(task.folder, task.shard_id), duplicates)
+    io.write_table(part_path(task.folder, task.shard_id), table.filter(pc.invert(mask)))
     return {"shard": task.shard_id, "duplicates": len(duplicates)}
 
 
@@ -216,14 +207,8 @@ def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
 
 
 def count_duplicates(folder: str, shard_ids: list[int]) -> int:
-    import fsspec
-
-    total = 0
-    for shard_id in shard_ids:
-        fs, path = fsspec.core.url_to_fs(duplicates_path(folder, shard_id))
-        if fs.exists(path):
-            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
-    return total
+    paths = [duplicates_path(folder, shard_id) for shard_id in shard_ids]
+    return sum(io.parquet_rows(path) for path in paths if io.exists(path))
 
 
 def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -> dict:
@@ -242,12 +227,6 @@ def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -
     }
 
 
-def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
-    for key, value in counts.items():
-        total[key] = total.get(key, 0) + value
-    return total
-
-
 def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     """The whole stage on any engine: every shard (finished ones skipped), then the global dedup.
 
@@ -258,10 +237,10 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     claim_output(source, output, config)
     try:
         tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
-    except shards.InputError:
+    except io.InputError:
         claim.abandon(folder)  # nothing was ingested: a corrected rerun (another column, say) starts afresh
         raise
-    shards.makedirs(shards.join(folder, "dropped"))
+    io.makedirs(io.join(folder, "dropped"))
     statuses: dict[str, int] = {}
     for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])

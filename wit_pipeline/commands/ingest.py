@@ -135,23 +135,10 @@ def build_source(args):
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Globs expanded (sorted); every path must exist."""
-    import fsspec
+    """Globs expanded (sorted); every path must exist. A folder stays as given: its source lists it."""
+    from wit_pipeline import io
 
-    paths = []
-    for item in inputs:
-        fs, path = fsspec.core.url_to_fs(item)
-        if any(ch in item for ch in "*?["):
-            matches = sorted(fs.glob(path))
-            if not matches:
-                raise UsageError(f"--input {item} matches no file")
-            protocol = item.split("://", 1)[0] + "://" if "://" in item else ""
-            paths.extend(protocol + m for m in matches)
-        elif not fs.exists(path):
-            raise UsageError(f"--input {item} does not exist")
-        else:
-            paths.append(item)
-    return paths
+    return io.expand(inputs, folders=False, missing="--input {} matches no file")
 
 
 def run(args) -> int:

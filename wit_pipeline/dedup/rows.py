@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import bands, clusters
 
@@ -57,8 +57,8 @@ _ROW_FIELDS = ["uid", "shard", "sha256", "phash", "has_phash", "area"]
 
 def read_shard_rows(folder: str, shard_id: int) -> tuple[DedupRows, dict[str, int]]:
     """The `ok` rows of one raw shard's sidecar, and the count of its rows per status."""
-    path = shards.join(folder, f"{shards.shard_name(shard_id)}.parquet")
-    table = shards.read_parquet(path, columns=DEDUP_COLUMNS)
+    path = io.join(folder, f"{shards.shard_name(shard_id)}.parquet")
+    table = io.read_parquet(path, columns=DEDUP_COLUMNS)
     status_counts = {
         str(entry["values"]): int(entry["counts"]) for entry in pc.value_counts(table["status"]).to_pylist()
     }
@@ -89,7 +89,7 @@ def fixed_width_bytes(column: pa.ChunkedArray, width: int, what: str) -> np.ndar
     bad = pc.and_(pc.is_valid(lengths), pc.not_equal(lengths, width))
     if pc.any(bad).as_py():
         example = array.filter(bad)[0].as_py()
-        raise shards.InputError(f"{what}: expected {width}-character values, found {example!r}")
+        raise io.InputError(f"{what}: expected {width}-character values, found {example!r}")
     if len(array) == 0:
         return np.zeros(0, f"S{width}")
     # Every value is now exactly `width` bytes, so the data buffer is one S<width> array.
@@ -116,7 +116,7 @@ def hex_to_uint64(values: np.ndarray) -> np.ndarray:
     empty = values == b""
     digits[empty] = 0
     if (digits == 255).any():
-        raise shards.InputError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
+        raise io.InputError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
     weights = np.uint64(16) ** np.arange(15, -1, -1, dtype=np.uint64)
     return (digits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 

@@ -7,7 +7,6 @@ them, so the files are the same bytes whichever engine decided.
 from __future__ import annotations
 
 import functools
-import io
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
@@ -37,7 +35,7 @@ def finished_raw_shards(input_folder: str) -> list[int]:
         finished = read_stats(input_folder)
         if finished is not None and finished.get("shards") == 0:
             return []  # the download finished and had nothing to fetch: an empty result, not an error
-        raise shards.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
+        raise io.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
     return ids
 
 
@@ -62,8 +60,8 @@ def run(
     from wit_pipeline import claim
 
     clock = Clock()
-    input_folder = input_folder or shards.join(output, "raw")
-    output_folder = output_folder or shards.join(output, "dedup")
+    input_folder = input_folder or io.join(output, "raw")
+    output_folder = output_folder or io.join(output, "dedup")
     shards.check_finished(input_folder, partial)
     claim.claim(output_folder, {"stage": "dedup", "input": claim.location(input_folder)})
     if engine.name == "beam":
@@ -267,14 +265,14 @@ def summarise(
 def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> dict:
     """Sort and write the three outputs; the stats go last, as the stage's completion mark.
     Returns the stats as written (a uid repeated across raw shards is counted there)."""
-    shards.makedirs(output_folder)
+    io.makedirs(output_folder)
     keep, repeated = _one_row_per_uid(keep)
     if repeated:
         stats = stats | {"kept": keep.num_rows, "repeated_uids": repeated}
     cluster_table = cluster_table.sort_by([("cluster", "ascending"), ("uid", "ascending")])
-    _write_table(shards.join(output_folder, KEEP_FILE), keep)
-    _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
-    shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+    io.write_table(io.join(output_folder, KEEP_FILE), keep)
+    io.write_table(io.join(output_folder, CLUSTERS_FILE), cluster_table)
+    io.write_json(io.join(output_folder, STATS_FILE), stats)
     return stats
 
 
@@ -288,12 +286,6 @@ def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:
     return keep.filter(pa.array(first)), int(len(uids) - first.sum())
 
 
-def _write_table(path: str, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    shards.write_atomic(path, buffer.getvalue())
-
-
 def read_keep(path: str) -> pa.Table:
     """The keep list written by dedup: uid and raw shard of every survivor."""
-    return shards.read_parquet(path, columns=["uid", "shard"])
+    return io.read_parquet(path, columns=["uid", "shard"])

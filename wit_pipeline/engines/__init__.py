@@ -97,7 +97,7 @@ def worker_storage_error(err: BaseException) -> Exception | None:
 
     Spark and Beam report a worker's exception as text inside their own error; a full disk or
     an unwritable folder on a worker then reaches the user as the same one line as locally:
-    `shards.OutputError` (raised where wit writes, naming the file) or a bare OSError.
+    `io.OutputError` (raised where wit writes, naming the file) or a bare OSError.
     """
     output_error = _WORKER_OUTPUT_ERROR.search(str(err))
     if output_error is not None:
