@@ -6,7 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline import balance, ingest, schema
+from wit_pipeline import schema
+from wit_pipeline.balance import stage as balance
+from wit_pipeline.ingest import stage as ingest
 from wit_pipeline.config import BalanceConfig
 from wit_pipeline.engines.local import LocalEngine
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import TEST_DATA
 from test_dedup import build_raw
 
-from wit_pipeline import reshard
+from wit_pipeline.reshard import stage as reshard
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine

@@ -147,7 +147,7 @@ def run(args) -> int:
 
 def run_stage(args, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline import ingest
+    from wit_pipeline.ingest import stage as ingest
     from wit_pipeline.config import ConfigError
 
     for flag, value in (("--source", args.source), ("--input", args.input), ("--output", args.output)):
@@ -184,7 +184,8 @@ def run_stage(args, engine) -> dict:
 
 def _check_inputs_read(source, args) -> None:
     """A file of which no record could be read was most likely given to the wrong --source."""
-    from wit_pipeline import claim, ingest
+    from wit_pipeline import claim
+    from wit_pipeline.ingest import stage as ingest
 
     unread = ingest.unreadable_inputs(source, args.output)
     if unread:

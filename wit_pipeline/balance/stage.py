@@ -6,6 +6,9 @@ of any of its entries falls below that entry's p. The draw for (uid, entry) is a
 (seed, uid, entry) - a splitmix64 hash chain, mapped to [0, 1) - so the kept set is the same on
 every engine, partitioning and rerun, and needs no shared random state.
 
+`plan` claims OUT/balance and lists ingest's parts; `run` makes two passes over them on any engine
+(count every entry's matches, then select each part's pairs).
+
 Output: `OUT/balance/part-NNNNN.parquet` (kept), `OUT/balance/dropped/part-NNNNN.parquet`
 (`not_sampled`, `no_query_match`), `OUT/balance/entry_counts.parquet` (per entry: count before and
 after, p) and `stats.json`.
@@ -23,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wit_pipeline import io, schema, shards
+from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.config import BalanceConfig, to_dict
 from wit_pipeline.stats import STATS_FILE, Clock, add_counts, stage_stats, write_stats
 
@@ -286,16 +289,22 @@ def write_outputs(
     return write_stats(folder, summarise(statuses, before, after, config, engine_name, clock))
 
 
-def run(engine, output: str, config: BalanceConfig) -> dict:
-    """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
-    from wit_pipeline import claim
-
-    clock = Clock()
+def plan(output: str, config: BalanceConfig) -> tuple[list[tuple[int, str]], BalanceConfig]:
+    """The ingest parts to balance (id, path) and the settings they are balanced with, once
+    OUT/balance is claimed; an ingest without a query list keeps every pair."""
     claim.claim(balance_folder(output), {"stage": "balance", "input": claim.location(io.join(output, "ingest"))})
     parts = ingest_parts(output)
     if not config.keep_unmatched and ingest_ran_without_query_list(output):
         log.warning("balance: ingest ran without a query list (--metadata): every pair is kept")
         config = dataclasses.replace(config, keep_unmatched=True)
+    return parts, config
+
+
+def run(engine, output: str, config: BalanceConfig) -> dict:
+    """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
+
+    clock = Clock()
+    parts, config = plan(output, config)
     io.makedirs(io.join(balance_folder(output), "dropped"))
     before = np.zeros(0, np.int64)
     for result in engine.map_shards(

@@ -1,9 +1,10 @@
-"""The ingest stage (text part): source records in, candidate pairs out, every row accounted for.
+"""The ingest stage: source records in, candidate pairs out, every row accounted for.
 
+`plan` claims OUT/ingest and makes one task per source shard; `run` runs them on any engine.
 Per source shard: read records, run the text stage on each (normalise, filter, language ID, query
 match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
 `OUT/ingest/dropped/part-NNNNN.parquet` (every other row, with its status), then the shard's stats
-and completion marker. After all shards, exact dedup of (url, caption) runs globally: a uid keyed
+and completion marker. After all shards, `drop_repeated_pairs` runs globally: a uid keyed
 on exactly that pair is kept at its first occurrence by (shard id, row index); later occurrences
 move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate` (the engine's group-by
 by uid). Every engine writes the same files; `stats.json` holds the totals.
@@ -188,8 +189,8 @@ def move_duplicates(task: DuplicatesTask) -> dict:
     return {"shard": task.shard_id, "duplicates": len(duplicates)}
 
 
-def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
-    """Global exact dedup of (url, caption) over finished parts; returns the duplicate count.
+def drop_repeated_pairs(engine, folder: str, shard_ids: list[int]) -> int:
+    """Drop repeated (url, caption) pairs across all finished parts; returns how many were dropped.
 
     The engine's group-by meets every occurrence of a uid; the first by (shard id, row index)
     stays, the others move out, part by part. On the local engine the uids meet in one process
@@ -227,6 +228,16 @@ def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -
     }
 
 
+def plan(source: Source, output: str, config: IngestConfig) -> list[IngestTask]:
+    """One task per source shard, in source order, once OUT/ingest is claimed for this input."""
+    claim_output(source, output, config)
+    try:
+        return [IngestTask(source, shard, output, config) for shard in source.shards()]
+    except io.InputError:
+        claim.abandon(ingest_folder(output))  # nothing was ingested: a corrected rerun starts afresh
+        raise
+
+
 def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     """The whole stage on any engine: every shard (finished ones skipped), then the global dedup.
 
@@ -234,17 +245,12 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     """
     clock = Clock()
     folder = ingest_folder(output)
-    claim_output(source, output, config)
-    try:
-        tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
-    except io.InputError:
-        claim.abandon(folder)  # nothing was ingested: a corrected rerun (another column, say) starts afresh
-        raise
+    tasks = plan(source, output, config)
     io.makedirs(io.join(folder, "dropped"))
     statuses: dict[str, int] = {}
     for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])
-    duplicates = dedup_parts(engine, folder, [task.shard.shard_id for task in tasks])
+    duplicates = drop_repeated_pairs(engine, folder, [task.shard.shard_id for task in tasks])
     summary = summarise(statuses, duplicates, config)
     return write_stats(
         folder,
