@@ -127,8 +127,8 @@ def bench_langid(captions, rows, rounds=5, batch=4096):
 
 
 def bench_stage(pairs, metadata_path, rows, processes, shard_size):
-    from wit_pipeline.ingest import stage as ingest
     from wit_pipeline.config import IngestConfig, MatchConfig
+    from wit_pipeline.ingest import stage as ingest
 
     out = tempfile.mkdtemp(prefix="wit-bench-text-")
     config = IngestConfig(match=MatchConfig(metadata_path=metadata_path))

@@ -5,9 +5,9 @@ import pytest
 from text_helpers import ENTRIES, ListSource, laion_rows
 
 from wit_pipeline import schema, shards
-from wit_pipeline.ingest import stage as ingest
 from wit_pipeline.config import IngestConfig, MatchConfig
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.ingest import stage as ingest
 from wit_pipeline.sources.base import make_record
 from wit_pipeline.stats import without_provenance
 from wit_pipeline.text.matching import naive_match

@@ -147,8 +147,8 @@ def run(args) -> int:
 
 def run_stage(args, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline.ingest import stage as ingest
     from wit_pipeline.config import ConfigError
+    from wit_pipeline.ingest import stage as ingest
 
     for flag, value in (("--source", args.source), ("--input", args.input), ("--output", args.output)):
         if not value:
