@@ -153,11 +153,14 @@ def test_declared_extra_columns_are_kept_and_bookkeeping_is_not(tmp_path):
 
 def test_lowercase_language_id_keeps_all_caps_english(tmp_path):
     from wit_pipeline.config import LangIdConfig
-    from wit_pipeline.text.pipeline import TextStage
+    from wit_pipeline.text.processor import CaptionProcessor
 
     # Real COCO captions (tests/data/coco) that lid.176 reads as Japanese and Portuguese.
     caps = ["THE TOP VIEW OF A TOOTHBRUSH HOLDER WITH FOUR TOOTHBRUSHES IN IT.", "A PERSON IS SKIING ON THE SLOPE"]
-    plain, lower = TextStage(IngestConfig()).load(), TextStage(IngestConfig(lang=LangIdConfig(lowercase=True))).load()
+    plain, lower = (
+        CaptionProcessor(IngestConfig()).load(),
+        CaptionProcessor(IngestConfig(lang=LangIdConfig(lowercase=True))).load(),
+    )
     for caption in caps:
         record = make_record("http://images.cocodataset.org/x.jpg", caption, "coco")
         assert plain.process(dict(record))["status"] == "lang_not_en"

@@ -1,4 +1,4 @@
-"""`wit ingest`: a source's records through the text stage into OUT/ingest (kept + dropped parts)."""
+"""`wit ingest`: a source's records through the caption processor into OUT/ingest (kept + dropped parts)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The ingest stage: source records in, candidate pairs out, every row accounted for.
 
 `plan` claims OUT/ingest and makes one task per source shard; `run` runs them on any engine.
-Per source shard: read records, run the text stage on each (normalise, filter, language ID, query
+Per source shard: read records, run the caption processor on each (normalise, filter, language ID, query
 match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
 `OUT/ingest/dropped/part-NNNNN.parquet` (every other row, with its status), then the shard's stats
 and completion marker. After all shards, `drop_repeated_pairs` runs globally: a uid keyed
@@ -25,7 +25,7 @@ from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
 from wit_pipeline.sources.base import Source, SourceShard
 from wit_pipeline.stats import Clock, add_counts, stage_stats, write_stats
-from wit_pipeline.text.pipeline import TextStage
+from wit_pipeline.text.processor import CaptionProcessor
 
 STAGE = "ingest"
 
@@ -60,19 +60,21 @@ def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
 TEXT_BATCH = 4096
 
 
-def process_records(stage: TextStage, records: Iterable[dict], extra: tuple[str, ...] = ()) -> Iterator[dict]:
-    """Rows of the text stage, one per record, in order: TEXT_SCHEMA columns plus `extra`.
+def process_records(
+    processor: CaptionProcessor, records: Iterable[dict], extra: tuple[str, ...] = ()
+) -> Iterator[dict]:
+    """Rows of the caption processor, one per record, in order: TEXT_SCHEMA columns plus `extra`.
 
-    Records go through the stage in batches (one language-ID call each). A record the stage fails
+    Records go through the processor in batches (one language-ID call each). A record it fails
     on becomes a row with status `internal_error` and its traceback, so one odd caption never
     loses a shard: a failing batch is redone record by record to find it.
     """
     names = schema.TEXT_SCHEMA.names + [name for name in extra if name not in schema.TEXT_SCHEMA.names]
     for batch in _batches(records, TEXT_BATCH):
         try:
-            rows = stage.process_many(batch)
+            rows = processor.process_many(batch)
         except Exception:  # noqa: BLE001 - isolated below, record by record
-            rows = [_process_or_record_failure(stage, record) for record in batch]
+            rows = [_process_or_record_failure(processor, record) for record in batch]
         for row in rows:
             yield {name: row.get(name) for name in names}
 
@@ -88,9 +90,9 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _process_or_record_failure(stage: TextStage, record: dict) -> dict:
+def _process_or_record_failure(processor: CaptionProcessor, record: dict) -> dict:
     try:
-        return stage.process(record)
+        return processor.process(record)
     except Exception:  # noqa: BLE001 - recorded on the row, counted in the stats
         row = schema.empty_row(schema.TEXT_SCHEMA)
         row.update(record)
@@ -128,7 +130,7 @@ class IngestTask:
 
 
 def ingest_shard(task: IngestTask) -> dict:
-    """Run the text stage over one shard and write its parts, stats and marker (marker last).
+    """Run the caption processor over one shard and write its parts, stats and marker (marker last).
 
     A shard with a marker is skipped: its stats are returned as they were written.
     """
@@ -136,9 +138,9 @@ def ingest_shard(task: IngestTask) -> dict:
     shard_id = task.shard.shard_id
     if shards.is_done(folder, shard_id):
         return shards.read_stats(folder, shard_id) | {"skipped": True}
-    stage = TextStage(task.config).load()
+    processor = CaptionProcessor(task.config).load()
     extra = extra_column_names(task.source, task.shard)
-    rows = list(process_records(stage, task.source.read(task.shard), extra))
+    rows = list(process_records(processor, task.source.read(task.shard), extra))
     write_part(part_path(folder, shard_id), [row for row in rows if row["status"] == schema.OK])
     write_part(dropped_path(folder, shard_id), [row for row in rows if row["status"] != schema.OK])
     stats = {"shard": shard_id, "rows": len(rows), "statuses": status_counts(rows)}
