@@ -284,8 +284,3 @@ def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:
     uids = keep["uid"].to_numpy(zero_copy_only=False)
     first = np.r_[True, uids[1:] != uids[:-1]] if len(uids) else np.zeros(0, bool)
     return keep.filter(pa.array(first)), int(len(uids) - first.sum())
-
-
-def read_keep(path: str) -> pa.Table:
-    """The keep list written by dedup: uid and raw shard of every survivor."""
-    return io.read_parquet(path, columns=["uid", "shard"])
