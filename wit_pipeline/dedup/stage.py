@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
+from wit_pipeline.dedup.decisions import Decision, DedupResult, DedupRows, dedup_rows, read_shard_rows
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
-from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 from wit_pipeline.stats import Clock, read_stats, stage_stats, write_stats
 
 KEEP_FILE = "keep.parquet"
@@ -200,16 +200,13 @@ def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Ta
     return keep, cluster_table
 
 
-def tables_from_decisions(decisions: list[tuple]) -> tuple[pa.Table, pa.Table]:
-    """The keep and cluster tables from (uid, shard, survivor uid, distance, status, size) rows.
-
-    The row-by-row engines (Beam) end here; `size` is the row's cluster size (0 for overlaps).
-    """
-    keep = [{"uid": d[0], "shard": d[1]} for d in decisions if d[4] == schema.OK]
+def tables_from_decisions(decisions: list[Decision]) -> tuple[pa.Table, pa.Table]:
+    """The keep and cluster tables from every row's Decision: the row-by-row engines (Beam) end here."""
+    keep = [{"uid": d.uid, "shard": d.shard} for d in decisions if d.status == schema.OK]
     listed = [
-        {"uid": d[0], "shard": d[1], "cluster": d[2], "distance": d[3], "status": d[4]}
+        {"uid": d.uid, "shard": d.shard, "cluster": d.survivor, "distance": d.distance, "status": d.status}
         for d in decisions
-        if d[5] >= 2 or d[4] == "eval_overlap"
+        if d.cluster_size >= 2 or d.status == "eval_overlap"
     ]
     return (
         pa.Table.from_pylist(keep, schema=schema.KEEP_SCHEMA),

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from wit_pipeline import io, schema, shards
 from wit_pipeline.config import ReshardConfig, to_dict
-from wit_pipeline.dedup.rows import fixed_width_bytes
+from wit_pipeline.dedup.decisions import fixed_width_bytes
 from wit_pipeline.stats import PROVENANCE, STATS_FILE, Clock, stage_stats, write_stats
 
 ROUTING_FOLDER = "_routing"
