@@ -54,8 +54,8 @@ def mark_eval_overlaps(batch: list[DedupRecord], references: np.ndarray, config:
         yield beam.pvalue.TaggedOutput("eval_huge", bucket.to_dict())
     for record, hit, distance in zip(batch, overlap, nearest, strict=True):
         if hit:
-            overlap = Decision(record.uid, record.shard, None, int(distance), "eval_overlap", 0)
-            yield beam.pvalue.TaggedOutput("overlaps", overlap)
+            decision = Decision(record.uid, record.shard, None, int(distance), "eval_overlap", 0)
+            yield beam.pvalue.TaggedOutput("overlaps", decision)
         else:
             yield record
 

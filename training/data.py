@@ -23,6 +23,7 @@ import math
 import random
 import tarfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import fsspec
@@ -101,10 +102,10 @@ def center_crop_box(width: int, height: int):
 def load_image(data: bytes, image_size: int, rng: random.Random | None) -> torch.Tensor:
     """Decode image bytes to a `[3, S, S]` uint8 tensor: random resized crop when `rng` is given
     (training), else resize + centre crop (evaluation)."""
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data)) as encoded:
         # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= the target.
-        img.draft("RGB", (image_size, image_size))
-        img = img.convert("RGB")
+        encoded.draft("RGB", (image_size, image_size))
+        img = encoded.convert("RGB")
     width, height = img.size
     box = random_resized_crop_box(width, height, rng) if rng is not None else center_crop_box(width, height)
     img = img.resize((image_size, image_size), Image.Resampling.BICUBIC, box=box)
@@ -211,7 +212,7 @@ def shuffled(samples, buffer_size: int, rng: random.Random):
     if buffer_size <= 1:
         yield from samples
         return
-    buffer = []
+    buffer: list = []
     for sample in samples:
         if len(buffer) < buffer_size:
             buffer.append(sample)
@@ -231,7 +232,7 @@ class StreamSpec:
     """What one rank's loader needs; a plain object, so it pickles into worker processes."""
 
     urls: list[str]
-    tokenizer: object  # CaptionTokenizer
+    tokenizer: Callable[[list[str]], torch.Tensor]  # a CaptionTokenizer
     image_size: int
     batch_size: int
     seed: int = 0
@@ -394,8 +395,9 @@ def _readable_captions(url: str):
     # Random-access mode: seeks over the images instead of reading them.
     with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:
         for member in tar:
-            if member.isfile() and member.name.rsplit(".", 1)[-1].lower() in TEXT_KEYS:
-                yield tar.extractfile(member).read().decode("utf-8", errors="replace").strip()
+            extracted = tar.extractfile(member) if member.isfile() else None
+            if extracted is not None and member.name.rsplit(".", 1)[-1].lower() in TEXT_KEYS:
+                yield extracted.read().decode("utf-8", errors="replace").strip()
 
 
 def count_samples(urls: list[str]) -> int:

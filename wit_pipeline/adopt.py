@@ -75,10 +75,10 @@ def adopt_shard(task: AdoptTask) -> dict:
     rows = [_record(row) for row in source_rows]
     _mark_duplicate_uids(rows)
     name = shards.shard_name(task.shard_id)
-    with shards.TarSampleWriter(io.join(task.raw_folder, f"{name}.tar")) as tar:
+    with shards.ShardWriter(io.join(task.raw_folder, f"%0{shards.SHARD_DIGITS}d.tar"), start=task.shard_id) as tar:
         for row, source in zip(rows, source_rows, strict=True):
             if row["status"] == schema.OK:
-                extension, data = images.get(source["key"], (None, None))
+                extension, data = images.get(source["key"], ("", None))  # no image: a failed row
                 # The same writer as wit's download: tar members and .json metadata match its shards.
                 _store(row, _stored(source, data), tar, extension, schema.RAW_SCHEMA)
     shards.write_parquet(

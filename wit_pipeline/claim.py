@@ -28,6 +28,7 @@ import atexit
 import json
 import os
 import socket
+import typing
 
 from wit_pipeline import io
 
@@ -36,7 +37,7 @@ RUN_FILE = "run.json"
 # Names a claimed folder may hold before its run.json exists: our own lock file.
 _OURS = {LOCK_FILE}
 
-_held: dict[str, object] = {}  # folder -> open lock file (local) or lock path (object store)
+_held: dict[str, str | typing.TextIO] = {}  # folder -> open lock file (local) or lock path (object store)
 _created: set[str] = set()  # folders whose run.json this process wrote, empty before
 
 

@@ -65,6 +65,15 @@ def join(folder: str, name: str) -> str:
     return folder.rstrip("/") + "/" + name
 
 
+def given_or_under(given: str | None, output: str | None, name: str) -> str:
+    """`given` when set, else `output/name`: a stage's folder, named or in the run folder OUT."""
+    if given:
+        return given
+    if output is None:
+        raise ValueError(f"give the run folder or the {name} path")
+    return join(output, name)
+
+
 def exists(path: str) -> bool:
     fs, inner = fs_path(path)
     return fs.exists(inner)
@@ -169,7 +178,7 @@ def _expand_one(
         return [path]
     else:
         entries = [(inner, {"type": "directory"})]
-    files = []
+    files: list[str] = []
     for name, info in entries:
         if folders and info["type"] == "directory":
             files.extend(_with_protocol(fs, found) for found in _folder_files(fs, name, recursive, accept))

@@ -222,7 +222,8 @@ def _tar_samples(path: str):
                 yield key, sample
                 sample = {}
             key = stem
-            data = tar.extractfile(member).read()
+            extracted = tar.extractfile(member)
+            data = extracted.read() if extracted is not None else b""
             if len(data) != member.size:
                 raise EOFError(f"member {member.name} holds {len(data)} of {member.size} bytes")
             sample[ext] = data

@@ -148,11 +148,11 @@ def _parse(parser: argparse.ArgumentParser, stage: str, argv: list[str]) -> argp
     def error(message):
         raise ConfigError(f"[{stage}] {message}")
 
-    parser.error = error
+    parser.error = error  # type: ignore[method-assign]  # argparse has no other hook for its errors
     try:
         return parser.parse_args(argv)
     finally:
-        parser.error = original
+        parser.error = original  # type: ignore[method-assign]
 
 
 def _train_args(parser, path: str, output: str) -> argparse.Namespace:

@@ -108,7 +108,7 @@ def run(args) -> int:
         config = resolve_config(overrides, base)
         if not config.steps and not config.epochs:
             raise UsageError("give the run's length: --steps N or --epochs N")
-        result = train(config, init_distributed(os.environ), resume=resume)
+        result = train(config, init_distributed(dict(os.environ)), resume=resume)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     if int(os.environ.get("RANK", 0)) == 0:  # one summary line per job, not per rank

@@ -273,8 +273,9 @@ def decide_cluster(members: list[DedupRecord]) -> list[Decision]:
             decisions.append(Decision(row.uid, row.shard, row.uid, 0, schema.OK))
             continue
         status = "exact_duplicate" if row.sha256 and row.sha256 == survivor.sha256 else "near_duplicate"
-        both_hashed = row.phash is not None and survivor.phash is not None
-        distance = bin(row.phash ^ survivor.phash).count("1") if both_hashed else 0
+        distance = 0
+        if row.phash is not None and survivor.phash is not None:
+            distance = bin(row.phash ^ survivor.phash).count("1")
         decisions.append(Decision(row.uid, row.shard, survivor.uid, distance, status))
     return decisions
 

@@ -80,7 +80,7 @@ def _stored_form_phash(resizer, data: bytes, image: str) -> str:
 
 
 def _hashes_from_sidecars(fs, sidecars: list[str]) -> np.ndarray:
-    parts = []
+    parts: list[int] = []
     for sidecar in sidecars:
         protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
         url = sidecar if protocol in ("file", "local") else f"{protocol}://{sidecar}"

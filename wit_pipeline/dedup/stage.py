@@ -60,8 +60,8 @@ def run(
     from wit_pipeline import claim
 
     clock = Clock()
-    input_folder = input_folder or io.join(output, "raw")
-    output_folder = output_folder or io.join(output, "dedup")
+    input_folder = io.given_or_under(input_folder, output, "raw")
+    output_folder = io.given_or_under(output_folder, output, "dedup")
     shards.check_finished(input_folder, partial)
     claim.claim(output_folder, {"stage": "dedup", "input": claim.location(input_folder)})
     if engine.name == "beam":
@@ -97,7 +97,8 @@ def dedup_folder(
     """
     started = time.monotonic()
     shard_ids = finished_raw_shards(input_folder)
-    parts, status_counts = [], Counter()
+    parts: list[DedupRows] = []
+    status_counts: Counter[str] = Counter()
     for shard_id in shard_ids:
         rows, counts = read_shard_rows(input_folder, shard_id)
         parts.append(rows)

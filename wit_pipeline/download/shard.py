@@ -122,8 +122,9 @@ def _process_one(row: dict, config: DownloadConfig, resizer) -> dict:
         fetched = _fetch_row(row, config)
         if fetched.status != schema.OK:
             return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
-        header = check_image(fetched.data, config.fetch.max_pixels)
-        image = resizer(fetched.data, header)
+        data = fetched.data or b""  # an ok fetch always has its body
+        header = check_image(data, config.fetch.max_pixels)
+        image = resizer(data, header)
         return {
             "status": schema.OK,
             "error": None,

@@ -76,7 +76,9 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
     totals = summarise(results)
     config = {}
     if tasks:
-        config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
+        source = tasks[0].source  # the stage plans a UrlListSource (plan_tasks)
+        url_list = to_dict(source.config) if isinstance(source, UrlListSource) else None
+        config = {"download": to_dict(tasks[0].config), "url_list": url_list}
     stats = stage_stats(
         "download",
         engine.name,
@@ -93,8 +95,8 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
 
 def summarise(results) -> dict:
     """Add up per-shard stats into the stage's totals."""
-    totals = Counter()
-    statuses = Counter()
+    totals: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
     shard_count = skipped = 0
     for result in results:
         shard_count += 1

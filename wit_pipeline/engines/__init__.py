@@ -101,7 +101,7 @@ def worker_storage_error(err: BaseException) -> Exception | None:
     """
     output_error = _WORKER_OUTPUT_ERROR.search(str(err))
     if output_error is not None:
-        from wit_pipeline.shards import OutputError
+        from wit_pipeline.io import OutputError
 
         return OutputError(output_error.group(1).strip())
     match = _WORKER_OS_ERROR.search(str(err))
@@ -125,7 +125,7 @@ def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable
     groups: dict = {}
     for key, value in pairs:
         groups.setdefault(key, []).append(value)
-    out = []
+    out: list = []
     for key in sorted(groups):
         out.extend(reduce(key, groups[key]))
     return out

@@ -281,6 +281,13 @@ def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
     return {origin: rows for origin, (rows, unread) in totals.items() if rows and rows == unread}
 
 
+def _as_dict(value) -> dict | None:
+    import dataclasses
+
+    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return dataclasses.asdict(value) if is_instance else None
+
+
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses
@@ -292,7 +299,7 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
             "stage": STAGE,
             "source": getattr(source, "name", type(source).__name__),
             "inputs": getattr(source, "paths", None),
-            "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
+            "source_config": _as_dict(source_config),
             "ingest": dataclasses.asdict(config),
         },
     )

@@ -51,18 +51,18 @@ def shard_sidecars(folder: str) -> dict[int, str]:
     """Finished shards' Parquet sidecars by shard id (a shard without its marker is not read)."""
     done = set(shards.finished_shards(folder))
     found = {}
-    for path in list_files(folder, _SHARD_PARQUET):
-        shard_id = int(_SHARD_PARQUET.match(path.rsplit("/", 1)[-1]).group(1))
-        if shard_id in done:
-            found[shard_id] = path
+    for name in io.names(folder):
+        match = _SHARD_PARQUET.match(name)
+        if match and int(match.group(1)) in done:
+            found[int(match.group(1))] = io.join(folder, name)
     return found
 
 
-def read_columns(paths, columns: list[str]) -> pa.Table | None:
+def read_columns(paths, columns: list[str]) -> pa.Table:
     """The named columns of several Parquet files as one table (columns a file lacks are null)."""
-    tables = []
+    tables = [pa.table({name: pa.nulls(0) for name in columns})]  # no file: no row
     for path in paths:
-        fs, fs_path = fsspec.core.url_to_fs(path)
+        fs, fs_path = io.fs_path(path)
         with fs.open(fs_path, "rb") as f:
             file = pq.ParquetFile(f)
             present = [c for c in columns if c in file.schema_arrow.names]
@@ -71,7 +71,7 @@ def read_columns(paths, columns: list[str]) -> pa.Table | None:
             if name not in table.column_names:
                 table = table.append_column(name, pa.nulls(table.num_rows))  # null type: merges with any
         tables.append(table.select(columns))
-    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 # ---- histograms
@@ -258,7 +258,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
 # ---- thumbnails
 
 
-def thumbnails(folder: str, wanted: dict[int, set[str]]) -> dict[str, str]:
+def thumbnails(folder: str, wanted: dict[int, set[str]]) -> dict[str, str | None]:
     """Downscaled JPEG data URIs of the wanted samples, by uid: {shard id: uids} in `folder`'s tars."""
     found = {}
     for shard_id, uids in sorted(wanted.items()):
@@ -279,10 +279,10 @@ def thumbnail_uri(data: bytes) -> str | None:
 
     try:
         with Image.open(BytesIO(data)) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+            rgb = image.convert("RGB")
+            rgb.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
             buffer = BytesIO()
-            image.save(buffer, format="JPEG", quality=70)
+            rgb.save(buffer, format="JPEG", quality=70)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

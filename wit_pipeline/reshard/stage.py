@@ -185,9 +185,10 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
     Returns {final shard: (offset, length, rows)}.
     """
     final_of_row = routed[POSITION].to_numpy() // samples_per_shard
-    starts = np.flatnonzero(np.r_[True, final_of_row[1:] != final_of_row[:-1]]) if len(final_of_row) else []
-    bounds = list(starts) + [routed.num_rows]
-    pieces, offset = {}, 0
+    starts = np.flatnonzero(np.r_[True, final_of_row[1:] != final_of_row[:-1]]) if len(final_of_row) else ()
+    bounds = [int(start) for start in starts] + [routed.num_rows]
+    pieces: dict[int, tuple[int, int, int]] = {}
+    offset = 0
     fs, fs_path = io.fs_path(path)
     with io.writing(path), fs.open(fs_path, "wb") as f:
         for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
@@ -204,10 +205,10 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
 def assemble_shard(task: AssembleTask) -> dict:
     """Write one final shard: its samples in position order, tar and sidecar."""
     parts = [_read_piece(piece) for piece in task.pieces]
-    table = pa.concat_tables(parts).sort_by(POSITION) if parts else None
-    found = 0 if table is None else table.num_rows
-    if found != task.final.count:
+    found = sum(part.num_rows for part in parts)
+    if not parts or found != task.final.count:
         raise RuntimeError(f"final shard {task.final.shard_id}: routed {found} samples, planned {task.final.count}")
+    table = pa.concat_tables(parts).sort_by(POSITION)
     name = shards.shard_name(task.final.shard_id)
     pattern = io.join(task.output_folder, f"%0{shards.SHARD_DIGITS}d.tar")
     with shards.ShardWriter(pattern, start=task.final.shard_id) as tar:
@@ -265,7 +266,7 @@ def stage_configs(out_folders: dict[str, str]) -> dict:
     `out_folders` maps a stage name to its folder; each stage's `config.json`, `run.json` and
     `stats.json` (its totals, configuration and provenance) are read when present.
     """
-    found = {}
+    found: dict[str, dict] = {}
     for stage_name, folder in out_folders.items():
         for file_name in ("config.json", "run.json", STATS_FILE):
             content = io.read_json(io.join(folder, file_name))
@@ -346,9 +347,9 @@ def run(
     from wit_pipeline import claim
 
     clock = Clock()
-    input_folder = input_folder or io.join(output, "raw")
-    keep_path = keep_path or io.join(output, "dedup/keep.parquet")
-    output_folder = output_folder or io.join(output, "final")
+    input_folder = io.given_or_under(input_folder, output, "raw")
+    keep_path = io.given_or_under(keep_path, output, "dedup/keep.parquet")
+    output_folder = io.given_or_under(output_folder, output, "final")
     shards.check_finished(input_folder, partial)
     # Reshard rewrites its folder whole: only ever a folder it made from the same raw shards.
     claim.claim(

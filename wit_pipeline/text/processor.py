@@ -7,11 +7,13 @@ the same `load()`, and then `process(record)` for each record.
 
 from __future__ import annotations
 
+from typing import Any
+
 from wit_pipeline import schema
 from wit_pipeline.config import IngestConfig
 from wit_pipeline.filters import apply_filters
 from wit_pipeline.text import langid
-from wit_pipeline.text.matching import load_matcher
+from wit_pipeline.text.matching import Matcher, load_matcher
 from wit_pipeline.text.normalise import normalise_record
 
 ENGLISH = "en"
@@ -22,8 +24,8 @@ class CaptionProcessor:
 
     def __init__(self, config: IngestConfig):
         self.config = config
-        self._model = None
-        self._matcher = None
+        self._model: Any = None  # the fastText model, loaded by load()
+        self._matcher: Matcher | None = None
 
     def __getstate__(self):
         # Ship the config only: each worker loads (or reuses) the model and automaton itself.
