@@ -273,20 +273,12 @@ def summarise(
     )
 
 
-def write_outputs(
-    output: str,
-    statuses: dict[str, int],
-    before: np.ndarray,
-    after: np.ndarray,
-    config: BalanceConfig,
-    engine_name: str,
-    clock: Clock,
-) -> dict:
+def write_outputs(output: str, before: np.ndarray, after: np.ndarray, t: int, stats: dict) -> dict:
     """entry_counts.parquet and stats.json (written last: the stage's completion mark)."""
     folder = balance_folder(output)
-    table = entry_counts_table(before, after, config.t, read_entry_texts(output))
+    table = entry_counts_table(before, after, t, read_entry_texts(output))
     io.write_table(io.join(folder, ENTRY_COUNTS_FILE), table)
-    return write_stats(folder, summarise(statuses, before, after, config, engine_name, clock))
+    return write_stats(folder, stats)
 
 
 def plan(output: str, config: BalanceConfig) -> tuple[list[tuple[int, str]], BalanceConfig]:
@@ -318,4 +310,5 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
     for result in engine.map_shards(select_part, tasks, desc="balance: select", unit_key="rows"):
         add_counts(statuses, result["statuses"])
         after = add_dense(after, result["counts_after"])
-    return write_outputs(output, statuses, before, after, config, engine.name, clock)
+    stats = summarise(statuses, before, after, config, engine.name, clock)
+    return write_outputs(output, before, after, config.t, stats)
