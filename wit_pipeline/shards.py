@@ -3,7 +3,17 @@
 A shard `NNNNN` in a folder is `NNNNN.tar` (members `<uid>.jpg|.txt|.json`), `NNNNN.parquet`
 (one row per input row, failures included), `NNNNN_stats.json`, and `NNNNN.done`, written last by
 an atomic rename. A shard without its marker is unfinished: readers skip it, reruns redo it whole.
-Paths go through fsspec, so local folders, gs:// and s3:// all work.
+
+- names and markers: `shard_name`, `mark_done`, `is_done`, `has_files`, `read_stats`,
+  `finished_shards`, `unfinished_shards`, `check_finished`;
+- tars: `ShardWriter` (rolls numbered tars by count or bytes, webdataset's shape) over
+  `TarSampleWriter` (one tar, byte-identical on every machine), `iter_tar` to read one back,
+  `write_pair_shards` (labelled pairs as shards, for training on a data set without downloading);
+- sidecars: `write_parquet` (atomic).
+
+Paths go through wit_pipeline/io.py, so local folders, gs:// and s3:// all work; the general
+helpers (`join`, `makedirs`, `write_atomic`, `json_bytes`, `read_parquet`, `writing`, `InputError`)
+are re-exported here for the callers that have always found them here.
 """
 
 from __future__ import annotations

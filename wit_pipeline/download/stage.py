@@ -1,4 +1,5 @@
-"""The download stage on any engine: plan shards, run them, sum their stats."""
+"""The download stage on any engine: `plan_tasks` claims OUT/raw and makes one task per input
+shard, `run` runs them (download/shard.py holds the unit of work) and sums their stats."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ A stage is library code that calls two things on an `Engine`:
   work each) and return its results to the driver, in task order. Results are small stats dicts;
   the shard's real output is files the function wrote, with a completion marker written last.
 - `group_by(emit, tasks, reduce)`: the engine's own global group-by, for the stages whose
-  algorithm is one (ingest's exact (url, caption) dedup, dedup's pHash band buckets): `emit(task)`
+  algorithm is one (ingest's drop of repeated (url, caption) pairs, dedup's pHash band buckets): `emit(task)`
   yields (key, value) pairs, every key's values meet in one `reduce(key, values)` call, and the
   items it yields come back to the driver. Values arrive in no particular order: `reduce` sorts.
 
