@@ -15,7 +15,6 @@ import json
 import platform
 from importlib import metadata, resources
 
-import fsspec
 import numpy as np
 
 from wit_pipeline import io
@@ -51,8 +50,7 @@ def write_report(output: str) -> str:
 
 def build_report(output: str) -> str:
     """The report page for the run folder `output`, as HTML text."""
-    fs, fs_path = fsspec.core.url_to_fs(output)
-    if not fs.isdir(fs_path):
+    if not io.is_dir(output):
         raise io.InputError(f"{output} is not a folder; give the run folder (the --output of the stages)")
     funnel = read_funnel(output)
     if not any(funnel.values()):
