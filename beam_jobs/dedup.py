@@ -19,35 +19,43 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
 
 from beam_jobs.options import pipeline_options
+from wit_pipeline import io
 from wit_pipeline.config import DedupConfig
-from wit_pipeline.dedup import bands, clusters, stage
-from wit_pipeline.dedup import rows as dedup_rows
+from wit_pipeline.dedup import bands, clusters, decisions, stage
+from wit_pipeline.dedup.decisions import Decision, DedupRecord
 from wit_pipeline.dedup.decontaminate import eval_hashes as load_eval_hashes
 from wit_pipeline.dedup.decontaminate import stored_image_resize
+
+# Beam would infer a schema RowCoder for these NamedTuples, whose int64 fields cannot hold a pHash
+# above 2**63; the generic coder writes a NamedTuple as its class and its fields, any int included.
+for _record_type in (DedupRecord, Decision):
+    beam.coders.registry.register_coder(_record_type, beam.coders.FastPrimitivesCoder)
 
 
 def read_shard(input_folder: str, shard_id: int):
     """Rows of one raw shard as records, and its status counts under a tagged output."""
-    rows, counts = dedup_rows.read_shard_rows(input_folder, shard_id)
+    rows, counts = decisions.read_shard_rows(input_folder, shard_id)
     yield beam.pvalue.TaggedOutput("counts", counts)
-    yield from dedup_rows.records(rows)
+    yield from decisions.records(rows)
 
 
-def mark_eval_overlaps(batch: list[tuple], references: np.ndarray, config: DedupConfig):
+def mark_eval_overlaps(batch: list[DedupRecord], references: np.ndarray, config: DedupConfig):
     """Split a batch of records into active rows and eval-overlap decisions."""
-    phash = np.array([r[3] or 0 for r in batch], dtype=np.uint64)
-    has_phash = np.array([r[3] is not None for r in batch], dtype=bool)
-    overlap, nearest, huge = dedup_rows.eval_overlaps(phash, has_phash, references, config)
+    phash = np.array([r.phash or 0 for r in batch], dtype=np.uint64)
+    has_phash = np.array([r.phash is not None for r in batch], dtype=bool)
+    overlap, nearest, huge = decisions.eval_overlaps(phash, has_phash, references, config)
     for bucket in huge:
         yield beam.pvalue.TaggedOutput("eval_huge", bucket.to_dict())
     for record, hit, distance in zip(batch, overlap, nearest, strict=True):
         if hit:
-            yield beam.pvalue.TaggedOutput("overlaps", (record[0], record[1], None, int(distance), "eval_overlap", 0))
+            decision = Decision(record.uid, record.shard, None, int(distance), "eval_overlap", 0)
+            yield beam.pvalue.TaggedOutput("overlaps", decision)
         else:
             yield record
 
@@ -84,12 +92,11 @@ def components(pairs: list[tuple[int, int]]):
     yield from zip(nodes.tolist(), nodes[labels].tolist(), strict=True)
 
 
-def cluster_key(record: tuple) -> tuple:
+def cluster_key(record: DedupRecord) -> tuple:
     """The group of rows that are one node: a pHash, else a sha256, else the row itself."""
-    uid, _, sha, phash, _ = record
-    if phash is not None:
-        return ("phash", phash)
-    return ("sha256", sha) if sha else ("uid", uid)
+    if record.phash is not None:
+        return ("phash", record.phash)
+    return ("sha256", record.sha256) if record.sha256 else ("uid", record.uid)
 
 
 def attach_component(entry):
@@ -101,16 +108,16 @@ def attach_component(entry):
         yield key, record
 
 
-def decide(entry):
-    """Decisions for one cluster's rows, each with the cluster's size appended."""
+def decide(entry) -> Iterator[Decision]:
+    """Decisions for one cluster's rows, each with the cluster's size."""
     _, members = entry
     members = sorted(members)
-    for decision in dedup_rows.decide_cluster(members):
-        yield decision + (len(members),)
+    for decision in decisions.decide_cluster(members):
+        yield decision._replace(cluster_size=len(members))
 
 
 def write_all(
-    decisions,
+    every_decision,
     status_counts,
     huge,
     eval_huge,
@@ -123,7 +130,7 @@ def write_all(
     shard_ids,
 ):
     """On one worker: the same tables, stats and files as the local engine writes."""
-    keep, cluster_table = stage.tables_from_decisions(decisions)
+    keep, cluster_table = stage.tables_from_decisions(every_decision)
     facts = {
         "engine": "beam",
         "bands": band_count,
@@ -161,7 +168,9 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
         eval_huge = pipeline | "NoEvalHuge" >> beam.Create([])
 
     distinct = (
-        active | "PHashes" >> beam.FlatMap(lambda r: [r[3]] if r[3] is not None else []) | "Distinct" >> beam.Distinct()
+        active
+        | "PHashes" >> beam.FlatMap(lambda r: [r.phash] if r.phash is not None else [])
+        | "Distinct" >> beam.Distinct()
     )
     count = distinct | "Count" >> beam.combiners.Count.Globally()
     band_count = count | "Bands" >> beam.Map(lambda n: config.bands or bands.choose_bands(n, config.radius))
@@ -180,14 +189,14 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
         | "RootByNode" >> beam.Map(lambda item: (("phash", item[0]), item[1]))
     )
     by_node = active | "ByNode" >> beam.Map(lambda r: (cluster_key(r), r))
-    decisions = (
+    decided = (
         {"rows": by_node, "root": roots}
         | "Join" >> beam.CoGroupByKey()
         | "ToCluster" >> beam.FlatMap(attach_component)
         | "Clusters" >> beam.GroupByKey()
         | "Decide" >> beam.FlatMap(decide)
     )
-    everything = (decisions, overlaps) | "AllDecisions" >> beam.Flatten()
+    everything = (decided, overlaps) | "AllDecisions" >> beam.Flatten()
     pair_count = pairs | "CountPairs" >> beam.combiners.Count.Globally()
     (
         everything
@@ -217,17 +226,11 @@ def run_pipeline(
     beam_args: list[str] | None = None,
 ) -> dict:
     """Run dedup on Beam (FnApiRunner by default; any runner via `beam_args`); return the stats."""
-    import json
-
-    import fsspec
-
     started = time.monotonic()
     shard_ids = stage.finished_raw_shards(input_folder)
     references = load_eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
-    stats_path = f"{output_folder.rstrip('/')}/{stage.STATS_FILE}"
-    with fsspec.open(stats_path, "rb") as f:
-        stats = json.load(f)
+    stats = io.read_json(io.join(output_folder, stage.STATS_FILE))
     stats["seconds"] = round(time.monotonic() - started, 3)
     return stats

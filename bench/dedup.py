@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from wit_pipeline.config import DedupConfig  # noqa: E402
 from wit_pipeline.dedup import bands  # noqa: E402
-from wit_pipeline.dedup.rows import DedupRows, dedup_rows  # noqa: E402
+from wit_pipeline.dedup.decisions import DedupRows, dedup_rows  # noqa: E402
 
 
 def peak_rss_mb() -> float:

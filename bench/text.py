@@ -127,8 +127,8 @@ def bench_langid(captions, rows, rounds=5, batch=4096):
 
 
 def bench_stage(pairs, metadata_path, rows, processes, shard_size):
-    from wit_pipeline import ingest
     from wit_pipeline.config import IngestConfig, MatchConfig
+    from wit_pipeline.ingest import stage as ingest
 
     out = tempfile.mkdtemp(prefix="wit-bench-text-")
     config = IngestConfig(match=MatchConfig(metadata_path=metadata_path))
@@ -165,7 +165,7 @@ def _cpu_seconds() -> float:
 
 def bench_balance(captions, entries, rows, shard_size, t):
     """Balance on `rows` matched rows: ingest parts are written directly (matches from the automaton)."""
-    from wit_pipeline import ingest
+    from wit_pipeline.ingest import stage as ingest
     from wit_pipeline.text.matching import Matcher
 
     matcher = Matcher(entries)
@@ -193,7 +193,7 @@ def bench_balance(captions, entries, rows, shard_size, t):
     # In a fresh process, so the peak memory is balance's own, not this script's.
     code = (
         "import json, resource, sys, time\n"
-        "from wit_pipeline import balance\n"
+        "from wit_pipeline.balance import stage as balance\n"
         "from wit_pipeline.config import BalanceConfig\n"
         "from wit_pipeline.engines.local import LocalEngine\n"
         "started = time.perf_counter()\n"

@@ -29,10 +29,11 @@ from PIL import Image  # noqa: E402
 
 from training import checkpoint, evaluate  # noqa: E402
 from training.config import resolve_config  # noqa: E402
-from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
+from training.data import StreamSpec, stream_batches  # noqa: E402
 from training.model import CLIP, forward_flops_per_sample  # noqa: E402
 from training.tokenizer import CaptionTokenizer, train_bpe  # noqa: E402
 from training.train import DistInfo, make_optimizer, train, train_step  # noqa: E402
+from wit_pipeline.shards import write_pair_shards  # noqa: E402
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Training captions vary; evaluation sees only "a photo of a number seven." (class names only).

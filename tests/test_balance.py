@@ -6,9 +6,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline import balance, ingest, schema
+from wit_pipeline import schema
+from wit_pipeline.balance import stage as balance
 from wit_pipeline.config import BalanceConfig
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.ingest import stage as ingest
 
 # A synthetic count distribution: entry e is matched by COUNTS[e] pairs, one entry per pair.
 COUNTS = [3, 40, 300, 1000, 4000, 12000]

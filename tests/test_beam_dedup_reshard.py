@@ -8,10 +8,10 @@ import pytest
 from conftest import TEST_DATA
 from test_dedup import build_raw
 
-from wit_pipeline import reshard
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.reshard import stage as reshard
 
 pytestmark = pytest.mark.slow
 IN_MEMORY = ["--direct_running_mode=in_memory"]

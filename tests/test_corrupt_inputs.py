@@ -222,7 +222,7 @@ def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_
 def final_shards(tmp_path_factory):
     from test_training import coco_pairs
 
-    from training.data import write_pair_shards
+    from wit_pipeline.shards import write_pair_shards
 
     folder = tmp_path_factory.mktemp("final")
     write_pair_shards(coco_pairs()[:16], str(folder), samples_per_shard=8)

@@ -198,8 +198,8 @@ def test_bad_inputs_have_clear_errors(tmp_path):
 
 
 def test_shards_without_ok_rows_give_empty_outputs(tmp_path):
-    from wit_pipeline import reshard
     from wit_pipeline.config import ReshardConfig
+    from wit_pipeline.reshard import stage as reshard
 
     write_raw_shard(str(tmp_path / "raw"), 0, [RawFailure("http://127.0.0.1/a.jpg", "a")])
     stats = stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "dedup"), DedupConfig())

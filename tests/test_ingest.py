@@ -4,9 +4,10 @@ import pyarrow.parquet as pq
 import pytest
 from text_helpers import ENTRIES, ListSource, laion_rows
 
-from wit_pipeline import ingest, schema, shards
+from wit_pipeline import schema, shards
 from wit_pipeline.config import IngestConfig, MatchConfig
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.ingest import stage as ingest
 from wit_pipeline.sources.base import make_record
 from wit_pipeline.stats import without_provenance
 from wit_pipeline.text.matching import naive_match
@@ -152,11 +153,14 @@ def test_declared_extra_columns_are_kept_and_bookkeeping_is_not(tmp_path):
 
 def test_lowercase_language_id_keeps_all_caps_english(tmp_path):
     from wit_pipeline.config import LangIdConfig
-    from wit_pipeline.text.pipeline import TextStage
+    from wit_pipeline.text.processor import CaptionProcessor
 
     # Real COCO captions (tests/data/coco) that lid.176 reads as Japanese and Portuguese.
     caps = ["THE TOP VIEW OF A TOOTHBRUSH HOLDER WITH FOUR TOOTHBRUSHES IN IT.", "A PERSON IS SKIING ON THE SLOPE"]
-    plain, lower = TextStage(IngestConfig()).load(), TextStage(IngestConfig(lang=LangIdConfig(lowercase=True))).load()
+    plain, lower = (
+        CaptionProcessor(IngestConfig()).load(),
+        CaptionProcessor(IngestConfig(lang=LangIdConfig(lowercase=True))).load(),
+    )
     for caption in caps:
         record = make_record("http://images.cocodataset.org/x.jpg", caption, "coco")
         assert plain.process(dict(record))["status"] == "lang_not_en"

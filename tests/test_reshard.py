@@ -8,10 +8,11 @@ import pytest
 from conftest import TEST_DATA
 from rawshards import RawFailure, RawSample, half, write_raw_shard
 
-from wit_pipeline import reshard, shards
+from wit_pipeline import shards
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.reshard import stage as reshard
 
 IMAGES = sorted((TEST_DATA / "coco" / "images").glob("*.jpg"))
 

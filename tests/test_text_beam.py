@@ -27,10 +27,11 @@ def files(folder):
 def test_ingest_and_balance_on_beam_equal_local(tmp_path):
     from apache_beam.metrics.metric import MetricsFilter
 
-    from wit_pipeline import balance, ingest
+    from wit_pipeline.balance import stage as balance
     from wit_pipeline.config import BalanceConfig, IngestConfig, MatchConfig
     from wit_pipeline.engines.beam import BeamEngine
     from wit_pipeline.engines.local import LocalEngine
+    from wit_pipeline.ingest import stage as ingest
 
     rows = laion_rows(500)
     pairs = [(r["URL"], r["TEXT"]) for r in rows] + [(r["URL"], r["TEXT"]) for r in rows[:120]]

@@ -86,8 +86,8 @@ def test_url_list_source_when_it_lands(tmp_path):
     urls = pytest.importorskip("wit_pipeline.sources.urls")
     from conftest import TEST_DATA
 
-    from wit_pipeline import ingest
     from wit_pipeline.config import IngestConfig, UrlListConfig
+    from wit_pipeline.ingest import stage as ingest
 
     source = urls.UrlListSource(
         str(TEST_DATA / "text/laion_3000.parquet"),

@@ -18,11 +18,12 @@ pytest.importorskip("tokenizers")
 from conftest import TEST_DATA  # noqa: E402
 
 from training.config import ConfigError, resolve_config  # noqa: E402
-from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
+from training.data import StreamSpec, stream_batches  # noqa: E402
 from training.loss import clip_loss  # noqa: E402
 from training.model import CLIP, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX  # noqa: E402
 from training.tokenizer import CaptionTokenizer, load_clip_vocab, train_bpe  # noqa: E402
 from training.train import DistInfo, make_optimizer, train, train_step  # noqa: E402
+from wit_pipeline.shards import write_pair_shards  # noqa: E402
 
 # A model small enough that a step takes milliseconds on one CPU core.
 TINY = dict(

@@ -23,6 +23,7 @@ import math
 import random
 import tarfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import fsspec
@@ -41,27 +42,18 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
 
 def expand_shards(pattern: str) -> list[str]:
     """Shard URLs from a brace pattern (`out/final/{00000..00012}.tar`), a glob (`out/*.tar`) or
-    a folder (its `*.tar`, sorted); several patterns may be joined with '::'."""
-    import webdataset as wds  # here, not at the top: model, loss and eval code import without it
+    a folder (its `*.tar`, sorted); several patterns may be joined with '::'. A `.tar` URL is
+    taken as given, without a request to its store."""
+    from wit_pipeline import io
 
-    urls = []
-    for part in wds.shardlists.expand_urls(pattern) if pattern else []:
-        urls.extend(_glob_or_folder(part))
-    if not urls:
-        raise ValueError(f"no shards in {pattern!r}")
-    return urls
-
-
-def _glob_or_folder(url: str) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(url)
-    if any(c in path for c in "*?["):
-        matches = fs.glob(path)
-    elif not path.endswith(".tar") and fs.isdir(path):
-        matches = fs.glob(path.rstrip("/") + "/*.tar")
-    else:
-        return [url]
-    local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
-    return sorted(p if local else fs.unstrip_protocol(p) for p in matches)
+    return io.expand(
+        pattern,
+        recursive=False,
+        accept=lambda name: name.endswith(".tar"),
+        braces=True,
+        check=False,
+        missing="no shards in {!r}",
+    )
 
 
 def _seed(*parts) -> int:
@@ -110,10 +102,10 @@ def center_crop_box(width: int, height: int):
 def load_image(data: bytes, image_size: int, rng: random.Random | None) -> torch.Tensor:
     """Decode image bytes to a `[3, S, S]` uint8 tensor: random resized crop when `rng` is given
     (training), else resize + centre crop (evaluation)."""
-    with Image.open(io.BytesIO(data)) as img:
+    with Image.open(io.BytesIO(data)) as encoded:
         # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; draft keeps both sides >= the target.
-        img.draft("RGB", (image_size, image_size))
-        img = img.convert("RGB")
+        encoded.draft("RGB", (image_size, image_size))
+        img = encoded.convert("RGB")
     width, height = img.size
     box = random_resized_crop_box(width, height, rng) if rng is not None else center_crop_box(width, height)
     img = img.resize((image_size, image_size), Image.Resampling.BICUBIC, box=box)
@@ -220,7 +212,7 @@ def shuffled(samples, buffer_size: int, rng: random.Random):
     if buffer_size <= 1:
         yield from samples
         return
-    buffer = []
+    buffer: list = []
     for sample in samples:
         if len(buffer) < buffer_size:
             buffer.append(sample)
@@ -240,7 +232,7 @@ class StreamSpec:
     """What one rank's loader needs; a plain object, so it pickles into worker processes."""
 
     urls: list[str]
-    tokenizer: object  # CaptionTokenizer
+    tokenizer: Callable[[list[str]], torch.Tensor]  # a CaptionTokenizer
     image_size: int
     batch_size: int
     seed: int = 0
@@ -403,8 +395,9 @@ def _readable_captions(url: str):
     # Random-access mode: seeks over the images instead of reading them.
     with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:
         for member in tar:
-            if member.isfile() and member.name.rsplit(".", 1)[-1].lower() in TEXT_KEYS:
-                yield tar.extractfile(member).read().decode("utf-8", errors="replace").strip()
+            extracted = tar.extractfile(member) if member.isfile() else None
+            if extracted is not None and member.name.rsplit(".", 1)[-1].lower() in TEXT_KEYS:
+                yield extracted.read().decode("utf-8", errors="replace").strip()
 
 
 def count_samples(urls: list[str]) -> int:
@@ -427,25 +420,3 @@ def _count_images(url: str) -> int:
     except (tarfile.TarError, OSError, EOFError):
         pass
     return count
-
-
-def write_pair_shards(pairs, folder: str, samples_per_shard: int) -> list[str]:
-    """Write (image bytes, caption, metadata) pairs as our WebDataset shards `NNNNN.tar` in
-    `folder` (keys are the pairs' `uid`s); returns the shard paths. Used by tests and benchmarks
-    to make shards from labelled data sets without the download stage."""
-    from wit_pipeline.schema import uid
-    from wit_pipeline.shards import TarSampleWriter, json_bytes, makedirs, shard_name
-
-    makedirs(folder)
-    paths, writer = [], None
-    for index, (image_bytes, caption, meta) in enumerate(pairs):
-        if index % samples_per_shard == 0:
-            if writer:
-                writer.close()
-            paths.append(f"{folder.rstrip('/')}/{shard_name(len(paths))}.tar")
-            writer = TarSampleWriter(paths[-1])
-        key = uid(meta.get("url", f"pair:{index}"), caption)
-        writer.write(key, {"jpg": image_bytes, "txt": caption.encode(), "json": json_bytes({"uid": key, **meta})})
-    if writer:
-        writer.close()
-    return paths

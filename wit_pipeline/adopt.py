@@ -17,9 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import fsspec
-
-from wit_pipeline import claim, schema, shards
+from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.download.hashing import phash_hex, sha256_hex
 from wit_pipeline.download.image import _RESIZER_ERRORS
 from wit_pipeline.download.shard import _mark_duplicate_uids, _stats, _store
@@ -51,17 +49,16 @@ class AdoptTask:
 
 def plan(source_folder: str, output: str) -> tuple[list[AdoptTask], list[str]]:
     """One task per finished img2dataset shard, and the names of the unfinished ones."""
-    fs, root = fsspec.core.url_to_fs(source_folder)
-    if not fs.isdir(root):
-        raise shards.InputError(f"{source_folder} is not a folder (give img2dataset's output_folder)")
-    names = sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(root, detail=False))
+    if not io.is_dir(source_folder):
+        raise io.InputError(f"{source_folder} is not a folder (give img2dataset's output_folder)")
+    names = io.names(source_folder)
     found = [m.group(1) for m in map(_SHARD_PARQUET.match, names) if m]
     if not found:
-        raise shards.InputError(
+        raise io.InputError(
             f"{source_folder} holds no img2dataset shards (NNNNN.parquet with NNNNN.tar); "
             f"run img2dataset with output_format='webdataset'"
         )
-    raw = shards.join(output, "raw")
+    raw = io.join(output, "raw")
     finished = [n for n in found if f"{n}_stats.json" in names and f"{n}.tar" in names]
     unfinished = sorted(set(found) - set(finished))
     return [AdoptTask(source_folder, int(n), n, raw) for n in finished], unfinished
@@ -71,25 +68,25 @@ def adopt_shard(task: AdoptTask) -> dict:
     """Write wit's raw shard for one img2dataset shard; a shard already adopted is not redone."""
     if shards.is_done(task.raw_folder, task.shard_id):
         return shards.read_stats(task.raw_folder, task.shard_id) | {"skipped": True}
-    table = shards.read_parquet(shards.join(task.source_folder, f"{task.shard_name}.parquet"))
-    images = _images_by_key(shards.join(task.source_folder, f"{task.shard_name}.tar"))
+    table = io.read_parquet(io.join(task.source_folder, f"{task.shard_name}.parquet"))
+    images = _images_by_key(io.join(task.source_folder, f"{task.shard_name}.tar"))
     # img2dataset writes a shard's rows in completion order; its keys give the input order.
     source_rows = sorted(table.to_pylist(), key=lambda row: row["key"])
     rows = [_record(row) for row in source_rows]
     _mark_duplicate_uids(rows)
     name = shards.shard_name(task.shard_id)
-    with shards.TarSampleWriter(shards.join(task.raw_folder, f"{name}.tar")) as tar:
+    with shards.ShardWriter(io.join(task.raw_folder, f"%0{shards.SHARD_DIGITS}d.tar"), start=task.shard_id) as tar:
         for row, source in zip(rows, source_rows, strict=True):
             if row["status"] == schema.OK:
-                extension, data = images.get(source["key"], (None, None))
+                extension, data = images.get(source["key"], ("", None))  # no image: a failed row
                 # The same writer as wit's download: tar members and .json metadata match its shards.
                 _store(row, _stored(source, data), tar, extension, schema.RAW_SCHEMA)
     shards.write_parquet(
-        shards.join(task.raw_folder, f"{name}.parquet"),
+        io.join(task.raw_folder, f"{name}.parquet"),
         [{k: r.get(k) for k in schema.RAW_SCHEMA.names} for r in rows],
         schema.RAW_SCHEMA,
     )
-    stats = _stats(task.shard_id, rows, tar, 0.0) | {"adopted_from": shards.join(task.source_folder, task.shard_name)}
+    stats = _stats(task.shard_id, rows, tar, 0.0) | {"adopted_from": io.join(task.source_folder, task.shard_name)}
     shards.mark_done(task.raw_folder, task.shard_id, stats)
     return stats
 
@@ -165,10 +162,10 @@ def run(engine, output: str, source_folder: str) -> dict:
 
     clock = Clock()
     tasks, unfinished = plan(source_folder, output)
-    raw = shards.join(output, "raw")
+    raw = io.join(output, "raw")
     claim.claim(raw, {"stage": "adopt", "input": source_folder})
     config = {"input": source_folder, "from": SOURCE}
-    shards.write_atomic(shards.join(raw, "config.json"), shards.json_bytes({"stage": "adopt", **config}))
+    io.write_atomic(io.join(raw, "config.json"), io.json_bytes({"stage": "adopt", **config}))
     totals = summarise(engine.map_shards(adopt_shard, tasks, desc="adopt", unit_key="ok", unit_label="images"))
     totals["unfinished_source_shards"] = unfinished
     dropped = {status: n for status, n in totals["statuses"].items() if status != schema.OK}

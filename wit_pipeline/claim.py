@@ -28,21 +28,20 @@ import atexit
 import json
 import os
 import socket
+import typing
 
-import fsspec
-
-from wit_pipeline import shards
+from wit_pipeline import io
 
 LOCK_FILE = ".wit-lock"
-RUN_FILE = shards.RUN_FILE
+RUN_FILE = "run.json"
 # Names a claimed folder may hold before its run.json exists: our own lock file.
 _OURS = {LOCK_FILE}
 
-_held: dict[str, object] = {}  # folder -> open lock file (local) or lock path (object store)
+_held: dict[str, str | typing.TextIO] = {}  # folder -> open lock file (local) or lock path (object store)
 _created: set[str] = set()  # folders whose run.json this process wrote, empty before
 
 
-class FolderBusy(shards.InputError):
+class FolderBusy(io.InputError):
     """Another live run holds the folder's lock."""
 
 
@@ -51,11 +50,11 @@ def claim(folder: str, identity: dict) -> None:
     key = _key(folder)
     if key not in _held:
         _own(folder, identity, write=False)  # refuse a foreign folder before writing anything into it
-        shards.makedirs(folder)
+        io.makedirs(folder)
         _held[key] = _lock(folder)
     try:
         _own(folder, identity)
-    except shards.InputError:
+    except io.InputError:
         release(folder)
         raise
 
@@ -68,10 +67,9 @@ def abandon(folder: str) -> None:
     if key not in _created:
         return
     _created.discard(key)
-    fs, root = fsspec.core.url_to_fs(folder)
-    for entry in fs.ls(root, detail=False):
-        if entry.rstrip("/").rsplit("/", 1)[-1] not in _OURS:
-            fs.rm(entry, recursive=True)
+    for name in io.names(folder):
+        if name not in _OURS:
+            io.remove(io.join(folder, name), recursive=True)
 
 
 def release(folder: str) -> None:
@@ -81,9 +79,7 @@ def release(folder: str) -> None:
     if handle is None:
         return
     if isinstance(handle, str):
-        fs, path = fsspec.core.url_to_fs(handle)
-        if fs.exists(path):
-            fs.rm(path)
+        io.remove(handle)
     else:
         handle.close()  # closing the descriptor drops the flock
 
@@ -102,38 +98,34 @@ def _key(folder: str) -> str:
 
 def _own(folder: str, identity: dict, write: bool = True) -> None:
     wanted = json.loads(json.dumps(identity, sort_keys=True, default=str))
-    fs, root = fsspec.core.url_to_fs(folder)
-    if not fs.exists(root):
+    if not io.exists(folder):
         if write:
-            raise shards.InputError(f"{folder} vanished while being claimed")
+            raise io.InputError(f"{folder} vanished while being claimed")
         return
-    run_path = shards.join(root, RUN_FILE)
-    if fs.exists(run_path):
-        found = json.loads(fs.cat_file(run_path))
+    found = io.read_json(io.join(folder, RUN_FILE))
+    if found is not None:
         if found.get("stage") != wanted.get("stage"):
-            raise shards.InputError(
+            raise io.InputError(
                 f"{folder} is the output of `wit {found.get('stage')}`, not of "
                 f"`wit {wanted.get('stage')}`; use a new output folder"
             )
         if found != wanted:
-            found_flat, wanted_flat = shards._flatten(found), shards._flatten(wanted)
+            found_flat, wanted_flat = _flatten(found), _flatten(wanted)
             differing = sorted(k for k in set(found_flat) | set(wanted_flat) if found_flat.get(k) != wanted_flat.get(k))
-            raise shards.InputError(
+            raise io.InputError(
                 f"{folder} holds output made with other settings ({', '.join(differing)} differ); "
                 f"rerun with the same settings to resume, or use a new output folder"
             )
         return
-    foreign = sorted(
-        name for name in (e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False)) if name not in _OURS
-    )
+    foreign = [name for name in io.names(folder) if name not in _OURS]
     if foreign:
-        raise shards.InputError(
+        raise io.InputError(
             f"{folder} holds files that wit did not write ({', '.join(foreign[:3])}"
             f"{' ...' if len(foreign) > 3 else ''}; no {RUN_FILE}); use an empty or new output folder"
         )
     if not write:
         return
-    shards.write_atomic(shards.join(folder, RUN_FILE), shards.json_bytes(wanted))
+    io.write_atomic(io.join(folder, RUN_FILE), io.json_bytes(wanted))
     _created.add(_key(folder))
 
 
@@ -142,16 +134,16 @@ def _owner() -> dict:
 
 
 def _lock(folder: str):
-    path = shards.join(folder, LOCK_FILE)
+    path = io.join(folder, LOCK_FILE)
     if "://" not in folder or folder.startswith("file://"):
-        return _flock(fsspec.core.url_to_fs(path)[1], folder)
+        return _flock(io.fs_path(path)[1], folder)
     return _lock_file(path, folder)
 
 
 def _flock(path: str, folder: str):
     import fcntl
 
-    with shards.writing(path):
+    with io.writing(path):
         handle = open(path, "a+")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -163,7 +155,7 @@ def _flock(path: str, folder: str):
             f"{folder} is being written by another wit run ({_describe(holder)}); "
             "wait for it to finish, or use another output folder"
         ) from None
-    with shards.writing(path):
+    with io.writing(path):
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(_owner()))
@@ -173,15 +165,14 @@ def _flock(path: str, folder: str):
 
 def _lock_file(path: str, folder: str) -> str:
     """An object store has no locks: a file naming the owner, taken over only from a dead local PID."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if fs.exists(fs_path):
-        holder = fs.cat_file(fs_path).decode(errors="replace")
+    if io.exists(path):
+        holder = io.read_bytes(path).decode(errors="replace")
         if not _holder_is_dead(holder):
             raise FolderBusy(
                 f"{folder} is being written by another wit run ({_describe(holder)}); if that run "
                 f"is gone, remove {path}"
             )
-    shards.write_atomic(path, json.dumps(_owner()).encode())
+    io.write_atomic(path, json.dumps(_owner()).encode())
     return path
 
 
@@ -212,3 +203,13 @@ def _describe(holder: str) -> str:
 def location(path: str) -> str:
     """`path` as recorded in an identity: absolute when local, so a rerun from elsewhere matches."""
     return path if "://" in path else os.path.abspath(path)
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}, so that an error can name the exact setting that differs."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

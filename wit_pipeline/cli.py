@@ -147,21 +147,6 @@ def configure_logging(args: argparse.Namespace) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def usage_errors(*error_types):
-    """Decorator for a command's `run`: the given exception types become one-line UsageErrors."""
-
-    def wrap(run):
-        def guarded(args):
-            try:
-                return run(args)
-            except error_types as err:
-                raise UsageError(str(err)) from err
-
-        return guarded
-
-    return wrap
-
-
 def print_funnel(stage: str, rows_in: int, kept: int, dropped: dict[str, int]) -> None:
     """The one summary every stage prints: rows in, rows kept, and each drop reason's count."""
     print(f"{stage}: {rows_in} rows in, {kept} kept")

@@ -8,7 +8,7 @@ image), `txt` (the caption) and `json` (the sample's row: uid, url, hashes, size
 
 from __future__ import annotations
 
-from wit_pipeline import shards
+from wit_pipeline import io
 
 CARD_FILE = "README.md"
 
@@ -61,6 +61,6 @@ def write_dataset_card(output_folder: str, manifest: dict) -> str:
         per_shard=reshard.get("samples_per_shard", 0),
         last=max(len(listed) - 1, 0),
     )
-    path = shards.join(output_folder, CARD_FILE)
-    shards.write_atomic(path, (_HEADER + body).encode("utf-8"))
+    path = io.join(output_folder, CARD_FILE)
+    io.write_atomic(path, (_HEADER + body).encode("utf-8"))
     return path

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 from wit_pipeline.report.stats import STAGE_FOLDERS, funnel_line, read_funnel
 
 SAMPLE_COLUMNS = ["uid", "status", "caption", "url", "error", "width", "height", "entries"]
@@ -58,17 +57,17 @@ class Inspection:
 
 
 def inspect_path(path: str, filters: Filters = Filters()) -> Inspection:
-    """Describe `path`; raises shards.InputError for a path that is missing or not wit's data."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
+    """Describe `path`; raises io.InputError for a path that is missing or not wit's data."""
+    fs, fs_path = io.fs_path(path)
     if not fs.exists(fs_path):
-        raise shards.InputError(f"{path} does not exist")
+        raise io.InputError(f"{path} does not exist")
     if fs.isdir(fs_path):
         return _inspect_folder(path, fs, fs_path, filters)
     if path.endswith(".tar"):
         return inspect_tar(path, filters)
     if path.endswith(".parquet"):
         return inspect_parquet_files(path, [path], "parquet", filters)
-    raise shards.InputError(f"{path} is not a tar shard, a Parquet file or a folder")
+    raise io.InputError(f"{path} is not a tar shard, a Parquet file or a folder")
 
 
 def _inspect_folder(path: str, fs, fs_path: str, filters: Filters) -> Inspection:
@@ -79,9 +78,7 @@ def _inspect_folder(path: str, fs, fs_path: str, filters: Filters) -> Inspection
         return inspect_dedup(path, filters)
     files = parquet_files(path)
     if not files:
-        raise shards.InputError(
-            f"{path} holds no Parquet files and no stage folders (ingest, balance, raw, dedup, final)"
-        )
+        raise io.InputError(f"{path} holds no Parquet files and no stage folders (ingest, balance, raw, dedup, final)")
     return inspect_parquet_files(path, files, "stage", filters)
 
 
@@ -92,7 +89,7 @@ SIDE_TABLES = {"entry_counts.parquet"}
 def parquet_files(folder: str) -> list[str]:
     """The row-holding Parquet files of a stage folder, its dropped/ parts included, sorted. A shard
     without its completion marker is unfinished and left out, as every stage leaves it out."""
-    fs, root = fsspec.core.url_to_fs(folder)
+    fs, root = io.fs_path(folder)
     root = root.rstrip("/")
     done = set(shards.finished_shards(folder))
     paths = []
@@ -101,15 +98,15 @@ def parquet_files(folder: str) -> list[str]:
         stem = relative.removesuffix(".parquet")
         if relative in SIDE_TABLES or (stem.isdigit() and int(stem) not in done):
             continue
-        paths.append(shards.join(folder, relative))
+        paths.append(io.join(folder, relative))
     return paths
 
 
 def inspect_dedup(path: str, filters: Filters) -> Inspection:
     """dedup/: survivors from keep.parquet; the duplicates and overlaps, with their clusters, from
     clusters.parquet (which also lists each cluster's survivor, so its `ok` rows are not added)."""
-    result = inspect_parquet_files(path, [shards.join(path, "clusters.parquet")], "stage", filters)
-    survivors = _open_parquet(shards.join(path, "keep.parquet")).metadata.num_rows
+    result = inspect_parquet_files(path, [io.join(path, "clusters.parquet")], "stage", filters)
+    survivors = _open_parquet(io.join(path, "keep.parquet")).metadata.num_rows
     dropped = {k: v for k, v in result.statuses.items() if k != "ok"}
     result.statuses = {"ok": survivors, **dropped}
     result.rows = survivors + sum(dropped.values())
@@ -135,11 +132,11 @@ def inspect_parquet_files(path: str, files: list[str], kind: str, filters: Filte
 
 
 def _open_parquet(path: str) -> pq.ParquetFile:
-    fs, fs_path = fsspec.core.url_to_fs(path)
+    fs, fs_path = io.fs_path(path)
     try:
         return pq.ParquetFile(fs.open(fs_path, "rb"))
     except (pa.ArrowInvalid, OSError) as err:
-        raise shards.InputError(f"{path} is not a readable Parquet file ({err})") from err
+        raise io.InputError(f"{path} is not a readable Parquet file ({err})") from err
 
 
 def _matching_rows(parquet: pq.ParquetFile, filters: Filters, wanted: int) -> list[dict]:
@@ -178,7 +175,7 @@ def inspect_tar(path: str, filters: Filters) -> Inspection:
             if len(result.samples) < filters.n and _tar_sample_matches(sample, filters):
                 result.samples.append(sample)
     except Exception as err:  # noqa: BLE001 - tarfile raises several types for a damaged file
-        raise shards.InputError(f"{path} is not a readable tar shard ({err})") from err
+        raise io.InputError(f"{path} is not a readable tar shard ({err})") from err
     result.schema = [(f".{ext}", f"{count} members") for ext, count in sorted(extensions.items())]
     return result
 
@@ -211,7 +208,7 @@ def inspect_run(path: str, filters: Filters) -> Inspection:
     funnel = read_funnel(path)
     result = Inspection(path=path, kind="run", funnel=funnel, note=funnel_line(funnel))
     for stage in reversed(list(STAGE_FOLDERS)):
-        files = parquet_files(shards.join(path, STAGE_FOLDERS[stage])) if stage != "dedup" else []
+        files = parquet_files(io.join(path, STAGE_FOLDERS[stage])) if stage != "dedup" else []
         if files:
             last = inspect_parquet_files(path, files, "run", filters)
             result.rows, result.files, result.statuses = last.rows, last.files, last.statuses

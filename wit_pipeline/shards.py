@@ -3,24 +3,33 @@
 A shard `NNNNN` in a folder is `NNNNN.tar` (members `<uid>.jpg|.txt|.json`), `NNNNN.parquet`
 (one row per input row, failures included), `NNNNN_stats.json`, and `NNNNN.done`, written last by
 an atomic rename. A shard without its marker is unfinished: readers skip it, reruns redo it whole.
-Paths go through fsspec, so local folders, gs:// and s3:// all work.
+
+- names and markers: `shard_name`, `mark_done`, `is_done`, `has_files`, `read_stats`,
+  `finished_shards`, `unfinished_shards`, `check_finished`;
+- tars: `ShardWriter` (rolls numbered tars by count or bytes, webdataset's shape) over
+  `TarSampleWriter` (one tar, byte-identical on every machine), `iter_tar` to read one back,
+  `write_pair_shards` (labelled pairs as shards, for training on a data set without downloading);
+- sidecars: `write_parquet` (atomic).
+
+Paths go through wit_pipeline/io.py, so local folders, gs:// and s3:// all work; the general
+helpers (`join`, `makedirs`, `write_atomic`, `json_bytes`, `read_parquet`, `writing`, `InputError`)
+are re-exported here for the callers that have always found them here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import io as _bytes_io
 import json
-import os
 import re
 import tarfile
-import uuid
 
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from wit_pipeline.errors import UserError
+from wit_pipeline import io
+from wit_pipeline.errors import InputError
+
+# Re-exported: the sources, tests and benchmarks reach the general I/O helpers through shards.
+from wit_pipeline.io import join, json_bytes, makedirs, read_parquet, write_atomic, writing  # noqa: F401
 
 SHARD_DIGITS = 5
 _SHARD_NAME = re.compile(r"^(\d{5,})\.done$")
@@ -31,67 +40,19 @@ def shard_name(shard_id: int) -> str:
     return f"{shard_id:0{SHARD_DIGITS}d}"
 
 
-def join(folder: str, name: str) -> str:
-    return folder.rstrip("/") + "/" + name
-
-
-def makedirs(folder: str) -> None:
-    fs, path = fsspec.core.url_to_fs(folder)
-    with writing(folder):
-        fs.makedirs(path, exist_ok=True)
-
-
-@contextlib.contextmanager
-def writing(path: str):
-    """Turn an OS failure while writing `path` (a full disk, a read-only or immutable folder)
-    into an OutputError: one line that names the file, not a traceback."""
-    try:
-        yield
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either nothing or the whole file.
-
-    Local files go through a temporary name and os.replace; object stores make an upload visible
-    only once it is complete, so a plain write is already atomic there.
-    """
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
-        tmp = f"{fs_path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with writing(path), open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            with writing(path):
-                os.replace(tmp, fs_path)
-        except BaseException:
-            # A full disk or a kill: leave no half-written temporary file taking space.
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-    else:
-        with writing(path), fs.open(fs_path, "wb") as f:
-            f.write(data)
-
-
 def marker_path(folder: str, shard_id: int) -> str:
     return join(folder, f"{shard_name(shard_id)}.done")
 
 
 def is_done(folder: str, shard_id: int) -> bool:
-    fs, path = fsspec.core.url_to_fs(marker_path(folder, shard_id))
-    return fs.exists(path)
+    return io.exists(marker_path(folder, shard_id))
 
 
 def has_files(folder: str, shard_id: int, extensions: tuple[str, ...] = ("tar", "parquet")) -> bool:
     """Whether a shard's data files (and its stats) are all there: a marker alone proves nothing
     once someone deleted a sidecar, so a rerun checks before skipping a finished shard."""
     names = [f"{shard_name(shard_id)}.{ext}" for ext in extensions] + [f"{shard_name(shard_id)}_stats.json"]
-    fs, _ = fsspec.core.url_to_fs(folder)
-    return all(fs.exists(fsspec.core.url_to_fs(join(folder, name))[1]) for name in names)
+    return all(io.exists(join(folder, name)) for name in names)
 
 
 def stats_path(folder: str, shard_id: int) -> str:
@@ -100,27 +61,18 @@ def stats_path(folder: str, shard_id: int) -> str:
 
 def mark_done(folder: str, shard_id: int, stats: dict) -> None:
     """Write the shard's stats, then its completion marker: the marker is always last."""
-    write_atomic(stats_path(folder, shard_id), json_bytes(stats))
-    write_atomic(marker_path(folder, shard_id), json_bytes({"shard": shard_name(shard_id)}))
+    io.write_json(stats_path(folder, shard_id), stats)
+    io.write_json(marker_path(folder, shard_id), {"shard": shard_name(shard_id)})
 
 
 def read_stats(folder: str, shard_id: int) -> dict:
     """The stats a finished shard recorded with its marker."""
-    fs, fs_path = fsspec.core.url_to_fs(stats_path(folder, shard_id))
-    return json.loads(fs.cat_file(fs_path))
+    return json.loads(io.read_bytes(stats_path(folder, shard_id)))
 
 
 def finished_shards(folder: str) -> list[int]:
     """Ids of the shards in `folder` that carry a completion marker, sorted."""
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not fs.exists(path):
-        return []
-    ids = []
-    for entry in fs.ls(path, detail=False):
-        match = _SHARD_NAME.match(entry.rstrip("/").rsplit("/", 1)[-1])
-        if match:
-            ids.append(int(match.group(1)))
-    return sorted(ids)
+    return sorted(int(m.group(1)) for m in map(_SHARD_NAME.match, io.names(folder)) if m)
 
 
 _BEGUN = re.compile(r"^(\d{5,})(\.tar|\.parquet)$")
@@ -130,13 +82,10 @@ PLANNED_SHARDS = "planned_shards"
 def unfinished_shards(folder: str) -> list[int]:
     """Shards of `folder` without a completion marker that were planned (the count its stage
     recorded in config.json) or begun (a tar or sidecar on disk), sorted."""
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not fs.exists(path):
-        return []
-    names = [entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)]
+    names = io.names(folder)
     wanted = {int(m.group(1)) for m in map(_BEGUN.match, names) if m}
     if "config.json" in names:
-        planned = json.loads(fs.cat_file(join(path, "config.json"))).get(PLANNED_SHARDS) or 0
+        planned = io.read_json(join(folder, "config.json")).get(PLANNED_SHARDS) or 0
         wanted.update(range(int(planned)))
     return sorted(wanted - set(finished_shards(folder)))
 
@@ -154,10 +103,6 @@ def check_finished(folder: str, partial: bool) -> None:
         )
 
 
-def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
-
-
 class TarSampleWriter:
     """Writes WebDataset samples to one tar: `<key>.<ext>` members, in the order written.
 
@@ -167,7 +112,7 @@ class TarSampleWriter:
 
     def __init__(self, path: str):
         self.path = path
-        fs, fs_path = fsspec.core.url_to_fs(path)
+        fs, fs_path = io.fs_path(path)
         with writing(path):
             self._file = fs.open(fs_path, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.USTAR_FORMAT)
@@ -183,7 +128,7 @@ class TarSampleWriter:
             info.mode = 0o644
             info.uname = info.gname = ""
             with writing(self.path):
-                self._tar.addfile(info, io.BytesIO(data))
+                self._tar.addfile(info, _bytes_io.BytesIO(data))
             self.bytes_written += len(data)
         self.count += 1
 
@@ -201,24 +146,70 @@ class TarSampleWriter:
         self.close()
 
 
+class ShardWriter:
+    """Writes samples into numbered tars, rolling to the next when the current one holds
+    `max_count` samples or `max_bytes` bytes of members: webdataset's ShardWriter(pattern,
+    maxcount, maxsize).
+
+    `pattern` names a tar by its number with a %-format (`out/%05d.tar`), numbered from `start`.
+    The first tar is opened at once, so a shard with no sample is still an (empty) tar. Without
+    limits every sample goes to one tar: a stage's shard of known contents (download, reshard).
+    """
+
+    def __init__(self, pattern: str, max_count: int | None = None, max_bytes: int | None = None, start: int = 0):
+        self.pattern, self.max_count, self.max_bytes, self.start = pattern, max_count, max_bytes, start
+        self.paths: list[str] = []
+        self.count = 0  # samples written, over all tars
+        self.bytes_written = 0  # member bytes written, over all tars
+        self._tar = self._open_next()
+
+    def write(self, key: str, members: dict[str, bytes]) -> None:
+        """Add one sample (`members`: extension -> bytes), in a new tar if the current one is full."""
+        if self._full():
+            self._tar.close()
+            self._tar = self._open_next()
+        before = self._tar.bytes_written
+        self._tar.write(key, members)
+        self.bytes_written += self._tar.bytes_written - before
+        self.count += 1
+
+    def _full(self) -> bool:
+        return bool(
+            (self.max_count and self._tar.count >= self.max_count)
+            or (self.max_bytes and self._tar.bytes_written >= self.max_bytes)
+        )
+
+    def _open_next(self) -> TarSampleWriter:
+        self.paths.append(self.pattern % (self.start + len(self.paths)))
+        return TarSampleWriter(self.paths[-1])
+
+    def close(self) -> None:
+        self._tar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_pair_shards(pairs, folder: str, samples_per_shard: int) -> list[str]:
+    """Write (image bytes, caption, metadata) pairs as wit's WebDataset shards `NNNNN.tar` in
+    `folder`, keyed by the pairs' uids; returns the shard paths. Makes shards from a labelled
+    data set (COCO) without the download stage: tests and benchmarks train on them."""
+    from wit_pipeline.schema import uid
+
+    makedirs(folder)
+    with ShardWriter(join(folder, f"%0{SHARD_DIGITS}d.tar"), max_count=samples_per_shard) as writer:
+        for index, (image_bytes, caption, meta) in enumerate(pairs):
+            key = uid(meta.get("url", f"pair:{index}"), caption)
+            writer.write(key, {"jpg": image_bytes, "txt": caption.encode(), "json": json_bytes({"uid": key, **meta})})
+    return writer.paths
+
+
 def write_parquet(path: str, rows: list[dict], schema: pa.Schema) -> None:
-    """Write `rows` (dicts keyed by field name) as one Parquet file of `schema`."""
-    table = pa.Table.from_pylist(rows, schema=schema)
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with writing(path), fs.open(fs_path, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
-
-
-def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
-    """A whole Parquet file; a truncated or corrupt one is an InputError naming it."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "rb") as f:
-        try:
-            return pq.read_table(f, columns=columns)
-        except (pa.ArrowInvalid, OSError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
-            raise InputError(f"{path}: not a readable Parquet file ({err})") from None
+    """Write `rows` (dicts keyed by field name) as one Parquet file of `schema`, atomically."""
+    io.write_table(path, pa.Table.from_pylist(rows, schema=schema))
 
 
 def iter_tar(path: str):
@@ -230,7 +221,7 @@ def iter_tar(path: str):
 
 
 def _tar_samples(path: str):
-    fs, fs_path = fsspec.core.url_to_fs(path)
+    fs, fs_path = io.fs_path(path)
     with fs.open(fs_path, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         key, sample = None, {}
         for member in tar:
@@ -241,33 +232,10 @@ def _tar_samples(path: str):
                 yield key, sample
                 sample = {}
             key = stem
-            data = tar.extractfile(member).read()
+            extracted = tar.extractfile(member)
+            data = extracted.read() if extracted is not None else b""
             if len(data) != member.size:
                 raise EOFError(f"member {member.name} holds {len(data)} of {member.size} bytes")
             sample[ext] = data
         if key is not None:
             yield key, sample
-
-
-class InputError(UserError, ValueError):
-    """An input folder or file is missing, empty or does not match what a stage expects.
-
-    Entry points report it in one line; it is the user's data, not a bug, that needs fixing.
-    """
-
-
-class OutputError(InputError):
-    """An output file cannot be written: the disk is full, or the folder read-only."""
-
-
-RUN_FILE = "run.json"
-
-
-def _flatten(value, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}, so that an error can name the exact setting that differs."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    flat = {}
-    for key, item in value.items():
-        flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    return flat

@@ -25,6 +25,8 @@ import json
 import time
 from datetime import UTC, datetime
 
+from wit_pipeline import io
+
 STATS_FILE = "stats.json"
 SHAPE = ("stage", "engine", "rows_in", "kept", "dropped", "seconds", "started", "ended", "wit_version", "config")
 
@@ -91,21 +93,19 @@ def stage_stats(
 
 def write_stats(folder: str, stats: dict) -> dict:
     """Write `folder/stats.json` atomically; returns the stats as written (JSON types)."""
-    from wit_pipeline import shards
-
-    data = shards.json_bytes(stats)
-    shards.makedirs(folder)
-    shards.write_atomic(shards.join(folder, STATS_FILE), data)
+    data = io.json_bytes(stats)
+    io.makedirs(folder)
+    io.write_atomic(io.join(folder, STATS_FILE), data)
     return json.loads(data)
 
 
 def read_stats(folder: str) -> dict | None:
     """A stage folder's stats.json, or None where the stage has not finished."""
-    import fsspec
+    return io.read_json(io.join(folder, STATS_FILE))
 
-    from wit_pipeline import shards
 
-    fs, path = fsspec.core.url_to_fs(shards.join(folder, STATS_FILE))
-    if not fs.exists(path):
-        return None
-    return json.loads(fs.cat_file(path))
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    """Add per-shard counts (statuses, say) into the stage's running totals."""
+    for key, value in counts.items():
+        total[key] = total.get(key, 0) + value
+    return total

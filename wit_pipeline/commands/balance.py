@@ -44,7 +44,7 @@ def run(args) -> int:
 
 def run_stage(args, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline import balance
+    from wit_pipeline.balance import stage as balance
 
     if args.output is None:
         raise UsageError("give the run folder OUT (or `output` in --config)")

@@ -148,11 +148,11 @@ def _parse(parser: argparse.ArgumentParser, stage: str, argv: list[str]) -> argp
     def error(message):
         raise ConfigError(f"[{stage}] {message}")
 
-    parser.error = error
+    parser.error = error  # type: ignore[method-assign]  # argparse has no other hook for its errors
     try:
         return parser.parse_args(argv)
     finally:
-        parser.error = original
+        parser.error = original  # type: ignore[method-assign]
 
 
 def _train_args(parser, path: str, output: str) -> argparse.Namespace:
@@ -191,15 +191,15 @@ def resolved_table(stage: str, stage_args: argparse.Namespace) -> dict:
 
 
 def run_one(stage: str, stage_args: argparse.Namespace, engine, output: str, force: str | None) -> None:
-    from wit_pipeline import shards
+    from wit_pipeline import io
 
     order = STAGES + ("train",)
-    record_path = shards.join(shards.join(output, CURATE_FOLDER), f"{stage}.json")
+    record_path = io.join(io.join(output, CURATE_FOLDER), f"{stage}.json")
     wanted = json.loads(json.dumps(resolved_table(stage, stage_args), default=str))
     if force is not None and order.index(stage) >= order.index(force):
-        _remove(shards.join(output, STAGE_FOLDERS[stage]))
-        _remove(record_path)
-    found = _read_json(record_path)
+        io.remove(io.join(output, STAGE_FOLDERS[stage]), recursive=True)
+        io.remove(record_path, recursive=True)
+    found = io.read_json(record_path)
     if found is not None:
         if found == wanted:
             print(f"{stage}: finished earlier with the same settings; skipped")
@@ -211,8 +211,8 @@ def run_one(stage: str, stage_args: argparse.Namespace, engine, output: str, for
         )
     log.info("curate: %s starts on the %s engine", stage, engine.name)
     _run_stage(stage, stage_args, engine)
-    shards.makedirs(shards.join(output, CURATE_FOLDER))
-    shards.write_atomic(record_path, shards.json_bytes(wanted))
+    io.makedirs(io.join(output, CURATE_FOLDER))
+    io.write_atomic(record_path, io.json_bytes(wanted))
 
 
 def _run_stage(stage: str, stage_args: argparse.Namespace, engine) -> None:
@@ -223,23 +223,6 @@ def _run_stage(stage: str, stage_args: argparse.Namespace, engine) -> None:
         module.run(stage_args)  # the trainer runs in this process (torchrun for several GPUs)
     else:
         module.run_stage(stage_args, engine)
-
-
-def _remove(path: str) -> None:
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if fs.exists(fs_path):
-        fs.rm(fs_path, recursive=True)
-
-
-def _read_json(path: str):
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not fs.exists(fs_path):
-        return None
-    return json.loads(fs.cat_file(fs_path))
 
 
 def render_config(data: dict, args: argparse.Namespace, plan) -> str:

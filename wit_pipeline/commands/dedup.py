@@ -84,13 +84,11 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
 
 
 def _check_path(path: str | None) -> None:
-    import fsspec
-
+    from wit_pipeline import io
     from wit_pipeline.cli import UsageError
 
     if path is not None:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        if not fs.isdir(fs_path):
+        if not io.is_dir(path):
             raise UsageError(f"--decontaminate {path}: not a folder")
 
 

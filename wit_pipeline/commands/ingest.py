@@ -1,4 +1,4 @@
-"""`wit ingest`: a source's records through the text stage into OUT/ingest (kept + dropped parts)."""
+"""`wit ingest`: a source's records through the caption processor into OUT/ingest (kept + dropped parts)."""
 
 from __future__ import annotations
 
@@ -135,23 +135,10 @@ def build_source(args):
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
-    """Globs expanded (sorted); every path must exist."""
-    import fsspec
+    """Globs expanded (sorted); every path must exist. A folder stays as given: its source lists it."""
+    from wit_pipeline import io
 
-    paths = []
-    for item in inputs:
-        fs, path = fsspec.core.url_to_fs(item)
-        if any(ch in item for ch in "*?["):
-            matches = sorted(fs.glob(path))
-            if not matches:
-                raise UsageError(f"--input {item} matches no file")
-            protocol = item.split("://", 1)[0] + "://" if "://" in item else ""
-            paths.extend(protocol + m for m in matches)
-        elif not fs.exists(path):
-            raise UsageError(f"--input {item} does not exist")
-        else:
-            paths.append(item)
-    return paths
+    return io.expand(inputs, folders=False, missing="--input {} matches no file")
 
 
 def run(args) -> int:
@@ -160,8 +147,8 @@ def run(args) -> int:
 
 def run_stage(args, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline import ingest
     from wit_pipeline.config import ConfigError
+    from wit_pipeline.ingest import stage as ingest
 
     for flag, value in (("--source", args.source), ("--input", args.input), ("--output", args.output)):
         if not value:
@@ -197,7 +184,8 @@ def run_stage(args, engine) -> dict:
 
 def _check_inputs_read(source, args) -> None:
     """A file of which no record could be read was most likely given to the wrong --source."""
-    from wit_pipeline import claim, ingest
+    from wit_pipeline import claim
+    from wit_pipeline.ingest import stage as ingest
 
     unread = ingest.unreadable_inputs(source, args.output)
     if unread:

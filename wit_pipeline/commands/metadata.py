@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from wit_pipeline import shards
+    from wit_pipeline import io
     from wit_pipeline.text import metadata
 
     given = {
@@ -69,7 +69,7 @@ def run(args) -> int:
     if not parts:
         raise UsageError("no inputs: give --wordnet, --unigrams, --bigrams or --titles")
     entries, added = metadata.merge(parts, config.max_entries)
-    shards.write_atomic(args.output, (json.dumps(entries, ensure_ascii=False) + "\n").encode())
+    io.write_atomic(args.output, (json.dumps(entries, ensure_ascii=False) + "\n").encode())
     for name, path in inputs.items():
         print(f"{name}: {path}")
     for path in args.titles:

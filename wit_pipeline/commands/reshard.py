@@ -53,18 +53,16 @@ def run(args: argparse.Namespace) -> int:
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
-    import fsspec
-
-    from wit_pipeline import reshard
+    from wit_pipeline import io
     from wit_pipeline.cli import UsageError
+    from wit_pipeline.reshard import stage as reshard
     from wit_pipeline.shards import InputError, join
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
     keep_path = args.keep or (join(args.out, "dedup/keep.parquet") if args.out else None)
     if keep_path is None:
         raise UsageError("give the run folder OUT, or --keep with --input and --output")
-    fs, fs_path = fsspec.core.url_to_fs(keep_path)
-    if not fs.exists(fs_path):
+    if not io.exists(keep_path):
         raise UsageError(f"keep list {keep_path} not found: run `wit dedup` first")
     config = config_from_flags(args, ReshardConfig, samples_per_shard=args.samples_per_shard, seed=args.seed)
     stage_folders = None

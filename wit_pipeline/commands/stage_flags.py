@@ -11,6 +11,7 @@ flag given on the command line wins because it comes later.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Set as AbstractSet
 
 ENGINE_KEYS = ("engine", "processes", "spark_master", "spark_python", "beam_args")
 TOP_LEVEL_KEYS = ("output",) + ENGINE_KEYS
@@ -102,7 +103,9 @@ def table_keys(parser: argparse.ArgumentParser, command: str) -> dict[str, argpa
     return keys
 
 
-def table_tokens(parser: argparse.ArgumentParser, command: str, table: dict, skip: set[str] = frozenset()) -> list[str]:
+def table_tokens(
+    parser: argparse.ArgumentParser, command: str, table: dict, skip: AbstractSet[str] = frozenset()
+) -> list[str]:
     """The command-line flags that the `[command]` table stands for (keys in `skip` left out)."""
     from wit_pipeline.config import ConfigError
 
@@ -199,7 +202,7 @@ def _has_positional(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
     except SystemExit:
         return False
     action = run_folder_action(parser)
-    return getattr(namespace, action.dest, None) is not None
+    return action is not None and getattr(namespace, action.dest, None) is not None
 
 
 # Flags that name a file or folder. Their local paths are made absolute by the entry point:

@@ -108,7 +108,7 @@ def run(args) -> int:
         config = resolve_config(overrides, base)
         if not config.steps and not config.epochs:
             raise UsageError("give the run's length: --steps N or --epochs N")
-        result = train(config, init_distributed(os.environ), resume=resume)
+        result = train(config, init_distributed(dict(os.environ)), resume=resume)
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     if int(os.environ.get("RANK", 0)) == 0:  # one summary line per job, not per rank
@@ -129,17 +129,15 @@ def _check_run_folder(output: str, ckpt_file: str, resume: bool, overwrite: bool
     """A run folder is resumed only on --resume, and replaced only on --overwrite: a forgotten
     flag must not overwrite a checkpoint (or append a second run to its log), nor a mistyped
     folder start a "resumed" run at step 0."""
-    import fsspec
-
     from training import checkpoint
+    from wit_pipeline import io
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     has_checkpoint = checkpoint.exists(ckpt_file)
     if resume and not has_checkpoint:
         raise UsageError(f"--resume: {output} holds no checkpoint.pt to resume from; drop --resume to start a run")
-    fs, folder = fsspec.core.url_to_fs(output)
-    previous = [name for name in ("checkpoint.pt", "log.jsonl") if fs.exists(f"{folder.rstrip('/')}/{name}")]
+    previous = [name for name in ("checkpoint.pt", "log.jsonl") if io.exists(io.join(output, name))]
     if previous and not resume:
         if not overwrite:
             raise UsageError(
@@ -147,7 +145,7 @@ def _check_run_folder(output: str, ckpt_file: str, resume: bool, overwrite: bool
                 "it, or --overwrite to start afresh"
             )
         for name in previous:
-            fs.rm(f"{folder.rstrip('/')}/{name}")
+            io.remove(io.join(output, name))
 
 
 def _check_same_shape(base: dict, overrides: dict) -> None:

@@ -3,7 +3,7 @@
 - `bands`: the banded (pigeonhole) search for pHash pairs within a Hamming radius, with the
   huge-bucket guard; numpy arrays in, verified pairs out.
 - `clusters`: union-find over the pairs, and the survivor rule.
-- `rows`: the sidecar columns dedup reads, and the per-row decisions.
+- `decisions`: the sidecar columns dedup reads (as numpy arrays) and the per-row decisions.
 - `decontaminate`: pHashes of an evaluation set (image folder or our shards).
-- `stage`: the local engine's run, and the outputs both engines write.
+- `stage`: `run` on any engine (Beam: beam_jobs/dedup.py), and the outputs every engine writes.
 """

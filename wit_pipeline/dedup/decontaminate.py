@@ -12,11 +12,10 @@ would miss most copies.
 
 from __future__ import annotations
 
-import fsspec
 import numpy as np
 import pyarrow.compute as pc
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema
 from wit_pipeline.config import ConfigError, ResizeConfig, from_mapping
 from wit_pipeline.download.hashing import phash_hex, phash_stored, phash_to_int
 
@@ -25,13 +24,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 def stored_image_resize(raw_folder: str) -> ResizeConfig | None:
     """The resize settings the download stage recorded in `raw_folder/config.json`, if any."""
-    import json
-
-    fs, path = fsspec.core.url_to_fs(shards.join(raw_folder, "config.json"))
-    if not fs.exists(path):
+    found = io.read_json(io.join(raw_folder, "config.json"))
+    if found is None:
         return None
     try:
-        return from_mapping(ResizeConfig, json.loads(fs.cat_file(path))["download"]["resize"])
+        return from_mapping(ResizeConfig, found["download"]["resize"])
     except (KeyError, TypeError, ValueError, ConfigError):
         return None
 
@@ -44,16 +41,16 @@ def eval_hashes(path: str, resize: ResizeConfig | None = None) -> np.ndarray:
     Raises ValueError when the folder holds neither sidecars nor images, or an image file does
     not decode: a broken evaluation set must not pass as a clean one.
     """
-    fs, root = fsspec.core.url_to_fs(path)
+    fs, root = io.fs_path(path)
     if not fs.isdir(root):
-        raise shards.InputError(f"evaluation set {path} is not a folder")
+        raise io.InputError(f"evaluation set {path} is not a folder")
     files = sorted(fs.find(root))
     sidecars = [f for f in files if f.endswith(".parquet")]
     if sidecars:
         return _hashes_from_sidecars(fs, sidecars)
     images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
     if not images:
-        raise shards.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
+        raise io.InputError(f"evaluation set {path} holds no Parquet sidecars and no image files")
     resizer = None
     if resize is not None:
         from wit_pipeline.download.image import make_resizer
@@ -66,7 +63,7 @@ def eval_hashes(path: str, resize: ResizeConfig | None = None) -> np.ndarray:
         try:
             values.append(phash_to_int(phash_hex(data)))
         except OSError as err:  # PIL's UnidentifiedImageError is an OSError
-            raise shards.InputError(f"evaluation image {image} does not decode: {err}") from err
+            raise io.InputError(f"evaluation image {image} does not decode: {err}") from err
         if resizer is not None:
             values.append(phash_to_int(_stored_form_phash(resizer, data, image)))
     return np.unique(np.array(values, dtype=np.uint64))
@@ -79,17 +76,17 @@ def _stored_form_phash(resizer, data: bytes, image: str) -> str:
     try:
         return phash_stored(resizer(data))
     except ImageError as err:
-        raise shards.InputError(f"evaluation image {image} cannot be resized as stored images are: {err}") from err
+        raise io.InputError(f"evaluation image {image} cannot be resized as stored images are: {err}") from err
 
 
 def _hashes_from_sidecars(fs, sidecars: list[str]) -> np.ndarray:
-    parts = []
+    parts: list[int] = []
     for sidecar in sidecars:
         protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
         url = sidecar if protocol in ("file", "local") else f"{protocol}://{sidecar}"
-        table = shards.read_parquet(url, columns=["status", "phash"])
+        table = io.read_parquet(url, columns=["status", "phash"])
         table = table.filter(pc.and_(pc.equal(table["status"], schema.OK), pc.is_valid(table["phash"])))
         parts.extend(phash_to_int(value) for value in table["phash"].to_pylist())
     if not parts:
-        raise shards.InputError(f"the sidecars under {sidecars[0].rsplit('/', 1)[0]} hold no ok rows with a pHash")
+        raise io.InputError(f"the sidecars under {sidecars[0].rsplit('/', 1)[0]} hold no ok rows with a pHash")
     return np.unique(np.array(parts, dtype=np.uint64))

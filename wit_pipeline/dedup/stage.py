@@ -7,7 +7,6 @@ them, so the files are the same bytes whichever engine decided.
 from __future__ import annotations
 
 import functools
-import io
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,13 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DedupConfig, to_dict
 from wit_pipeline.dedup import bands
+from wit_pipeline.dedup.decisions import Decision, DedupResult, DedupRows, dedup_rows, read_shard_rows
 from wit_pipeline.dedup.decontaminate import eval_hashes, stored_image_resize
-from wit_pipeline.dedup.rows import DedupResult, DedupRows, dedup_rows, read_shard_rows
 from wit_pipeline.stats import Clock, read_stats, stage_stats, write_stats
 
 KEEP_FILE = "keep.parquet"
@@ -37,7 +35,7 @@ def finished_raw_shards(input_folder: str) -> list[int]:
         finished = read_stats(input_folder)
         if finished is not None and finished.get("shards") == 0:
             return []  # the download finished and had nothing to fetch: an empty result, not an error
-        raise shards.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
+        raise io.InputError(f"no finished raw shards (NNNNN.done markers) in {input_folder}")
     return ids
 
 
@@ -62,8 +60,8 @@ def run(
     from wit_pipeline import claim
 
     clock = Clock()
-    input_folder = input_folder or shards.join(output, "raw")
-    output_folder = output_folder or shards.join(output, "dedup")
+    input_folder = io.given_or_under(input_folder, output, "raw")
+    output_folder = io.given_or_under(output_folder, output, "dedup")
     shards.check_finished(input_folder, partial)
     claim.claim(output_folder, {"stage": "dedup", "input": claim.location(input_folder)})
     if engine.name == "beam":
@@ -99,7 +97,8 @@ def dedup_folder(
     """
     started = time.monotonic()
     shard_ids = finished_raw_shards(input_folder)
-    parts, status_counts = [], Counter()
+    parts: list[DedupRows] = []
+    status_counts: Counter[str] = Counter()
     for shard_id in shard_ids:
         rows, counts = read_shard_rows(input_folder, shard_id)
         parts.append(rows)
@@ -202,16 +201,13 @@ def result_tables(rows: DedupRows, result: DedupResult) -> tuple[pa.Table, pa.Ta
     return keep, cluster_table
 
 
-def tables_from_decisions(decisions: list[tuple]) -> tuple[pa.Table, pa.Table]:
-    """The keep and cluster tables from (uid, shard, survivor uid, distance, status, size) rows.
-
-    The row-by-row engines (Beam) end here; `size` is the row's cluster size (0 for overlaps).
-    """
-    keep = [{"uid": d[0], "shard": d[1]} for d in decisions if d[4] == schema.OK]
+def tables_from_decisions(decisions: list[Decision]) -> tuple[pa.Table, pa.Table]:
+    """The keep and cluster tables from every row's Decision: the row-by-row engines (Beam) end here."""
+    keep = [{"uid": d.uid, "shard": d.shard} for d in decisions if d.status == schema.OK]
     listed = [
-        {"uid": d[0], "shard": d[1], "cluster": d[2], "distance": d[3], "status": d[4]}
+        {"uid": d.uid, "shard": d.shard, "cluster": d.survivor, "distance": d.distance, "status": d.status}
         for d in decisions
-        if d[5] >= 2 or d[4] == "eval_overlap"
+        if d.cluster_size >= 2 or d.status == "eval_overlap"
     ]
     return (
         pa.Table.from_pylist(keep, schema=schema.KEEP_SCHEMA),
@@ -267,14 +263,14 @@ def summarise(
 def write_outputs(output_folder: str, keep: pa.Table, cluster_table: pa.Table, stats: dict) -> dict:
     """Sort and write the three outputs; the stats go last, as the stage's completion mark.
     Returns the stats as written (a uid repeated across raw shards is counted there)."""
-    shards.makedirs(output_folder)
+    io.makedirs(output_folder)
     keep, repeated = _one_row_per_uid(keep)
     if repeated:
         stats = stats | {"kept": keep.num_rows, "repeated_uids": repeated}
     cluster_table = cluster_table.sort_by([("cluster", "ascending"), ("uid", "ascending")])
-    _write_table(shards.join(output_folder, KEEP_FILE), keep)
-    _write_table(shards.join(output_folder, CLUSTERS_FILE), cluster_table)
-    shards.write_atomic(shards.join(output_folder, STATS_FILE), shards.json_bytes(stats))
+    io.write_table(io.join(output_folder, KEEP_FILE), keep)
+    io.write_table(io.join(output_folder, CLUSTERS_FILE), cluster_table)
+    io.write_json(io.join(output_folder, STATS_FILE), stats)
     return stats
 
 
@@ -286,14 +282,3 @@ def _one_row_per_uid(keep: pa.Table) -> tuple[pa.Table, int]:
     uids = keep["uid"].to_numpy(zero_copy_only=False)
     first = np.r_[True, uids[1:] != uids[:-1]] if len(uids) else np.zeros(0, bool)
     return keep.filter(pa.array(first)), int(len(uids) - first.sum())
-
-
-def _write_table(path: str, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    shards.write_atomic(path, buffer.getvalue())
-
-
-def read_keep(path: str) -> pa.Table:
-    """The keep list written by dedup: uid and raw shard of every survivor."""
-    return shards.read_parquet(path, columns=["uid", "shard"])

@@ -21,9 +21,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass
 
-import fsspec
-
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DownloadConfig
 from wit_pipeline.download.fetch import FetchResult, fetch
 from wit_pipeline.download.hashing import phash_stored, sha256_hex
@@ -52,12 +50,12 @@ def download_shard(task: DownloadTask) -> dict:
     extra = task.source.extra_columns(task.shard) if hasattr(task.source, "extra_columns") else {}
     out_schema = schema.with_extra_columns(schema.RAW_SCHEMA, extra)
     name = shards.shard_name(task.shard.shard_id)
-    tar_path = shards.join(task.output_dir, f"{name}.tar")
-    with shards.TarSampleWriter(tar_path) as tar:
+    pattern = io.join(task.output_dir, f"%0{shards.SHARD_DIGITS}d.tar")
+    with shards.ShardWriter(pattern, start=task.shard.shard_id) as tar:
         for index, image in _process_rows(rows, task.config):
             _store(rows[index], image, tar, task.config.resize.encode_format, out_schema)
     shards.write_parquet(
-        shards.join(task.output_dir, f"{name}.parquet"), [_schema_row(r, out_schema) for r in rows], out_schema
+        io.join(task.output_dir, f"{name}.parquet"), [_schema_row(r, out_schema) for r in rows], out_schema
     )
     stats = _stats(task.shard.shard_id, rows, tar, time.monotonic() - started)
     shards.mark_done(task.output_dir, task.shard.shard_id, stats)
@@ -124,8 +122,9 @@ def _process_one(row: dict, config: DownloadConfig, resizer) -> dict:
         fetched = _fetch_row(row, config)
         if fetched.status != schema.OK:
             return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
-        header = check_image(fetched.data, config.fetch.max_pixels)
-        image = resizer(fetched.data, header)
+        data = fetched.data or b""  # an ok fetch always has its body
+        header = check_image(data, config.fetch.max_pixels)
+        image = resizer(data, header)
         return {
             "status": schema.OK,
             "error": None,
@@ -181,17 +180,16 @@ def path_under_root(path: str, root: str) -> str | None:
 def _read_local(path: str, config: DownloadConfig) -> FetchResult:
     """An image already on disk (COCO with --image-root): read it under the same byte cap."""
     try:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        if fs.size(fs_path) > config.fetch.max_bytes:
+        if io.size(path) > config.fetch.max_bytes:
             return FetchResult(None, "too_large_bytes", f"{path} is larger than {config.fetch.max_bytes} bytes")
-        return FetchResult(fs.cat_file(fs_path), schema.OK)
+        return FetchResult(io.read_bytes(path), schema.OK)
     except FileNotFoundError:
         return FetchResult(None, "file_not_found", f"no such image file: {path}")
     except OSError as err:
         return FetchResult(None, "file_not_found", f"cannot read image file {path}: {err}")
 
 
-def _store(row: dict, result: dict, tar: shards.TarSampleWriter, extension: str, out_schema) -> None:
+def _store(row: dict, result: dict, tar: shards.ShardWriter, extension: str, out_schema) -> None:
     data = result.pop("data", None)
     row.update(result)
     if row["status"] != schema.OK:
@@ -204,7 +202,7 @@ def _schema_row(row: dict, out_schema) -> dict:
     return {name: row.get(name) for name in out_schema.names}
 
 
-def _stats(shard_id: int, rows: list[dict], tar: shards.TarSampleWriter, seconds: float) -> dict:
+def _stats(shard_id: int, rows: list[dict], tar: shards.ShardWriter, seconds: float) -> dict:
     statuses = Counter(row["status"] for row in rows)
     return {
         "shard": shards.shard_name(shard_id),

@@ -1,10 +1,11 @@
-"""The download stage on any engine: plan shards, run them, sum their stats."""
+"""The download stage on any engine: `plan_tasks` claims OUT/raw and makes one task per input
+shard, `run` runs them (download/shard.py holds the unit of work) and sums their stats."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from wit_pipeline import claim, shards
+from wit_pipeline import claim, io, shards
 from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
 from wit_pipeline.sources.urls import UrlListSource
@@ -12,7 +13,7 @@ from wit_pipeline.stats import Clock, stage_stats, write_stats
 
 
 def raw_dir(output: str) -> str:
-    return shards.join(output, "raw")
+    return io.join(output, "raw")
 
 
 def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: DownloadConfig) -> list[DownloadTask]:
@@ -30,37 +31,32 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
             "compute_phash": config.compute_phash,
         },
     )
-    source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
+    source = UrlListSource(input_path, url_config, staging_dir=io.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
         # An empty list the user gave is most likely the wrong file; an earlier stage that kept
         # nothing is a result (its stats say why), and the chain goes on with no shard.
         if not tasks and not is_stage_folder(input_path):
-            raise shards.InputError(f"{input_path}: no rows to download (the list is empty)")
-    except shards.InputError:
+            raise io.InputError(f"{input_path}: no rows to download (the list is empty)")
+    except io.InputError:
         claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
         raise
-    shards.write_atomic(
-        shards.join(out, "config.json"),
-        shards.json_bytes(
-            {
-                "stage": "download",
-                "input": input_path,
-                shards.PLANNED_SHARDS: len(tasks),
-                "url_list": to_dict(url_config),
-                "download": to_dict(config),
-            }
-        ),
+    io.write_json(
+        io.join(out, "config.json"),
+        {
+            "stage": "download",
+            "input": input_path,
+            shards.PLANNED_SHARDS: len(tasks),
+            "url_list": to_dict(url_config),
+            "download": to_dict(config),
+        },
     )
     return tasks
 
 
 def is_stage_folder(path: str) -> bool:
     """Whether `path` is a folder a wit stage wrote (it holds that stage's run.json)."""
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(shards.join(path, shards.RUN_FILE))
-    return fs.exists(fs_path)
+    return io.exists(io.join(path, claim.RUN_FILE))
 
 
 def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:
@@ -81,7 +77,9 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
     totals = summarise(results)
     config = {}
     if tasks:
-        config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
+        source = tasks[0].source  # the stage plans a UrlListSource (plan_tasks)
+        url_list = to_dict(source.config) if isinstance(source, UrlListSource) else None
+        config = {"download": to_dict(tasks[0].config), "url_list": url_list}
     stats = stage_stats(
         "download",
         engine.name,
@@ -98,8 +96,8 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
 
 def summarise(results) -> dict:
     """Add up per-shard stats into the stage's totals."""
-    totals = Counter()
-    statuses = Counter()
+    totals: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
     shard_count = skipped = 0
     for result in results:
         shard_count += 1

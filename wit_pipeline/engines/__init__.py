@@ -6,7 +6,7 @@ A stage is library code that calls two things on an `Engine`:
   work each) and return its results to the driver, in task order. Results are small stats dicts;
   the shard's real output is files the function wrote, with a completion marker written last.
 - `group_by(emit, tasks, reduce)`: the engine's own global group-by, for the stages whose
-  algorithm is one (ingest's exact (url, caption) dedup, dedup's pHash band buckets): `emit(task)`
+  algorithm is one (ingest's drop of repeated (url, caption) pairs, dedup's pHash band buckets): `emit(task)`
   yields (key, value) pairs, every key's values meet in one `reduce(key, values)` call, and the
   items it yields come back to the driver. Values arrive in no particular order: `reduce` sorts.
 
@@ -97,11 +97,11 @@ def worker_storage_error(err: BaseException) -> Exception | None:
 
     Spark and Beam report a worker's exception as text inside their own error; a full disk or
     an unwritable folder on a worker then reaches the user as the same one line as locally:
-    `shards.OutputError` (raised where wit writes, naming the file) or a bare OSError.
+    `io.OutputError` (raised where wit writes, naming the file) or a bare OSError.
     """
     output_error = _WORKER_OUTPUT_ERROR.search(str(err))
     if output_error is not None:
-        from wit_pipeline.shards import OutputError
+        from wit_pipeline.io import OutputError
 
         return OutputError(output_error.group(1).strip())
     match = _WORKER_OS_ERROR.search(str(err))
@@ -125,7 +125,7 @@ def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable
     groups: dict = {}
     for key, value in pairs:
         groups.setdefault(key, []).append(value)
-    out = []
+    out: list = []
     for key in sorted(groups):
         out.extend(reduce(key, groups[key]))
     return out

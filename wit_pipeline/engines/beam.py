@@ -20,6 +20,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -34,8 +35,8 @@ class BeamEngine:
     def __init__(self, beam_args=(), local_workers: int = 2):
         self.beam_args = list(beam_args or [])
         self.local_workers = max(1, int(local_workers))
-        self._local_temp = None
-        self.last_result = None  # the PipelineResult of the last run: metrics, for tests
+        self._local_temp: str | None = None
+        self.last_result: Any = None  # the PipelineResult of the last run: metrics, for tests
 
     def options(self):
         from beam_jobs.options import pipeline_options

@@ -48,7 +48,7 @@ def _emitted(emit, task) -> list[tuple]:
 
 
 def map_shards(
-    shard_fn: Callable[[Any], dict],
+    shard_fn: Callable[[Any], Any],
     tasks: Iterable[Any],
     processes: int = 1,
     desc: str = "shards",

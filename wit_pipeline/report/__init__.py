@@ -15,12 +15,11 @@ import json
 import platform
 from importlib import metadata, resources
 
-import fsspec
 import numpy as np
 
-from wit_pipeline import shards
+from wit_pipeline import io
 from wit_pipeline.report import collect, plots
-from wit_pipeline.report.stats import STAGE_FOLDERS, funnel_line, read_funnel, read_json, stage_folder
+from wit_pipeline.report.stats import STAGE_FOLDERS, funnel_line, read_funnel, stage_folder
 
 REPORT_FILE = "report.html"
 SEED = 0
@@ -44,19 +43,18 @@ __all__ = ["build_report", "funnel_line", "read_funnel", "write_report"]
 
 def write_report(output: str) -> str:
     """Write `OUT/report.html` for the run folder `output`; returns its path."""
-    path = shards.join(output, REPORT_FILE)
-    shards.write_atomic(path, build_report(output).encode("utf-8"))
+    path = io.join(output, REPORT_FILE)
+    io.write_atomic(path, build_report(output).encode("utf-8"))
     return path
 
 
 def build_report(output: str) -> str:
     """The report page for the run folder `output`, as HTML text."""
-    fs, fs_path = fsspec.core.url_to_fs(output)
-    if not fs.isdir(fs_path):
-        raise shards.InputError(f"{output} is not a folder; give the run folder (the --output of the stages)")
+    if not io.is_dir(output):
+        raise io.InputError(f"{output} is not a folder; give the run folder (the --output of the stages)")
     funnel = read_funnel(output)
     if not any(funnel.values()):
-        raise shards.InputError(
+        raise io.InputError(
             f"{output} holds no finished stage (no stats of ingest, balance, download, "
             f"dedup or reshard); run a stage first"
         )
@@ -153,10 +151,10 @@ def stage_configs(output: str) -> list[tuple[str, str]]:
     for stage in STAGE_FOLDERS:
         folder = stage_folder(output, stage)
         for name in ("run.json", "config.json"):
-            content = read_json(shards.join(folder, name))
+            content = io.read_json(io.join(folder, name))
             if content is not None:
                 found.append((f"{STAGE_FOLDERS[stage]}/{name}", json.dumps(content, indent=2, sort_keys=True)))
-    manifest = read_json(shards.join(stage_folder(output, "reshard"), "manifest.json"))
+    manifest = io.read_json(io.join(stage_folder(output, "reshard"), "manifest.json"))
     if manifest is not None:
         manifest["shards"] = f"{len(manifest.get('shards', []))} shards (listed in the file)"
         found.append(("final/manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str)))

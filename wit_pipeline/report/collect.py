@@ -8,9 +8,9 @@ text and thumbnails. Sampling uses a fixed seed: the same folder gives the same 
 from __future__ import annotations
 
 import base64
-import io
 import re
 from collections import Counter
+from io import BytesIO
 from urllib.parse import urlsplit
 
 import fsspec
@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
-from wit_pipeline.report.stats import read_json, stage_folder
+from wit_pipeline import io, schema, shards
+from wit_pipeline.report.stats import stage_folder
 
 THUMBNAIL_PIXELS = 112
 SAMPLE_GRID = 24
@@ -38,35 +38,31 @@ _SHARD_PARQUET = re.compile(r"^(\d{5,})\.parquet$")
 
 def list_files(folder: str, pattern: re.Pattern) -> list[str]:
     """Paths in `folder` whose name matches `pattern`, sorted; empty when the folder is missing."""
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not fs.exists(path):
-        return []
-    names = sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
-    return [shards.join(folder, name) for name in names if pattern.match(name)]
+    return [io.join(folder, name) for name in io.names(folder) if pattern.match(name)]
 
 
 def text_parts(output: str, stage: str) -> tuple[list[str], list[str]]:
     """(kept parts, dropped parts) of a text stage (ingest or balance)."""
     folder = stage_folder(output, stage)
-    return list_files(folder, _PART), list_files(shards.join(folder, "dropped"), _PART)
+    return list_files(folder, _PART), list_files(io.join(folder, "dropped"), _PART)
 
 
 def shard_sidecars(folder: str) -> dict[int, str]:
     """Finished shards' Parquet sidecars by shard id (a shard without its marker is not read)."""
     done = set(shards.finished_shards(folder))
     found = {}
-    for path in list_files(folder, _SHARD_PARQUET):
-        shard_id = int(_SHARD_PARQUET.match(path.rsplit("/", 1)[-1]).group(1))
-        if shard_id in done:
-            found[shard_id] = path
+    for name in io.names(folder):
+        match = _SHARD_PARQUET.match(name)
+        if match and int(match.group(1)) in done:
+            found[int(match.group(1))] = io.join(folder, name)
     return found
 
 
-def read_columns(paths, columns: list[str]) -> pa.Table | None:
+def read_columns(paths, columns: list[str]) -> pa.Table:
     """The named columns of several Parquet files as one table (columns a file lacks are null)."""
-    tables = []
+    tables = [pa.table({name: pa.nulls(0) for name in columns})]  # no file: no row
     for path in paths:
-        fs, fs_path = fsspec.core.url_to_fs(path)
+        fs, fs_path = io.fs_path(path)
         with fs.open(fs_path, "rb") as f:
             file = pq.ParquetFile(f)
             present = [c for c in columns if c in file.schema_arrow.names]
@@ -75,7 +71,7 @@ def read_columns(paths, columns: list[str]) -> pa.Table | None:
             if name not in table.column_names:
                 table = table.append_column(name, pa.nulls(table.num_rows))  # null type: merges with any
         tables.append(table.select(columns))
-    return pa.concat_tables(tables, promote_options="permissive") if tables else None
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 # ---- histograms
@@ -114,11 +110,10 @@ def text_section(output: str) -> dict | None:
 
 
 def entries_section(output: str) -> dict | None:
-    path = shards.join(stage_folder(output, "balance"), "entry_counts.parquet")
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not fs.exists(fs_path):
+    path = io.join(stage_folder(output, "balance"), "entry_counts.parquet")
+    if not io.exists(path):
         return None
-    table = shards.read_parquet(path)
+    table = io.read_parquet(path)
     before = table["count_before"].to_numpy()
     after = table["count_after"].to_numpy()
     texts = table["text"].to_pylist() if "text" in table.column_names else [None] * len(before)
@@ -136,7 +131,7 @@ def entries_section(output: str) -> dict | None:
 
 
 def _balance_t(output: str) -> int | None:
-    found = read_json(shards.join(stage_folder(output, "balance"), "stats.json")) or {}
+    found = io.read_json(io.join(stage_folder(output, "balance"), "stats.json")) or {}
     return (found.get("config") or {}).get("t")
 
 
@@ -163,11 +158,10 @@ def top_entries(by: np.ndarray, other: np.ndarray, texts: list) -> list[dict]:
 
 def entry_texts(output: str, ids: set[int]) -> dict[int, str]:
     """The strings of the given query-list entries, from balance's entry_counts.parquet."""
-    path = shards.join(stage_folder(output, "balance"), "entry_counts.parquet")
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not ids or not fs.exists(fs_path):
+    path = io.join(stage_folder(output, "balance"), "entry_counts.parquet")
+    if not ids or not io.exists(path):
         return {}
-    table = shards.read_parquet(path, columns=["entry", "text"])
+    table = io.read_parquet(path, columns=["entry", "text"])
     table = table.filter(pc.is_in(table["entry"], pa.array(sorted(ids), pa.int32())))
     return dict(zip(table["entry"].to_pylist(), table["text"].to_pylist(), strict=True))
 
@@ -264,13 +258,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
 # ---- thumbnails
 
 
-def thumbnails(folder: str, wanted: dict[int, set[str]]) -> dict[str, str]:
+def thumbnails(folder: str, wanted: dict[int, set[str]]) -> dict[str, str | None]:
     """Downscaled JPEG data URIs of the wanted samples, by uid: {shard id: uids} in `folder`'s tars."""
     found = {}
     for shard_id, uids in sorted(wanted.items()):
         if not uids:
             continue
-        tar_path = shards.join(folder, f"{shards.shard_name(shard_id)}.tar")
+        tar_path = io.join(folder, f"{shards.shard_name(shard_id)}.tar")
         for key, members in shards.iter_tar(tar_path):
             if key in uids:
                 image = next((members[e] for e in IMAGE_EXTENSIONS if e in members), None)
@@ -284,11 +278,11 @@ def thumbnail_uri(data: bytes) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=70)
+        with Image.open(BytesIO(data)) as image:
+            rgb = image.convert("RGB")
+            rgb.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+            buffer = BytesIO()
+            rgb.save(buffer, format="JPEG", quality=70)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -299,11 +293,10 @@ def thumbnail_uri(data: bytes) -> str | None:
 
 def dedup_section(output: str, totals: dict | None) -> dict | None:
     folder = stage_folder(output, "dedup")
-    path = shards.join(folder, "clusters.parquet")
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if totals is None or not fs.exists(fs_path):
+    path = io.join(folder, "clusters.parquet")
+    if totals is None or not io.exists(path):
         return None
-    clusters = shards.read_parquet(path)
+    clusters = io.read_parquet(path)
     members = clusters.filter(pc.is_valid(clusters["cluster"]))
     sizes = members.group_by("cluster").aggregate([("uid", "count"), ("distance", "max")])
     size_counts = Counter(sizes["uid_count"].to_pylist())
@@ -354,9 +347,7 @@ def kept_samples(output: str, rng: np.random.Generator) -> tuple[str, list[dict]
 
 
 def _rows(path: str) -> int:
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "rb") as f:
-        return pq.ParquetFile(f).metadata.num_rows
+    return io.parquet_rows(path)
 
 
 def _pick(indices: np.ndarray, count: int, rng: np.random.Generator) -> list[int]:

@@ -12,11 +12,7 @@ written, extras included.
 
 from __future__ import annotations
 
-import json
-
-import fsspec
-
-from wit_pipeline import shards
+from wit_pipeline import io
 from wit_pipeline.stats import STATS_FILE
 
 # The funnel's order, and the folder of OUT that each stage writes.
@@ -29,21 +25,13 @@ STAGE_FOLDERS: dict[str, str] = {
 }
 
 
-def read_json(path: str) -> dict | None:
-    """A JSON file's content, or None when it does not exist."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not fs.exists(fs_path):
-        return None
-    return json.loads(fs.cat_file(fs_path))
-
-
 def stage_folder(output: str, stage: str) -> str:
-    return shards.join(output, STAGE_FOLDERS[stage])
+    return io.join(output, STAGE_FOLDERS[stage])
 
 
 def read_stage_stats(output: str, stage: str) -> dict | None:
     """The totals of `stage` in the run folder `output`, in the funnel's shape; None if it has not run."""
-    found = read_json(shards.join(stage_folder(output, stage), STATS_FILE))
+    found = io.read_json(io.join(stage_folder(output, stage), STATS_FILE))
     if found is None:
         return None
     shape = {

@@ -26,20 +26,17 @@ engine and rerun. The cost is one extra copy of the kept samples on disk, remove
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import re
 from dataclasses import dataclass
+from io import BytesIO
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import ReshardConfig, to_dict
-from wit_pipeline.dedup.rows import fixed_width_bytes
+from wit_pipeline.dedup.decisions import fixed_width_bytes
 from wit_pipeline.stats import PROVENANCE, STATS_FILE, Clock, stage_stats, write_stats
 
 ROUTING_FOLDER = "_routing"
@@ -98,13 +95,13 @@ def plan(keep: pa.Table, raw_folder: str, output_folder: str, config: ReshardCon
     uids = fixed_width_bytes(keep["uid"], 32, "keep list uid")
     raw_shard = keep["shard"].to_numpy().astype(np.int64) if keep.num_rows else np.zeros(0, np.int64)
     if len(np.unique(uids)) != len(uids):
-        raise shards.InputError("the keep list names a uid twice; rerun dedup")
+        raise io.InputError("the keep list names a uid twice; rerun dedup")
     by_uid = np.argsort(uids, kind="stable")
     # A permutation of the uid-sorted list: it depends on the set of uids and the seed only.
     order = by_uid[np.random.default_rng(config.seed).permutation(len(uids))]
     position = np.empty(len(uids), dtype=np.int64)
     position[order] = np.arange(len(uids))
-    routing_folder = shards.join(output_folder, ROUTING_FOLDER)
+    routing_folder = io.join(output_folder, ROUTING_FOLDER)
     route_tasks = []
     for shard_id in np.unique(raw_shard):
         members = raw_shard == shard_id
@@ -128,29 +125,29 @@ def assemble_tasks(route_results: list[dict], final_shards: list[FinalShard], ou
 
 
 def routing_path(routing_folder: str, raw_shard: int) -> str:
-    return shards.join(routing_folder, f"{shards.shard_name(raw_shard)}.arrows")
+    return io.join(routing_folder, f"{shards.shard_name(raw_shard)}.arrows")
 
 
 def route_shard(task: RouteTask) -> dict:
     """Write the raw shard's kept samples, sorted by final position, to its routing file."""
     name = shards.shard_name(task.raw_shard)
-    sidecar = shards.read_parquet(shards.join(task.raw_folder, f"{name}.parquet"))
+    sidecar = io.read_parquet(io.join(task.raw_folder, f"{name}.parquet"))
     wanted = pa.array(task.uids.astype(str))
     sidecar = sidecar.filter(pc.is_in(sidecar["uid"], value_set=wanted))
     position_of = dict(zip(task.uids.astype(str).tolist(), task.positions.tolist(), strict=True))
     members: dict[str, list] = {}
-    for key, sample in shards.iter_tar(shards.join(task.raw_folder, f"{name}.tar")):
+    for key, sample in shards.iter_tar(io.join(task.raw_folder, f"{name}.tar")):
         if key in position_of:
             members[key] = [{"ext": ext, "data": data} for ext, data in sample.items()]
     _check_hashes(name, sidecar, members)
     missing = sorted(set(position_of) - set(members) | set(position_of) - set(sidecar["uid"].to_pylist()))
     if missing:
-        raise shards.InputError(
+        raise io.InputError(
             f"raw shard {name} lacks {len(missing)} kept samples (first {missing[0]}): "
             "the keep list does not match the raw shards; rerun dedup"
         )
     if sidecar.num_rows != len(position_of):
-        raise shards.InputError(f"raw shard {name}: a kept uid appears twice in its sidecar")
+        raise io.InputError(f"raw shard {name}: a kept uid appears twice in its sidecar")
     uid_list = sidecar["uid"].to_pylist()
     routed = sidecar.append_column(POSITION, pa.array([position_of[u] for u in uid_list], pa.int64()))
     routed = routed.append_column(MEMBERS, pa.array([members[u] for u in uid_list], MEMBER_TYPE))
@@ -176,7 +173,7 @@ def _check_hashes(name: str, sidecar: pa.Table, members: dict[str, list]) -> Non
         and hashlib.sha256(member["data"]).hexdigest() != expected[uid]
     )
     if bad:
-        raise shards.InputError(
+        raise io.InputError(
             f"raw shard {name}: {len(bad)} stored image(s) do not match their sha256 (first {bad[0]}): the tar is "
             f"corrupted; delete {name}.done, rerun `wit download` to fetch the shard again, then rerun dedup"
         )
@@ -188,13 +185,14 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
     Returns {final shard: (offset, length, rows)}.
     """
     final_of_row = routed[POSITION].to_numpy() // samples_per_shard
-    starts = np.flatnonzero(np.r_[True, final_of_row[1:] != final_of_row[:-1]]) if len(final_of_row) else []
-    bounds = list(starts) + [routed.num_rows]
-    pieces, offset = {}, 0
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with shards.writing(path), fs.open(fs_path, "wb") as f:
+    starts = np.flatnonzero(np.r_[True, final_of_row[1:] != final_of_row[:-1]]) if len(final_of_row) else ()
+    bounds = [int(start) for start in starts] + [routed.num_rows]
+    pieces: dict[int, tuple[int, int, int]] = {}
+    offset = 0
+    fs, fs_path = io.fs_path(path)
+    with io.writing(path), fs.open(fs_path, "wb") as f:
         for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
-            buffer = io.BytesIO()
+            buffer = BytesIO()
             with pa.ipc.new_stream(buffer, routed.schema) as stream:
                 stream.write_table(routed.slice(begin, end - begin))
             data = buffer.getvalue()
@@ -207,24 +205,24 @@ def _write_pieces(path: str, routed: pa.Table, samples_per_shard: int) -> dict[i
 def assemble_shard(task: AssembleTask) -> dict:
     """Write one final shard: its samples in position order, tar and sidecar."""
     parts = [_read_piece(piece) for piece in task.pieces]
-    table = pa.concat_tables(parts).sort_by(POSITION) if parts else None
-    found = 0 if table is None else table.num_rows
-    if found != task.final.count:
+    found = sum(part.num_rows for part in parts)
+    if not parts or found != task.final.count:
         raise RuntimeError(f"final shard {task.final.shard_id}: routed {found} samples, planned {task.final.count}")
+    table = pa.concat_tables(parts).sort_by(POSITION)
     name = shards.shard_name(task.final.shard_id)
-    tar_path = shards.join(task.output_folder, f"{name}.tar")
-    with shards.TarSampleWriter(tar_path) as tar:
+    pattern = io.join(task.output_folder, f"%0{shards.SHARD_DIGITS}d.tar")
+    with shards.ShardWriter(pattern, start=task.final.shard_id) as tar:
         for uid, members in zip(table["uid"].to_pylist(), table[MEMBERS].to_pylist(), strict=True):
             tar.write(uid, {member["ext"]: member["data"] for member in members})
     sidecar = table.drop_columns([POSITION, MEMBERS])
-    _write_parquet(shards.join(task.output_folder, f"{name}.parquet"), sidecar)
+    io.write_table(io.join(task.output_folder, f"{name}.parquet"), sidecar)
     stats = shard_facts(task.output_folder, task.final.shard_id, table.num_rows)
     shards.mark_done(task.output_folder, task.final.shard_id, stats)
     return stats
 
 
 def _read_piece(piece: Piece) -> pa.Table:
-    fs, fs_path = fsspec.core.url_to_fs(piece.path)
+    fs, fs_path = io.fs_path(piece.path)
     with fs.open(fs_path, "rb") as f:
         f.seek(piece.offset)
         data = f.read(piece.length)
@@ -236,43 +234,30 @@ def shard_facts(folder: str, shard_id: int, samples: int) -> dict:
     name = shards.shard_name(shard_id)
     facts = {"shard": name, "samples": samples}
     for ext in ("tar", "parquet"):
-        fs, path = fsspec.core.url_to_fs(shards.join(folder, f"{name}.{ext}"))
-        facts[f"{ext}_bytes"] = fs.size(path)
-    facts["tar_sha256"] = _sha256_file(shards.join(folder, f"{name}.tar"))
+        facts[f"{ext}_bytes"] = io.size(io.join(folder, f"{name}.{ext}"))
+    facts["tar_sha256"] = _sha256_file(io.join(folder, f"{name}.tar"))
     return facts
 
 
 def _sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with fsspec.open(path, "rb") as f:
+    fs, fs_path = io.fs_path(path)
+    with fs.open(fs_path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _write_parquet(path: str, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    shards.write_atomic(path, buffer.getvalue())
-
-
 def clear_output(output_folder: str) -> None:
     """Remove the final shards and manifest of an earlier run: reshard rewrites the folder whole."""
-    fs, root = fsspec.core.url_to_fs(output_folder)
-    if not fs.exists(root):
-        return
-    for entry in fs.ls(root, detail=False):
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
+    for name in io.names(output_folder):
         if _FINAL_FILE.match(name) or name in (MANIFEST, STATS_FILE, "README.md"):
-            fs.rm(entry)
-    if fs.exists(shards.join(root, ROUTING_FOLDER)):
-        fs.rm(shards.join(root, ROUTING_FOLDER), recursive=True)
+            io.remove(io.join(output_folder, name))
+    remove_routing(output_folder)
 
 
 def remove_routing(output_folder: str) -> None:
-    fs, root = fsspec.core.url_to_fs(shards.join(output_folder, ROUTING_FOLDER))
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+    io.remove(io.join(output_folder, ROUTING_FOLDER), recursive=True)
 
 
 def stage_configs(out_folders: dict[str, str]) -> dict:
@@ -281,14 +266,12 @@ def stage_configs(out_folders: dict[str, str]) -> dict:
     `out_folders` maps a stage name to its folder; each stage's `config.json`, `run.json` and
     `stats.json` (its totals, configuration and provenance) are read when present.
     """
-    found = {}
+    found: dict[str, dict] = {}
     for stage_name, folder in out_folders.items():
         for file_name in ("config.json", "run.json", STATS_FILE):
-            path = shards.join(folder, file_name)
-            fs, fs_path = fsspec.core.url_to_fs(path)
-            if fs.exists(fs_path):
-                with fs.open(fs_path, "rb") as f:
-                    found.setdefault(stage_name, {})[file_name] = json.load(f)
+            content = io.read_json(io.join(folder, file_name))
+            if content is not None:
+                found.setdefault(stage_name, {})[file_name] = content
         totals = _shard_stats_totals(folder)
         if totals:
             found.setdefault(stage_name, {})["shard_stats_total"] = totals
@@ -340,7 +323,7 @@ def write_manifest(
     from wit_pipeline.dataset_card import write_dataset_card
 
     write_dataset_card(output_folder, manifest)  # so `datasets.load_dataset(folder)` reads the tars
-    shards.write_atomic(shards.join(output_folder, MANIFEST), shards.json_bytes(manifest))
+    io.write_json(io.join(output_folder, MANIFEST), manifest)
     return manifest
 
 
@@ -364,21 +347,21 @@ def run(
     from wit_pipeline import claim
 
     clock = Clock()
-    input_folder = input_folder or shards.join(output, "raw")
-    keep_path = keep_path or shards.join(output, "dedup/keep.parquet")
-    output_folder = output_folder or shards.join(output, "final")
+    input_folder = io.given_or_under(input_folder, output, "raw")
+    keep_path = io.given_or_under(keep_path, output, "dedup/keep.parquet")
+    output_folder = io.given_or_under(output_folder, output, "final")
     shards.check_finished(input_folder, partial)
     # Reshard rewrites its folder whole: only ever a folder it made from the same raw shards.
     claim.claim(
         output_folder, {"stage": "reshard", "input": claim.location(input_folder), "keep": claim.location(keep_path)}
     )
     if stage_folders is None and output is not None:
-        stage_folders = {name: shards.join(output, name) for name in ("ingest", "balance", "dedup")}
+        stage_folders = {name: io.join(output, name) for name in ("ingest", "balance", "dedup")}
         stage_folders["download"] = input_folder
-    keep = shards.read_parquet(keep_path, columns=["uid", "shard"])
+    keep = io.read_parquet(keep_path, columns=["uid", "shard"])
     the_plan = plan(keep, input_folder, output_folder, config)
     clear_output(output_folder)
-    shards.makedirs(shards.join(output_folder, ROUTING_FOLDER))
+    io.makedirs(io.join(output_folder, ROUTING_FOLDER))
     routed = engine.map_shards(route_shard, the_plan.route_tasks, desc="reshard: route", unit_key=None)
     tasks = assemble_tasks(routed, the_plan.final_shards, output_folder)
     facts = engine.map_shards(assemble_shard, tasks, desc="reshard: assemble", unit_key="samples")

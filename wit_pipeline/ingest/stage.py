@@ -1,9 +1,10 @@
-"""The ingest stage (text part): source records in, candidate pairs out, every row accounted for.
+"""The ingest stage: source records in, candidate pairs out, every row accounted for.
 
-Per source shard: read records, run the text stage on each (normalise, filter, language ID, query
+`plan` claims OUT/ingest and makes one task per source shard; `run` runs them on any engine.
+Per source shard: read records, run the caption processor on each (normalise, filter, language ID, query
 match), write `OUT/ingest/part-NNNNN.parquet` (rows with status `ok`) and
 `OUT/ingest/dropped/part-NNNNN.parquet` (every other row, with its status), then the shard's stats
-and completion marker. After all shards, exact dedup of (url, caption) runs globally: a uid keyed
+and completion marker. After all shards, `drop_repeated_pairs` runs globally: a uid keyed
 on exactly that pair is kept at its first occurrence by (shard id, row index); later occurrences
 move to `OUT/ingest/dropped/duplicate-NNNNN.parquet` with status `duplicate` (the engine's group-by
 by uid). Every engine writes the same files; `stats.json` holds the totals.
@@ -13,38 +14,36 @@ from __future__ import annotations
 
 import collections
 import functools
-import io
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline import claim, schema, shards
+from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.config import IngestConfig, to_dict
 from wit_pipeline.sources.base import Source, SourceShard
-from wit_pipeline.stats import Clock, stage_stats, write_stats
-from wit_pipeline.text.pipeline import TextStage
+from wit_pipeline.stats import Clock, add_counts, stage_stats, write_stats
+from wit_pipeline.text.processor import CaptionProcessor
 
 STAGE = "ingest"
 
 
 def ingest_folder(output: str) -> str:
-    return shards.join(output, STAGE)
+    return io.join(output, STAGE)
 
 
 def part_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"part-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"part-{shards.shard_name(shard_id)}.parquet")
 
 
 def dropped_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"dropped/part-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"dropped/part-{shards.shard_name(shard_id)}.parquet")
 
 
 def duplicates_path(folder: str, shard_id: int) -> str:
-    return shards.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
+    return io.join(folder, f"dropped/duplicate-{shards.shard_name(shard_id)}.parquet")
 
 
 def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
@@ -61,19 +60,21 @@ def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
 TEXT_BATCH = 4096
 
 
-def process_records(stage: TextStage, records: Iterable[dict], extra: tuple[str, ...] = ()) -> Iterator[dict]:
-    """Rows of the text stage, one per record, in order: TEXT_SCHEMA columns plus `extra`.
+def process_records(
+    processor: CaptionProcessor, records: Iterable[dict], extra: tuple[str, ...] = ()
+) -> Iterator[dict]:
+    """Rows of the caption processor, one per record, in order: TEXT_SCHEMA columns plus `extra`.
 
-    Records go through the stage in batches (one language-ID call each). A record the stage fails
+    Records go through the processor in batches (one language-ID call each). A record it fails
     on becomes a row with status `internal_error` and its traceback, so one odd caption never
     loses a shard: a failing batch is redone record by record to find it.
     """
     names = schema.TEXT_SCHEMA.names + [name for name in extra if name not in schema.TEXT_SCHEMA.names]
     for batch in _batches(records, TEXT_BATCH):
         try:
-            rows = stage.process_many(batch)
+            rows = processor.process_many(batch)
         except Exception:  # noqa: BLE001 - isolated below, record by record
-            rows = [_process_or_record_failure(stage, record) for record in batch]
+            rows = [_process_or_record_failure(processor, record) for record in batch]
         for row in rows:
             yield {name: row.get(name) for name in names}
 
@@ -89,9 +90,9 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _process_or_record_failure(stage: TextStage, record: dict) -> dict:
+def _process_or_record_failure(processor: CaptionProcessor, record: dict) -> dict:
     try:
-        return stage.process(record)
+        return processor.process(record)
     except Exception:  # noqa: BLE001 - recorded on the row, counted in the stats
         row = schema.empty_row(schema.TEXT_SCHEMA)
         row.update(record)
@@ -109,16 +110,9 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
     return table
 
 
-def write_table_atomic(path: str, table: pa.Table) -> None:
-    """One Parquet file that readers see whole or not at all."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    shards.write_atomic(path, buffer.getvalue())
-
-
 def write_part(path: str, rows: list[dict]) -> None:
-    shards.makedirs(path.rsplit("/", 1)[0])
-    write_table_atomic(path, rows_to_table(rows))
+    io.makedirs(path.rsplit("/", 1)[0])
+    io.write_table(path, rows_to_table(rows))
 
 
 def status_counts(rows: Iterable[dict]) -> dict[str, int]:
@@ -136,7 +130,7 @@ class IngestTask:
 
 
 def ingest_shard(task: IngestTask) -> dict:
-    """Run the text stage over one shard and write its parts, stats and marker (marker last).
+    """Run the caption processor over one shard and write its parts, stats and marker (marker last).
 
     A shard with a marker is skipped: its stats are returned as they were written.
     """
@@ -144,9 +138,9 @@ def ingest_shard(task: IngestTask) -> dict:
     shard_id = task.shard.shard_id
     if shards.is_done(folder, shard_id):
         return shards.read_stats(folder, shard_id) | {"skipped": True}
-    stage = TextStage(task.config).load()
+    processor = CaptionProcessor(task.config).load()
     extra = extra_column_names(task.source, task.shard)
-    rows = list(process_records(stage, task.source.read(task.shard), extra))
+    rows = list(process_records(processor, task.source.read(task.shard), extra))
     write_part(part_path(folder, shard_id), [row for row in rows if row["status"] == schema.OK])
     write_part(dropped_path(folder, shard_id), [row for row in rows if row["status"] != schema.OK])
     stats = {"shard": shard_id, "rows": len(rows), "statuses": status_counts(rows)}
@@ -156,7 +150,7 @@ def ingest_shard(task: IngestTask) -> dict:
 
 def uid_occurrences(folder: str, shard_id: int) -> Iterator[tuple[str, tuple[int, int]]]:
     """(uid, (shard id, row index)) for every row of a finished part: the dedup group-by's input."""
-    uids = shards.read_parquet(part_path(folder, shard_id), columns=["uid"]).column("uid").to_pylist()
+    uids = io.read_parquet(part_path(folder, shard_id), columns=["uid"]).column("uid").to_pylist()
     for index, uid in enumerate(uids):
         yield uid, (shard_id, index)
 
@@ -180,7 +174,7 @@ def move_duplicates(task: DuplicatesTask) -> dict:
     run resumes correctly: a rewritten part has no duplicates left (the first occurrence of a
     uid is never moved), and its duplicates file stays.
     """
-    table = shards.read_parquet(part_path(task.folder, task.shard_id))
+    table = io.read_parquet(part_path(task.folder, task.shard_id))
     flags = [False] * len(table)
     for index in task.rows:
         flags[index] = True
@@ -191,14 +185,14 @@ def move_duplicates(task: DuplicatesTask) -> dict:
         schema.TEXT_SCHEMA.field("status"),
         pa.array(["duplicate"] * len(duplicates), pa.string()),
     )
-    shards.makedirs(shards.join(task.folder, "dropped"))
-    write_table_atomic(duplicates_path(task.folder, task.shard_id), duplicates)
-    write_table_atomic(part_path(task.folder, task.shard_id), table.filter(pc.invert(mask)))
+    io.makedirs(io.join(task.folder, "dropped"))
+    io.write_table(duplicates_path(task.folder, task.shard_id), duplicates)
+    io.write_table(part_path(task.folder, task.shard_id), table.filter(pc.invert(mask)))
     return {"shard": task.shard_id, "duplicates": len(duplicates)}
 
 
-def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
-    """Global exact dedup of (url, caption) over finished parts; returns the duplicate count.
+def drop_repeated_pairs(engine, folder: str, shard_ids: list[int]) -> int:
+    """Drop repeated (url, caption) pairs across all finished parts; returns how many were dropped.
 
     The engine's group-by meets every occurrence of a uid; the first by (shard id, row index)
     stays, the others move out, part by part. On the local engine the uids meet in one process
@@ -216,14 +210,8 @@ def dedup_parts(engine, folder: str, shard_ids: list[int]) -> int:
 
 
 def count_duplicates(folder: str, shard_ids: list[int]) -> int:
-    import fsspec
-
-    total = 0
-    for shard_id in shard_ids:
-        fs, path = fsspec.core.url_to_fs(duplicates_path(folder, shard_id))
-        if fs.exists(path):
-            total += pq.ParquetFile(fs.open(path, "rb")).metadata.num_rows
-    return total
+    paths = [duplicates_path(folder, shard_id) for shard_id in shard_ids]
+    return sum(io.parquet_rows(path) for path in paths if io.exists(path))
 
 
 def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -> dict:
@@ -242,10 +230,14 @@ def summarise(statuses: dict[str, int], duplicates: int, config: IngestConfig) -
     }
 
 
-def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
-    for key, value in counts.items():
-        total[key] = total.get(key, 0) + value
-    return total
+def plan(source: Source, output: str, config: IngestConfig) -> list[IngestTask]:
+    """One task per source shard, in source order, once OUT/ingest is claimed for this input."""
+    claim_output(source, output, config)
+    try:
+        return [IngestTask(source, shard, output, config) for shard in source.shards()]
+    except io.InputError:
+        claim.abandon(ingest_folder(output))  # nothing was ingested: a corrected rerun starts afresh
+        raise
 
 
 def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
@@ -255,17 +247,12 @@ def run(engine, output: str, config: IngestConfig, *, source: Source) -> dict:
     """
     clock = Clock()
     folder = ingest_folder(output)
-    claim_output(source, output, config)
-    try:
-        tasks = [IngestTask(source, shard, output, config) for shard in source.shards()]
-    except shards.InputError:
-        claim.abandon(folder)  # nothing was ingested: a corrected rerun (another column, say) starts afresh
-        raise
-    shards.makedirs(shards.join(folder, "dropped"))
+    tasks = plan(source, output, config)
+    io.makedirs(io.join(folder, "dropped"))
     statuses: dict[str, int] = {}
     for result in engine.map_shards(ingest_shard, tasks, desc=STAGE, unit_key="rows"):
         add_counts(statuses, result["statuses"])
-    duplicates = dedup_parts(engine, folder, [task.shard.shard_id for task in tasks])
+    duplicates = drop_repeated_pairs(engine, folder, [task.shard.shard_id for task in tasks])
     summary = summarise(statuses, duplicates, config)
     return write_stats(
         folder,
@@ -294,6 +281,13 @@ def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
     return {origin: rows for origin, (rows, unread) in totals.items() if rows and rows == unread}
 
 
+def _as_dict(value) -> dict | None:
+    import dataclasses
+
+    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return dataclasses.asdict(value) if is_instance else None
+
+
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses
@@ -305,7 +299,7 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
             "stage": STAGE,
             "source": getattr(source, "name", type(source).__name__),
             "inputs": getattr(source, "paths", None),
-            "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
+            "source_config": _as_dict(source_config),
             "ingest": dataclasses.asdict(config),
         },
     )

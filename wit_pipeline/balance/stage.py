@@ -6,6 +6,9 @@ of any of its entries falls below that entry's p. The draw for (uid, entry) is a
 (seed, uid, entry) - a splitmix64 hash chain, mapped to [0, 1) - so the kept set is the same on
 every engine, partitioning and rerun, and needs no shared random state.
 
+`plan` claims OUT/balance and lists ingest's parts; `run` makes two passes over them on any engine
+(count every entry's matches, then select each part's pairs).
+
 Output: `OUT/balance/part-NNNNN.parquet` (kept), `OUT/balance/dropped/part-NNNNN.parquet`
 (`not_sampled`, `no_query_match`), `OUT/balance/entry_counts.parquet` (per entry: count before and
 after, p) and `stats.json`.
@@ -23,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wit_pipeline import schema, shards
+from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.config import BalanceConfig, to_dict
-from wit_pipeline.stats import STATS_FILE, Clock, stage_stats, write_stats
+from wit_pipeline.stats import STATS_FILE, Clock, add_counts, stage_stats, write_stats
 
 log = logging.getLogger("wit")
 
@@ -158,22 +161,15 @@ def entry_counts_table(before: np.ndarray, after: np.ndarray, t: int, texts: lis
 
 def ingest_parts(output: str) -> list[tuple[int, str]]:
     """(part id, path) of every kept part of `OUT/ingest`, sorted by id."""
-    import fsspec
-
-    folder = shards.join(output, "ingest")
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not fs.exists(path):
+    folder = io.join(output, "ingest")
+    if not io.exists(folder):
         raise FileNotFoundError(f"no ingest output at {folder}; run `wit ingest` first")
-    parts = []
-    for entry in fs.ls(path, detail=False):
-        match = _PART.match(entry.rstrip("/").rsplit("/", 1)[-1])
-        if match:
-            parts.append((int(match.group(1)), shards.join(folder, match.group(0))))
+    parts = [(int(m.group(1)), io.join(folder, m.group(0))) for m in map(_PART.match, io.names(folder)) if m]
     return sorted(parts)
 
 
 def balance_folder(output: str) -> str:
-    return shards.join(output, STAGE)
+    return io.join(output, STAGE)
 
 
 def read_entry_texts(output: str) -> list[str] | None:
@@ -198,27 +194,20 @@ def _ingest_metadata_path(output: str) -> str | None:
 
 
 def _ingest_match_config(output: str) -> dict | None:
-    import json
-
-    import fsspec
-
     try:
-        with fsspec.open(shards.join(shards.join(output, "ingest"), STATS_FILE), "rt") as f:
-            return json.load(f)["config"]["match"]
-    except (FileNotFoundError, KeyError, ValueError):
+        return io.read_json(io.join(io.join(output, "ingest"), STATS_FILE))["config"]["match"]
+    except (TypeError, KeyError, ValueError):  # not there (None), or not ingest's stats shape
         return None
 
 
 def write_split(folder: str, part_id: int, table: pa.Table, statuses: list[str]) -> dict[str, int]:
     """Write a part's kept rows and its dropped rows (with their status); return status counts."""
-    from wit_pipeline.ingest import write_table_atomic
-
     status_column = pa.array(statuses, pa.string())
     table = table.set_column(table.schema.get_field_index("status"), table.schema.field("status"), status_column)
     keep = pc.equal(status_column, schema.OK)
     name = f"part-{shards.shard_name(part_id)}.parquet"
-    write_table_atomic(shards.join(folder, name), table.filter(keep))
-    write_table_atomic(shards.join(folder, "dropped/" + name), table.filter(pc.invert(keep)))
+    io.write_table(io.join(folder, name), table.filter(keep))
+    io.write_table(io.join(folder, "dropped/" + name), table.filter(pc.invert(keep)))
     counts = pc.value_counts(status_column).to_pylist()
     return {item["values"]: item["counts"] for item in counts}
 
@@ -230,7 +219,7 @@ class CountTask:
 
 def count_part(task: CountTask) -> dict:
     """Entry counts of one ingest part (the first pass)."""
-    table = shards.read_parquet(task.path, columns=["entries"])
+    table = io.read_parquet(task.path, columns=["entries"])
     counts = count_entries(table.column("entries").combine_chunks())
     return {"rows": len(table), "counts": counts}
 
@@ -246,7 +235,7 @@ class SelectTask:
 
 def select_part(task: SelectTask) -> dict:
     """Decide and write one part (the second pass); returns status and kept-entry counts."""
-    table = shards.read_parquet(task.path)
+    table = io.read_parquet(task.path)
     entries = table.column("entries").combine_chunks()
     statuses = select(table.column("uid").to_pylist(), entries, task.p, task.config)
     counts = write_split(balance_folder(task.output), task.part_id, table, statuses)
@@ -284,36 +273,31 @@ def summarise(
     )
 
 
-def write_outputs(
-    output: str,
-    statuses: dict[str, int],
-    before: np.ndarray,
-    after: np.ndarray,
-    config: BalanceConfig,
-    engine_name: str,
-    clock: Clock,
-) -> dict:
+def write_outputs(output: str, before: np.ndarray, after: np.ndarray, t: int, stats: dict) -> dict:
     """entry_counts.parquet and stats.json (written last: the stage's completion mark)."""
-    from wit_pipeline.ingest import write_table_atomic
-
     folder = balance_folder(output)
-    table = entry_counts_table(before, after, config.t, read_entry_texts(output))
-    write_table_atomic(shards.join(folder, ENTRY_COUNTS_FILE), table)
-    return write_stats(folder, summarise(statuses, before, after, config, engine_name, clock))
+    table = entry_counts_table(before, after, t, read_entry_texts(output))
+    io.write_table(io.join(folder, ENTRY_COUNTS_FILE), table)
+    return write_stats(folder, stats)
 
 
-def run(engine, output: str, config: BalanceConfig) -> dict:
-    """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
-    from wit_pipeline import claim
-    from wit_pipeline.ingest import add_counts
-
-    clock = Clock()
-    claim.claim(balance_folder(output), {"stage": "balance", "input": claim.location(shards.join(output, "ingest"))})
+def plan(output: str, config: BalanceConfig) -> tuple[list[tuple[int, str]], BalanceConfig]:
+    """The ingest parts to balance (id, path) and the settings they are balanced with, once
+    OUT/balance is claimed; an ingest without a query list keeps every pair."""
+    claim.claim(balance_folder(output), {"stage": "balance", "input": claim.location(io.join(output, "ingest"))})
     parts = ingest_parts(output)
     if not config.keep_unmatched and ingest_ran_without_query_list(output):
         log.warning("balance: ingest ran without a query list (--metadata): every pair is kept")
         config = dataclasses.replace(config, keep_unmatched=True)
-    shards.makedirs(shards.join(balance_folder(output), "dropped"))
+    return parts, config
+
+
+def run(engine, output: str, config: BalanceConfig) -> dict:
+    """Balance `OUT/ingest` into `OUT/balance` on any engine: a count pass, then a select pass."""
+
+    clock = Clock()
+    parts, config = plan(output, config)
+    io.makedirs(io.join(balance_folder(output), "dropped"))
     before = np.zeros(0, np.int64)
     for result in engine.map_shards(
         count_part, [CountTask(path) for _, path in parts], desc="balance: count", unit_key=None
@@ -326,4 +310,5 @@ def run(engine, output: str, config: BalanceConfig) -> dict:
     for result in engine.map_shards(select_part, tasks, desc="balance: select", unit_key="rows"):
         add_counts(statuses, result["statuses"])
         after = add_dense(after, result["counts_after"])
-    return write_outputs(output, statuses, before, after, config, engine.name, clock)
+    stats = summarise(statuses, before, after, config, engine.name, clock)
+    return write_outputs(output, before, after, config.t, stats)

@@ -1,4 +1,5 @@
-"""The columns dedup needs, as compact numpy arrays, and the per-row decisions made on them.
+"""Dedup's decisions: which rows are exact or near duplicates, or overlap the evaluation set, and
+which row of each cluster survives; made on the few columns dedup needs, as compact numpy arrays.
 
 Dedup reads only the Parquet sidecars, and only five columns of them. Ten million rows fit in
 about 1.3 GB as fixed-width arrays (uid 32 bytes, sha256 64 bytes, pHash, area, shard), where
@@ -8,12 +9,13 @@ Python strings would take several times that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wit_pipeline import schema, shards
+from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import bands, clusters
 
@@ -57,8 +59,8 @@ _ROW_FIELDS = ["uid", "shard", "sha256", "phash", "has_phash", "area"]
 
 def read_shard_rows(folder: str, shard_id: int) -> tuple[DedupRows, dict[str, int]]:
     """The `ok` rows of one raw shard's sidecar, and the count of its rows per status."""
-    path = shards.join(folder, f"{shards.shard_name(shard_id)}.parquet")
-    table = shards.read_parquet(path, columns=DEDUP_COLUMNS)
+    path = io.join(folder, f"{shards.shard_name(shard_id)}.parquet")
+    table = io.read_parquet(path, columns=DEDUP_COLUMNS)
     status_counts = {
         str(entry["values"]): int(entry["counts"]) for entry in pc.value_counts(table["status"]).to_pylist()
     }
@@ -89,7 +91,7 @@ def fixed_width_bytes(column: pa.ChunkedArray, width: int, what: str) -> np.ndar
     bad = pc.and_(pc.is_valid(lengths), pc.not_equal(lengths, width))
     if pc.any(bad).as_py():
         example = array.filter(bad)[0].as_py()
-        raise shards.InputError(f"{what}: expected {width}-character values, found {example!r}")
+        raise io.InputError(f"{what}: expected {width}-character values, found {example!r}")
     if len(array) == 0:
         return np.zeros(0, f"S{width}")
     # Every value is now exactly `width` bytes, so the data buffer is one S<width> array.
@@ -116,7 +118,7 @@ def hex_to_uint64(values: np.ndarray) -> np.ndarray:
     empty = values == b""
     digits[empty] = 0
     if (digits == 255).any():
-        raise shards.InputError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
+        raise io.InputError(f"not a 16-digit hex pHash: {values[(digits == 255).any(axis=1)][0]!r}")
     weights = np.uint64(16) ** np.arange(15, -1, -1, dtype=np.uint64)
     return (digits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
@@ -240,30 +242,48 @@ def _nodes(rows: DedupRows, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return node, distinct_hashes
 
 
-def decide_cluster(members: list[tuple]) -> list[tuple]:
-    """The per-row decisions of one cluster, row by row (the Beam engine's path).
+class DedupRecord(NamedTuple):
+    """One `ok` row as the row-by-row engines (Beam) carry it."""
 
-    `members` are (uid, shard, sha256, phash int or None, area) tuples; returns
-    (uid, shard, survivor uid, distance, status) tuples. Same rule as `dedup_rows`.
-    """
-    survivor = min(members, key=lambda row: clusters.survivor_key(row[4], row[0]))
-    _, _, survivor_sha, survivor_phash, _ = survivor
+    uid: str
+    shard: int
+    sha256: str  # "" when missing
+    phash: int | None
+    area: int  # original width x height; 0 when unknown
+
+
+class Decision(NamedTuple):
+    """What dedup decided for one row: kept (`ok`, its own survivor) or dropped, and why."""
+
+    uid: str
+    shard: int
+    survivor: str | None  # the uid kept for its cluster; None for an eval overlap
+    distance: int  # Hamming distance of its pHash to the survivor's (or the nearest eval image's)
+    status: str  # ok, exact_duplicate, near_duplicate or eval_overlap
+    cluster_size: int = 0  # rows in its cluster (0 for an eval overlap)
+
+
+def decide_cluster(members: list[DedupRecord]) -> list[Decision]:
+    """The decisions of one cluster's rows, row by row (the Beam engine's path): the same rule
+    as `dedup_rows`. `cluster_size` is left for the caller, which knows the whole cluster."""
+    survivor = min(members, key=lambda row: clusters.survivor_key(row.area, row.uid))
     decisions = []
-    for uid, shard, sha, phash, _area in members:
-        if uid == survivor[0]:
-            decisions.append((uid, shard, uid, 0, schema.OK))
+    for row in members:
+        if row.uid == survivor.uid:
+            decisions.append(Decision(row.uid, row.shard, row.uid, 0, schema.OK))
             continue
-        status = "exact_duplicate" if sha and sha == survivor_sha else "near_duplicate"
-        both_hashed = phash is not None and survivor_phash is not None
-        distance = bin(phash ^ survivor_phash).count("1") if both_hashed else 0
-        decisions.append((uid, shard, survivor[0], distance, status))
+        status = "exact_duplicate" if row.sha256 and row.sha256 == survivor.sha256 else "near_duplicate"
+        distance = 0
+        if row.phash is not None and survivor.phash is not None:
+            distance = bin(row.phash ^ survivor.phash).count("1")
+        decisions.append(Decision(row.uid, row.shard, survivor.uid, distance, status))
     return decisions
 
 
-def records(rows: DedupRows) -> list[tuple]:
-    """(uid, shard, sha256, phash int or None, area) per row, for the row-by-row engines."""
+def records(rows: DedupRows) -> list[DedupRecord]:
+    """Every row as a DedupRecord, for the row-by-row engines."""
     return [
-        (uid.decode(), int(shard), sha.decode(), int(phash) if has else None, int(area))
+        DedupRecord(uid.decode(), int(shard), sha.decode(), int(phash) if has else None, int(area))
         for uid, shard, sha, phash, has, area in zip(
             rows.uid, rows.shard, rows.sha256, rows.phash, rows.has_phash, rows.area, strict=True
         )

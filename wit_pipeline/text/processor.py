@@ -1,29 +1,31 @@
-"""The text stage applied to one record: normalise, filter, identify the language, match queries.
+"""Ingest's work on one record: normalise the caption, filter, identify the language, match queries.
 
-`TextStage` holds only its config, so it pickles cheaply; `load()` fetches the fastText model and
+`CaptionProcessor` holds only its config, so it pickles cheaply; `load()` fetches the fastText model and
 the query automaton from their per-process caches. The local engine and Beam's `DoFn.setup()` call
 the same `load()`, and then `process(record)` for each record.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from wit_pipeline import schema
 from wit_pipeline.config import IngestConfig
 from wit_pipeline.filters import apply_filters
 from wit_pipeline.text import langid
-from wit_pipeline.text.matching import load_matcher
+from wit_pipeline.text.matching import Matcher, load_matcher
 from wit_pipeline.text.normalise import normalise_record
 
 ENGLISH = "en"
 
 
-class TextStage:
+class CaptionProcessor:
     """Turns a source record into a TEXT_SCHEMA row carrying its status (`ok` or a drop reason)."""
 
     def __init__(self, config: IngestConfig):
         self.config = config
-        self._model = None
-        self._matcher = None
+        self._model: Any = None  # the fastText model, loaded by load()
+        self._matcher: Matcher | None = None
 
     def __getstate__(self):
         # Ship the config only: each worker loads (or reuses) the model and automaton itself.
@@ -32,7 +34,7 @@ class TextStage:
     def __setstate__(self, state):
         self.__init__(state["config"])
 
-    def load(self) -> TextStage:
+    def load(self) -> CaptionProcessor:
         """Load the language model and the query automaton (cached per process); idempotent."""
         if self._model is None:
             self._model = langid.load_model(self.config.lang.model_path)
