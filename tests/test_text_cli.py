@@ -87,7 +87,8 @@ def test_url_list_source_when_it_lands(tmp_path):
     from conftest import TEST_DATA
 
     from wit_pipeline import ingest
-    from wit_pipeline.config import IngestConfig, UrlListConfig
+    from wit_pipeline.config import IngestConfig
+    from wit_pipeline.sources.urls import UrlListConfig
 
     source = urls.UrlListSource(
         str(TEST_DATA / "text/laion_3000.parquet"),

@@ -15,11 +15,12 @@ from netproxy import HttpsImageServer, Proxy, self_signed_certificate
 from test_download import A, B, fast_config, read_rows
 
 from wit_pipeline import schema
-from wit_pipeline.config import FetchConfig, UrlListConfig
+from wit_pipeline.config import FetchConfig
 from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.sources.urls import UrlListConfig
 
 LOCAL_JPEG = COCO_IMAGES / B  # a real image on disk, different from the served one (A)
 SECRET = "/etc/passwd"

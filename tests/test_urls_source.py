@@ -9,8 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.config import UrlListConfig
-from wit_pipeline.sources.urls import InputError, UrlListSource
+from wit_pipeline.sources.urls import InputError, UrlListConfig, UrlListSource
 
 ROWS = [{"URL": f"http://example.com/{i}.jpg", "TEXT": f"caption {i}", "id": str(i)} for i in range(25)]
 

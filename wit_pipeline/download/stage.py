@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from wit_pipeline import claim, shards
-from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
+from wit_pipeline.config import DownloadConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
-from wit_pipeline.sources.urls import UrlListSource
+from wit_pipeline.sources.urls import UrlListConfig, UrlListSource
 from wit_pipeline.stats import Clock, stage_stats, write_stats
 
 

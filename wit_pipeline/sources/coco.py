@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import fsspec
 import ijson
 
-from wit_pipeline.config import CocoConfig, field_default
+from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -37,6 +37,23 @@ from wit_pipeline.sources.files import (
 NAME = "coco"
 _CHUNK = 1 << 16
 _JSON_ERRORS = (ijson.JSONError, ijson.IncompleteJSONError) + READ_ERRORS
+
+
+@dataclass(frozen=True)
+class CocoConfig:
+    """How to read COCO caption files (`captions_*.json`)."""
+
+    # each: one pair per caption; first: the image's first caption in file order; join: all of an
+    # image's captions in one caption, in file order, each ended with a full stop.
+    captions: str = "each"
+    url_field: str = "coco_url"
+    # Local mode: the folder holding the images' `file_name`s; the download stage reads them from
+    # there instead of fetching, while `url` stays the canonical address, so uids do not change.
+    image_root: str | None = None
+
+    def __post_init__(self):
+        require_choice("coco captions", self.captions, ("each", "first", "join"))
+        require_choice("coco url_field", self.url_field, ("coco_url", "flickr_url"))
 
 
 @dataclass(frozen=True)

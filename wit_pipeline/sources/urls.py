@@ -15,6 +15,7 @@ import json
 import sys
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
@@ -22,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
-from wit_pipeline.config import IMG2DATASET_CAPTION_COLS, IMG2DATASET_URL_COLS, UrlListConfig, field_default
+from wit_pipeline.config import ConfigError, field_default
 from wit_pipeline.sources.base import SourceShard, make_record
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
@@ -33,6 +34,27 @@ _CARRIED = [f.name for f in schema.TEXT_SCHEMA if f.name not in ("uid", "url", "
 
 # The input cannot be read as a URL list: the shared input error, reported in one line.
 InputError = shards.InputError
+
+# img2dataset's column spellings, accepted when the user leaves --url-col / --caption-col alone.
+IMG2DATASET_URL_COLS = ("url", "URL")
+IMG2DATASET_CAPTION_COLS = ("caption", "TEXT", "text")
+
+
+@dataclass(frozen=True)
+class UrlListConfig:
+    """How to read a URL+caption list (img2dataset-compatible column names)."""
+
+    url_col: str = "url"
+    caption_col: str = "caption"
+    keep_cols: tuple[str, ...] = ()
+    # Rows per shard: the unit of download work, as img2dataset's number_sample_per_shard.
+    shard_size: int = 10_000
+    # Input format: None infers it from the file name (.parquet, .csv, .tsv, .jsonl, with .gz).
+    input_format: str | None = None
+
+    def __post_init__(self):
+        if self.shard_size <= 0:
+            raise ConfigError("shard_size must be positive")
 
 
 def infer_format(path: str) -> str:

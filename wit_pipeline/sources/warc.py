@@ -13,13 +13,14 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from wit_pipeline.config import WarcConfig, field_default
+from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -35,6 +36,17 @@ _WARC_ERRORS = READ_ERRORS + (ArchiveLoadFailed,)
 # <meta charset="x"> and <meta http-equiv="Content-Type" content="text/html; charset=x">: a byte
 # scan of the page's head, as the HTML spec's encoding prescan does before any parsing.
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class WarcConfig:
+    """How to turn the HTML responses of a WARC file into (img src, alt) pairs."""
+
+    # src: the <img src>; largest: the largest srcset candidate (by w, else x descriptor), src if none.
+    srcset: str = "src"
+
+    def __post_init__(self):
+        require_choice("srcset", self.srcset, ("src", "largest"))
 
 
 def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator[dict]:

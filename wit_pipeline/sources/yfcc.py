@@ -15,11 +15,12 @@ Text fields are URL-encoded with `+` for spaces; descriptions may hold HTML. Vid
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
-from wit_pipeline.config import YfccConfig, field_default
+from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.filters.natural_title import why_not_natural
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
@@ -42,6 +43,18 @@ FIELDS_23 = (
 )  # fmt: skip
 FIELDS_25 = ("line_number", "photo_id", "photo_hash") + FIELDS_23[1:]
 _LAYOUTS = {len(FIELDS_23): FIELDS_23, len(FIELDS_25): FIELDS_25}
+
+
+@dataclass(frozen=True)
+class YfccConfig:
+    """How to read YFCC100M metadata (23-field official TSV, or the 25-field line-number + hash variant)."""
+
+    # title | description | both. `both` leaves out a part that is not natural language (a camera
+    # file name, a date) and joins the rest: CLIP kept "titles and/or descriptions".
+    caption: str = "both"
+
+    def __post_init__(self):
+        require_choice("yfcc caption", self.caption, ("title", "description", "both"))
 
 
 class YfccSource:
