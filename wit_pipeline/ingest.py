@@ -48,12 +48,11 @@ def duplicates_path(folder: str, shard_id: int) -> str:
 
 
 def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
-    """The user columns a source carries for this shard (`--keep-cols`), if it declares any.
+    """The user columns a source carries for this shard (`--keep-cols`, see `Source.extra_columns`).
 
     Other keys a source puts on its records (bookkeeping such as a row index) are not written.
     """
-    extra_columns = getattr(source, "extra_columns", None)
-    return tuple(extra_columns(shard)) if extra_columns is not None else ()
+    return tuple(source.extra_columns(shard))
 
 
 # Records per language-ID batch: large enough that the per-call overhead vanishes, small enough
@@ -298,14 +297,4 @@ def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses
 
-    source_config = getattr(source, "config", None)
-    claim.claim(
-        ingest_folder(output),
-        {
-            "stage": STAGE,
-            "source": getattr(source, "name", type(source).__name__),
-            "inputs": getattr(source, "paths", None),
-            "source_config": dataclasses.asdict(source_config) if dataclasses.is_dataclass(source_config) else None,
-            "ingest": dataclasses.asdict(config),
-        },
-    )
+    claim.claim(ingest_folder(output), {"stage": STAGE, **source.identity(), "ingest": dataclasses.asdict(config)})

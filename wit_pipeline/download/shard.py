@@ -49,7 +49,7 @@ def download_shard(task: DownloadTask) -> dict:
     started = time.monotonic()
     rows = list(task.source.read(task.shard))
     _mark_duplicate_uids(rows)
-    extra = task.source.extra_columns(task.shard) if hasattr(task.source, "extra_columns") else {}
+    extra = task.source.extra_columns(task.shard)
     out_schema = schema.with_extra_columns(schema.RAW_SCHEMA, extra)
     name = shards.shard_name(task.shard.shard_id)
     tar_path = shards.join(task.output_dir, f"{name}.tar")

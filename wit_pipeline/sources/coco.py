@@ -27,9 +27,9 @@ from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
+    FileSource,
     format_license,
     http_url_or_none,
-    one_shard_per_file,
     open_input,
     unreadable_input_record,
 )
@@ -80,17 +80,12 @@ class _Collector:
         self._index += 1
 
 
-class CocoSource:
+class CocoSource(FileSource):
     """The COCO captions source (`--source coco`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: CocoConfig = CocoConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = CocoConfig()
+    config: CocoConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The records of one caption file: pairs in annotation order (`each`) or image order."""

@@ -14,7 +14,7 @@ import io
 import json
 import sys
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import fsspec
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from wit_pipeline import schema, shards
 from wit_pipeline.config import ConfigError, field_default
 from wit_pipeline.sources.base import SourceShard, make_record
+from wit_pipeline.sources.files import FileSource
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _STAGING_DONE = "_SUCCESS"
@@ -111,14 +112,15 @@ def validate_pair(url, caption) -> tuple[str, str | None]:
     return schema.OK, None
 
 
-class UrlListSource:
+class UrlListSource(FileSource):
     """A URL+caption list as a wit source: `shards()` plans the work, `read()` streams one shard."""
 
     name = "urls"
+    default_config = UrlListConfig()
+    config: UrlListConfig
 
-    def __init__(self, paths: str | list[str], config: UrlListConfig = UrlListConfig(), staging_dir: str | None = None):
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
-        self.config = config
+    def __init__(self, paths: str | Sequence[str], config: UrlListConfig | None = None, staging_dir: str | None = None):
+        super().__init__(paths, config)
         # Where text-format inputs are staged as Parquet shards (kept, so that reruns reuse them).
         self.staging_dir = staging_dir
 

@@ -24,8 +24,8 @@ from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
+    FileSource,
     http_url_or_none,
-    one_shard_per_file,
     open_input,
     unreadable_input_record,
 )
@@ -72,17 +72,12 @@ def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator
             yield unreadable_input_record(source_name, path, f"{kind} record {number + 1}", err)
 
 
-class WarcSource:
+class WarcSource(FileSource):
     """The Common Crawl WARC source (`--source warc`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: WarcConfig = WarcConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = WarcConfig()
+    config: WarcConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The pairs of every HTML response in one WARC file, in file and document order."""

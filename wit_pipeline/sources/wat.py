@@ -17,23 +17,16 @@ from collections.abc import Iterator
 from urllib.parse import urljoin
 
 from wit_pipeline.sources.base import SourceShard, make_record
-from wit_pipeline.sources.files import one_shard_per_file
+from wit_pipeline.sources.files import FileSource
 from wit_pipeline.sources.warc import pair_record, read_archive
 
 NAME = "wat"
 
 
-class WatSource:
+class WatSource(FileSource):
     """The Common Crawl WAT source (`--source wat`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config=None):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The image links with alt text of every HTML response described in one WAT file."""

@@ -24,10 +24,10 @@ from wit_pipeline.config import field_default, require_choice
 from wit_pipeline.filters.natural_title import why_not_natural
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
+    FileSource,
     format_license,
     http_url_or_none,
     iter_lines,
-    one_shard_per_file,
     unreadable_input_record,
 )
 
@@ -57,17 +57,12 @@ class YfccConfig:
         require_choice("yfcc caption", self.caption, ("title", "description", "both"))
 
 
-class YfccSource:
+class YfccSource(FileSource):
     """The YFCC100M metadata source (`--source yfcc`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: YfccConfig = YfccConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = YfccConfig()
+    config: YfccConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """One record per line: a photo, a video (`not_an_image`) or a malformed line."""
