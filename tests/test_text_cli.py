@@ -109,7 +109,7 @@ def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
     """`wit ingest --source urls` on the real LAION file (skipped until the registry has `urls`)."""
     from conftest import TEST_DATA
 
-    from wit_pipeline.commands.ingest import source_names
+    from wit_pipeline.commands.source_flags import source_names
 
     if "urls" not in source_names():
         pytest.skip("wit_pipeline.sources.SOURCES has no 'urls' source on this branch")

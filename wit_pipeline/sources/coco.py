@@ -15,7 +15,6 @@ uid of a pair is the same with or without local images.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import fsspec
 import ijson
 
-from wit_pipeline.config import field_default, require_choice
+from wit_pipeline.config import require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -197,37 +196,6 @@ class CocoSource(FileSource):
             raise FileNotFoundError(f"image root {self.config.image_root!r} is not a folder")
         return frozenset(posixpath.relpath(name, root) for name in fs.find(root))
 
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The COCO flags of `wit ingest`."""
-        parser.add_argument(
-            "--coco-captions",
-            choices=("each", "first", "join"),
-            default=field_default(CocoConfig, "captions"),
-            help="COCO: a pair per caption, the image's first caption, or all joined",
-        )
-        parser.add_argument(
-            "--coco-url-field",
-            choices=("coco_url", "flickr_url"),
-            default=field_default(CocoConfig, "url_field"),
-            help="COCO: which image URL becomes the pair's url",
-        )
-        parser.add_argument(
-            "--image-root",
-            default=None,
-            metavar="DIR",
-            help="COCO: read images from DIR/<file_name> instead of fetching them",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> CocoSource:
-        config = CocoConfig(
-            captions=args.coco_captions, url_field=args.coco_url_field, image_root=_absolute(args.image_root)
-        )
-        return cls(paths, config)
-
 
 def _image_from_json(index: int, item, url_field: str) -> _Image:
     if not isinstance(item, dict) or not isinstance(item.get("id"), int):
@@ -265,10 +233,3 @@ def join_sentences(texts: list[str]) -> str:
 def _malformed(error: str, caption=None, image_id=None) -> dict:
     caption = caption.strip() if isinstance(caption, str) else None
     return make_record(None, caption, NAME, source_id=image_id, status="malformed_record", error=error)
-
-
-def _absolute(root: str | None) -> str | None:
-    # Records carry image_path to later stages, which may run in another folder or on workers.
-    if root is None or "://" in root:
-        return root
-    return os.path.abspath(root)

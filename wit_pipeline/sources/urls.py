@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
-from wit_pipeline.config import ConfigError, field_default
+from wit_pipeline.config import ConfigError
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource
 
@@ -123,43 +123,6 @@ class UrlListSource(FileSource):
         super().__init__(paths, config)
         # Where text-format inputs are staged as Parquet shards (kept, so that reruns reuse them).
         self.staging_dir = staging_dir
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The URL-list flags, shared by `wit download` and `wit ingest --source urls`."""
-        group = parser.add_argument_group("URL-list input")
-        group.add_argument(
-            "--url-col",
-            default=field_default(UrlListConfig, "url_col"),
-            help="URL column (default url; also accepts img2dataset's URL)",
-        )
-        group.add_argument(
-            "--caption-col",
-            default=field_default(UrlListConfig, "caption_col"),
-            help="caption column (default caption; also accepts img2dataset's TEXT)",
-        )
-        group.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
-        group.add_argument("--input-format", choices=list(FORMATS), help="input format (default: from the file name)")
-        group.add_argument(
-            "--shard-size",
-            type=_positive_int,
-            default=field_default(UrlListConfig, "shard_size"),
-            help="rows per shard (default %(default)s)",
-        )
-
-    @staticmethod
-    def config_from_args(args) -> UrlListConfig:
-        return UrlListConfig(
-            url_col=args.url_col,
-            caption_col=args.caption_col,
-            keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
-            shard_size=args.shard_size,
-            input_format=args.input_format,
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> UrlListSource:
-        return cls(paths, cls.config_from_args(args), staging_dir=shards.join(args.output, "_staging/urls"))
 
     def shards(self) -> list[SourceShard]:
         """Row-range shards of `shard_size` rows, numbered in input order across files."""
@@ -308,12 +271,6 @@ def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
         if name not in table.schema.names and not any(alt in table.schema.names for alt in alternatives):
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table
-
-
-def _positive_int(text: str) -> int:
-    from wit_pipeline.cli import positive_int
-
-    return positive_int(text)
 
 
 def _pick_column(names, wanted, alternatives, what, origin) -> str:

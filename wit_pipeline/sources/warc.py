@@ -20,7 +20,7 @@ from selectolax.lexbor import LexborHTMLParser
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from wit_pipeline.config import field_default, require_choice
+from wit_pipeline.config import require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
@@ -115,22 +115,6 @@ class WarcSource(FileSource):
                 _dimension(attributes.get("width")),
                 _dimension(attributes.get("height")),
             )
-
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The WARC flags of `wit ingest`."""
-        parser.add_argument(
-            "--srcset",
-            choices=("src", "largest"),
-            default=field_default(WarcConfig, "srcset"),
-            help="WARC: the image URL from <img src>, or the largest srcset candidate",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> WarcSource:
-        return cls(paths, WarcConfig(srcset=args.srcset))
 
 
 def pair_record(

@@ -70,16 +70,6 @@ class WatSource(FileSource):
             if alt:
                 yield pair_record(NAME, base_url, str(link.get("url") or "").strip(), alt, page_url, record_id)
 
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """WAT has no flags of its own."""
-
-    @classmethod
-    def from_args(cls, args, paths) -> WatSource:
-        return cls(paths)
-
 
 def _dig(value, *keys):
     """value[k1][k2]... or None where a level is missing or not an object."""

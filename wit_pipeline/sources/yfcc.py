@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
-from wit_pipeline.config import field_default, require_choice
+from wit_pipeline.config import require_choice
 from wit_pipeline.filters.natural_title import why_not_natural
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
@@ -120,22 +120,6 @@ class YfccSource(FileSource):
         parts = [part for part in (title, description) if part]
         natural = [part for part in parts if why_not_natural(part) is None]
         return join_parts(natural or parts) or None
-
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The YFCC flags of `wit ingest`."""
-        parser.add_argument(
-            "--yfcc-caption",
-            choices=("title", "description", "both"),
-            default=field_default(YfccConfig, "caption"),
-            help="YFCC: caption from the title, the description, or both",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> YfccSource:
-        return cls(paths, YfccConfig(caption=args.yfcc_caption))
 
 
 def decode_text(value: str) -> str:
