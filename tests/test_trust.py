@@ -64,6 +64,7 @@ def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, 
     folder = tmp_path / "balance"
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
+    (folder / "run.json").write_text('{"stage": "balance"}')  # a stage folder: read by StageFolderSource
     stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(folder), url_config=UrlListConfig())
     got = read_rows(tmp_path / "out")
     assert {row["status"] for row in got.values()} == {"ok"}

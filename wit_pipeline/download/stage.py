@@ -7,6 +7,8 @@ from collections import Counter
 from wit_pipeline import claim, shards
 from wit_pipeline.config import DownloadConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
+from wit_pipeline.sources.base import Source
+from wit_pipeline.sources.stage_folder import StageFolderSource, is_stage_folder
 from wit_pipeline.sources.urls import UrlListConfig, UrlListSource
 from wit_pipeline.stats import Clock, stage_stats, write_stats
 
@@ -30,7 +32,11 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
             "compute_phash": config.compute_phash,
         },
     )
-    source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
+    source: Source
+    if is_stage_folder(input_path):
+        source = StageFolderSource(input_path, url_config)
+    else:
+        source = UrlListSource(input_path, url_config, staging_dir=shards.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
         # An empty list the user gave is most likely the wrong file; an earlier stage that kept
@@ -53,14 +59,6 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
         ),
     )
     return tasks
-
-
-def is_stage_folder(path: str) -> bool:
-    """Whether `path` is a folder a wit stage wrote (it holds that stage's run.json)."""
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(shards.join(path, shards.RUN_FILE))
-    return fs.exists(fs_path)
 
 
 def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:

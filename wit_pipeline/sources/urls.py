@@ -1,9 +1,12 @@
 """URL lists: Parquet, CSV, TSV and JSONL files (optionally gzip-compressed), or a folder of them.
 
-Column names are configurable and default to img2dataset's conventions. Parquet inputs are split
-into row ranges in place; text formats are streamed once into Parquet shard files under a staging
-folder (as img2dataset does with its feather shards), so that no shard ever needs the whole file
-and every worker can open its own shard directly, gzip or not.
+A list from outside wit (img2dataset's, LAION's, DataComp's, the user's own). Column names are
+configurable and default to img2dataset's conventions; `--keep-cols` names the other columns to
+carry, and a column named after one of wit's pair fields (page_url, license, source_id ...) fills
+that field as data. Parquet inputs are split into row ranges in place; text formats are streamed
+once into Parquet shard files under a staging folder (as img2dataset does with its feather
+shards), so that no shard ever needs the whole file and every worker can open its own shard
+directly, gzip or not. A folder a wit stage wrote is read by `stage_folder.StageFolderSource`.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from wit_pipeline.sources.files import FileSource
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _STAGING_DONE = "_SUCCESS"
-# wit's own columns that a later stage's Parquet output carries and that we keep as they are.
-_CARRIED = [f.name for f in schema.TEXT_SCHEMA if f.name not in ("uid", "url", "caption", "status", "error")]
+# wit's pair fields a list may fill by naming a column after one (page_url, license, source_id ...):
+# taken as data, with wit's type, instead of the values a URL list gives them.
+_PAIR_COLUMNS = [f.name for f in schema.PAIR_FIELDS if f.name not in ("uid", "url", "caption", "status", "error")]
 
 
 # The input cannot be read as a URL list: the shared input error, reported in one line.
@@ -89,10 +93,7 @@ def list_inputs(path: str) -> list[str]:
         files.append(protocol + entry["name"] if protocol and "://" not in entry["name"] else entry["name"])
     if not files:
         raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}")
-    # A stage's output folder holds its rows in part-* files beside tables of another kind
-    # (balance's entry_counts.parquet): read only the parts when there are any.
-    parts = [f for f in files if f.rsplit("/", 1)[-1].startswith("part-")]
-    return parts or files
+    return files
 
 
 def validate_pair(url, caption) -> tuple[str, str | None]:
@@ -132,7 +133,7 @@ class UrlListSource(FileSource):
             parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
             row_offset = 0  # row number within the original file, for provenance
             for parquet_file in parquet_files:
-                rows = _parquet_rows(parquet_file)
+                rows = parquet_rows(parquet_file)
                 columns = _parquet_columns(parquet_file) if rows else []
                 if columns:  # a missing column is the user's to fix: say so before any work starts
                     self._resolve_columns(columns, file)
@@ -144,13 +145,13 @@ class UrlListSource(FileSource):
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         origin, first_row = shard.options if shard.options else (shard.path, shard.start)
-        table = _read_rows(shard.path, shard.start, shard.stop)
+        table = read_rows(shard.path, shard.start, shard.stop)
         if "_wit_error" in table.schema.names:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
         url_col, caption_col = self._resolve_columns(table.schema.names, origin)
-        kept = self._kept_columns(table.schema.names)
-        table = _castable(table, [c for c in _CARRIED if c in table.schema.names])
-        carried = [c for c in _CARRIED if c in table.schema.names]
+        kept = list(self.config.keep_cols)
+        table = _castable(table, [c for c in _PAIR_COLUMNS if c in table.schema.names])
+        carried = [c for c in _PAIR_COLUMNS if c in table.schema.names]
         data = table.select([*dict.fromkeys([url_col, caption_col, *carried, *kept])]).to_pydict()
         urls, url_errors = _text_values(table.column(url_col), "url")
         captions, caption_errors = _text_values(table.column(caption_col), "caption")
@@ -183,16 +184,7 @@ class UrlListSource(FileSource):
         fs, fs_path = fsspec.core.url_to_fs(shard.path)
         with fs.open(fs_path, "rb") as f:
             file_schema = pq.read_schema(f)
-        return {name: file_schema.field(name).type for name in self._kept_columns(file_schema.names)}
-
-    def _kept_columns(self, names: list[str]) -> list[str]:
-        """The user's --keep-cols; for a wit stage's own output (it has uid and status), also every
-        column an earlier stage carried beyond wit's schema, so that they flow on without repeating
-        --keep-cols at each stage."""
-        kept = list(self.config.keep_cols)
-        if "uid" in names and "status" in names:
-            kept += [n for n in names if n not in schema.RAW_SCHEMA.names and n != "_wit_error" and n not in kept]
-        return kept
+        return {name: file_schema.field(name).type for name in self.config.keep_cols}
 
     def _resolve_columns(self, names: list[str], origin: str) -> tuple[str, str]:
         names = [n for n in names if n != "_wit_error"]
@@ -288,7 +280,7 @@ def _safe_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in path.rsplit("/", 1)[-1])[:80]
 
 
-def _parquet_rows(path: str) -> int:
+def parquet_rows(path: str) -> int:
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
         try:
@@ -305,7 +297,7 @@ def _parquet_columns(path: str) -> list[str]:
     return names if "_wit_error" not in names or len(names) > 1 else []
 
 
-def _read_rows(path: str, start: int, stop: int) -> pa.Table:
+def read_rows(path: str, start: int, stop: int) -> pa.Table:
     """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
