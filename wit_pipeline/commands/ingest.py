@@ -104,7 +104,7 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     """Globs expanded (sorted); every path must exist."""
     import fsspec
 
-    paths = []
+    paths: list[str] = []
     for item in inputs:
         fs, path = fsspec.core.url_to_fs(item)
         if any(ch in item for ch in "*?["):

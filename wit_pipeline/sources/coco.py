@@ -59,10 +59,11 @@ class CocoConfig:
 class _Image:
     """What a record needs of one `images` entry; `problem` says why it cannot give pairs."""
 
-    image_id: int
+    image_id: int | None  # None only with a problem: the entry has no integer id
     url: str | None
     file_name: str | None
-    license: str | None
+    # The entry's license id until `_with_license` puts the license's name and URL in its place.
+    license: str | int | None
     problem: str | None = None
 
 
@@ -93,24 +94,24 @@ class CocoSource(FileSource):
         except _JSON_ERRORS as err:
             yield unreadable_input_record(NAME, shard.path, "the images/licenses pass", err)
             return
-        images = {image.image_id: _with_license(image, licenses) for image in images}
+        by_id = {image.image_id: _with_license(image, licenses) for image in images}
         on_disk = self._files_on_disk()
         # each: only which images have a caption; first: the first caption; join: all of them.
         captions: dict[int, list[str]] = {}
         index = 0
         try:
             for index, annotation in enumerate(self._iter_annotations(shard.path)):
-                record = self._annotation_record(index, annotation, images, captions, on_disk)
+                record = self._annotation_record(index, annotation, by_id, captions, on_disk)
                 if record is not None:
                     yield record
         except _JSON_ERRORS as err:
             yield unreadable_input_record(NAME, shard.path, f"the annotations pass, after item {index}", err)
             return
-        yield from self._image_records(images, captions, on_disk)
+        yield from self._image_records(by_id, captions, on_disk)
 
     # -- the two passes -------------------------------------------------------------------------
 
-    def _read_images(self, path: str) -> tuple[list[_Image], dict[int, str]]:
+    def _read_images(self, path: str) -> tuple[list[_Image], dict[int | str, str | None]]:
         url_field = self.config.url_field
         images = _Collector(lambda index, item: _image_from_json(index, item, url_field))
         licenses = _Collector(lambda index, item: item)
@@ -149,7 +150,7 @@ class CocoSource(FileSource):
             texts.append(caption.strip())
         return None
 
-    def _image_records(self, images: dict[int, _Image], captions, on_disk) -> Iterator[dict]:
+    def _image_records(self, images: dict[int | None, _Image], captions, on_disk) -> Iterator[dict]:
         """Per-image records in images order: joined/first captions, and images without any caption."""
         for image_id, image in images.items():
             texts = captions.get(image_id)
@@ -207,7 +208,7 @@ def _image_from_json(index: int, item, url_field: str) -> _Image:
     return _Image(item["id"], http_url_or_none(item.get(url_field)), file_name, license_id, problem)
 
 
-def _license_table(licenses: list) -> dict[int, str]:
+def _license_table(licenses: list) -> dict[int | str, str | None]:
     return {
         entry["id"]: format_license(entry.get("name"), entry.get("url"))
         for entry in licenses
@@ -215,7 +216,7 @@ def _license_table(licenses: list) -> dict[int, str]:
     }
 
 
-def _with_license(image: _Image, licenses: dict[int, str]) -> _Image:
+def _with_license(image: _Image, licenses: dict[int | str, str | None]) -> _Image:
     """The image with its license id replaced by the license's name and URL."""
     license_id = image.license
     if license_id is None:

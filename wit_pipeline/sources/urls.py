@@ -228,7 +228,8 @@ def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
         return column.to_pylist(), [None] * len(column)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        values, errors = [], []
+        values: list[str | None] = []
+        errors: list[str | None] = []
         for raw in column.to_pylist():
             try:
                 values.append(None if raw is None else raw.decode("utf-8"))
@@ -297,11 +298,13 @@ def _parquet_columns(path: str) -> list[str]:
     return names if "_wit_error" not in names or len(names) > 1 else []
 
 
-def read_rows(path: str, start: int, stop: int) -> pa.Table:
-    """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
+def read_rows(path: str, start: int, stop: int | None) -> pa.Table:
+    """Rows [start, stop) of a Parquet file (stop None: to its end), reading only the row groups
+    that hold them."""
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
         parquet = pq.ParquetFile(f)
+        stop = parquet.metadata.num_rows if stop is None else stop
         groups, offset, first = [], 0, None
         for g in range(parquet.num_row_groups):
             n = parquet.metadata.row_group(g).num_rows

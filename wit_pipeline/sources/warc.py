@@ -119,11 +119,11 @@ class WarcSource(FileSource):
 
 def pair_record(
     source: str,
-    base_url: str,
+    base_url: str | None,
     src: str,
     alt: str,
-    page_url: str,
-    record_id: str,
+    page_url: str | None,
+    record_id: str | None,
     width_hint: int | None = None,
     height_hint: int | None = None,
 ) -> dict:
@@ -151,12 +151,12 @@ def pair_record(
     )
 
 
-def resolve_image_url(base_url: str, src: str) -> str | None:
+def resolve_image_url(base_url: str | None, src: str) -> str | None:
     """`src` made absolute against the page (`//host/x` takes the page's scheme); None if not http(s)."""
     if not src or src.lower().startswith("data:"):
         return None
     try:
-        return http_url_or_none(urljoin(base_url, src))
+        return http_url_or_none(urljoin(base_url or "", src))
     except ValueError:  # urljoin rejects some malformed hosts (an unbalanced IPv6 bracket)
         return None
 

@@ -80,9 +80,9 @@ def _dig(value, *keys):
     return value
 
 
-def _base_url(page_url: str, base_href) -> str:
+def _base_url(page_url: str | None, base_href) -> str | None:
     if isinstance(base_href, str) and base_href.strip():
-        return urljoin(page_url, base_href.strip())
+        return urljoin(page_url or "", base_href.strip())
     return page_url
 
 
