@@ -79,7 +79,7 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
     totals = summarise(results)
     config = {}
     if tasks:
-        config = {"download": to_dict(tasks[0].config), "url_list": to_dict(tasks[0].source.config)}
+        config = {"download": to_dict(tasks[0].config), "url_list": tasks[0].source.identity()["source_config"]}
     stats = stage_stats(
         "download",
         engine.name,
