@@ -1,5 +1,8 @@
 """Frozen configuration dataclasses, one per component, and TOML loading.
 
+A source's config (UrlListConfig, CocoConfig, YfccConfig, WarcConfig) lives beside its source in
+`wit_pipeline/sources/`; the flags that fill it are in `wit_pipeline/commands/source_flags.py`.
+
 Library functions take their config object as an argument; only entry points (`wit_pipeline.cli`,
 `beam_jobs`, `bench/`) read files, flags or the environment.
 """

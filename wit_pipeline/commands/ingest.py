@@ -1,4 +1,8 @@
-"""`wit ingest`: a source's records through the text stage into OUT/ingest (kept + dropped parts)."""
+"""`wit ingest`: a source's records through the text stage into OUT/ingest (kept + dropped parts).
+
+The text stage's flags are here; each source's flags, and the source built from them, come from
+`source_flags.py`.
+"""
 
 from __future__ import annotations
 

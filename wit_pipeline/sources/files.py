@@ -1,5 +1,5 @@
-"""Input plumbing shared by the sources: the FileSource base, expand inputs, open them through
-fsspec, stream lines.
+"""What the sources over input files share: the `FileSource` base (paths, config, a shard per
+file), expanding inputs, opening them through fsspec, streaming lines, license and URL helpers.
 
 Every path goes through fsspec, so local paths, `file://`, `gs://`, `s3://` and `http://` inputs all
 work, and `.gz` / `.bz2` are decompressed on the fly from the file name. A stream that fails part-way
