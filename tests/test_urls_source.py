@@ -138,3 +138,16 @@ def test_a_user_list_keeps_only_what_keep_cols_names(tmp_path):
     shard = keeping.shards()[0]
     assert keeping.extra_columns(shard) == {"coco_id": pa.string()}
     assert [r["coco_id"] for r in keeping.read(shard)] == ["42"]
+
+
+def test_a_text_list_is_read_from_staged_parquet_but_named_by_its_own_file(tmp_path):
+    path = write(tmp_path / "list.csv", "csv", ROWS)
+    source = UrlListSource(
+        str(path),
+        UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=10),
+        staging_dir=str(tmp_path / "staging"),
+    )
+    planned = source.shards()
+    assert all(shard.path.startswith(str(tmp_path / "staging")) for shard in planned)
+    assert [source.origin(shard) for shard in planned] == [str(path)] * 3
+    assert [r["source_id"] for r in source.read(planned[2])] == [f"list.csv:{i}" for i in range(20, 25)]

@@ -285,7 +285,7 @@ def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
     for shard in source.shards():
         if not shards.is_done(folder, shard.shard_id):
             continue
-        origin = shard.options[0] if isinstance(shard.options, tuple) and shard.options else shard.path
+        origin = source.origin(shard)
         statuses = shards.read_stats(folder, shard.shard_id)["statuses"]
         counts = totals.setdefault(str(origin), [0, 0])
         counts[0] += sum(statuses.values())

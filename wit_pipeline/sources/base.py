@@ -8,7 +8,7 @@ line is a record too, with status `malformed_record` and an error that says wher
 an exception and never a skip.
 
 `Source` is the whole contract the engines use; a class that subclasses it explicitly gets the
-defaults of `extra_columns` and `identity`. `files.FileSource` adds what a source over input
+defaults of `extra_columns`, `origin` and `identity`. `files.FileSource` adds what a source over input
 files holds: its paths, its config and one shard per file.
 """
 
@@ -52,6 +52,11 @@ class Source(Protocol):
         """The columns beyond the schema that this shard's records carry and the stages keep
         (name: Arrow type). Other keys a source puts on its records are bookkeeping, not written."""
         return {}
+
+    def origin(self, shard: SourceShard) -> str:
+        """The input file the shard's records come from, as the user named it (where a shard is
+        read from a staged copy, the original), for messages about that input."""
+        return shard.path
 
     def identity(self) -> dict[str, Any]:
         """What the run's run.json records of the source: a rerun into the same folder with

@@ -144,7 +144,7 @@ class UrlListSource(FileSource):
         return planned
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
-        origin, first_row = shard.options if shard.options else (shard.path, shard.start)
+        origin, first_row = self.origin(shard), self._first_row(shard)
         table = read_rows(shard.path, shard.start, shard.stop)
         if "_wit_error" in table.schema.names:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
@@ -178,6 +178,14 @@ class UrlListSource(FileSource):
             for name in kept:
                 record[name] = data[name][i]
             yield record
+
+    def origin(self, shard: SourceShard) -> str:
+        """The list file the shard's rows come from (a text list is read from its staged Parquet)."""
+        return shard.options[0] if shard.options else shard.path
+
+    def _first_row(self, shard: SourceShard) -> int:
+        """The shard's first row number within its list file, for each record's source_id."""
+        return shard.options[1] if shard.options else shard.start
 
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
         """Arrow types of the extra columns this shard's records carry, as found in its file."""
