@@ -26,10 +26,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import pyarrow.parquet as pq  # noqa: E402
 
 from wit_pipeline import schema  # noqa: E402
-from wit_pipeline.sources.base import SourceShard, make_record  # noqa: E402
+from wit_pipeline.sources.base import Source, SourceShard, make_record  # noqa: E402
 
 
-class RepeatedSource:
+class RepeatedSource(Source):
     """The real captions repeated to `rows` rows; each repeat gets its own URL (no duplicates)."""
 
     name = "bench"

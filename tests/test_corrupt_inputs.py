@@ -14,11 +14,11 @@ from test_download import A, fast_config, read_rows
 from test_output_folders import one_line_error, url_list, wit
 
 from wit_pipeline import shards
-from wit_pipeline.config import UrlListConfig
 from wit_pipeline.devserver import bomb_png
 from wit_pipeline.download import stage
 from wit_pipeline.download.image import ImageError, check_image
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.sources.urls import UrlListConfig
 
 JPEGS = sorted(COCO_IMAGES.glob("*.jpg"))
 

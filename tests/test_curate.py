@@ -172,16 +172,16 @@ def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
     from wit_pipeline.cli import build_parser, subcommand_parsers
     from wit_pipeline.config import (
         BalanceConfig,
-        CocoConfig,
         DedupConfig,
         DownloadConfig,
         FilterConfig,
         LangIdConfig,
         ReshardConfig,
-        UrlListConfig,
-        WarcConfig,
-        YfccConfig,
     )
+    from wit_pipeline.sources.coco import CocoConfig
+    from wit_pipeline.sources.urls import UrlListConfig
+    from wit_pipeline.sources.warc import WarcConfig
+    from wit_pipeline.sources.yfcc import YfccConfig
 
     fetch, resize, download, urls = DownloadConfig().fetch, DownloadConfig().resize, DownloadConfig(), UrlListConfig()
     expected = {

@@ -14,9 +14,10 @@ import pytest
 from conftest import COCO_IMAGES
 
 from wit_pipeline import shards
-from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
+from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.sources.urls import UrlListConfig
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 

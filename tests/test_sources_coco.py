@@ -10,8 +10,7 @@ import shutil
 import pytest
 from conftest import TEST_DATA
 
-from wit_pipeline.config import CocoConfig
-from wit_pipeline.sources.coco import CocoSource
+from wit_pipeline.sources.coco import CocoConfig, CocoSource
 
 CAPTIONS = TEST_DATA / "coco" / "captions_train2017.json"
 IMAGES = TEST_DATA / "coco" / "images"

@@ -1,4 +1,4 @@
-"""The SOURCES registry and the flags each source adds to `wit ingest`."""
+"""The SOURCES registry, and the flags each source adds to `wit ingest` (commands/source_flags.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import pickle
 import pytest
 from conftest import TEST_DATA
 
+from wit_pipeline.commands.source_flags import add_source_flags, build_source
+from wit_pipeline.commands.stage_flags import absolute_paths
 from wit_pipeline.sources import SOURCES, source_class
-
-OWN_SOURCES = ["coco", "yfcc", "warc", "wat"]
 
 
 def parser_with_every_source_flag() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    for name in OWN_SOURCES:
-        source_class(name).add_arguments(parser)  # a clash between two sources' flags raises here
+    add_source_flags(parser)  # a clash between two sources' flags raises here
     return parser
 
 
@@ -41,9 +40,9 @@ def test_registry_names_every_source():
         ("wat", [], "commoncrawl/iana-numbers.warc.wat.gz", None),
     ],
 )
-def test_from_args_builds_a_picklable_source(name, argv, path, expected):
+def test_flags_build_a_picklable_source(name, argv, path, expected):
     args = parser_with_every_source_flag().parse_args(argv)
-    source = source_class(name).from_args(args, [str(TEST_DATA / path)])
+    source = build_source(name, args, [str(TEST_DATA / path)])
     assert source.name == name
     if expected is not None:
         assert {k: getattr(source.config, k) for k in expected} == expected
@@ -64,7 +63,8 @@ def test_a_relative_image_root_becomes_absolute(tmp_path, monkeypatch):
     # image_path travels to later stages, which may run in another folder or on remote workers.
     monkeypatch.chdir(TEST_DATA / "coco")
     args = parser_with_every_source_flag().parse_args(["--image-root", "images"])
-    source = source_class("coco").from_args(args, [str(TEST_DATA / "coco" / "captions_train2017.json")])
+    absolute_paths(args)  # what every command does first with its path flags
+    source = build_source("coco", args, [str(TEST_DATA / "coco" / "captions_train2017.json")])
     assert source.config.image_root == str(TEST_DATA / "coco" / "images")
     paths = [r["image_path"] for shard in source.shards() for r in source.read(shard) if r["image_path"]]
     assert paths and all(p.startswith(str(TEST_DATA)) for p in paths)

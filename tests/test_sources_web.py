@@ -17,8 +17,7 @@ from conftest import TEST_DATA
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from wit_pipeline.config import WarcConfig
-from wit_pipeline.sources.warc import WarcSource, largest_srcset_candidate, resolve_image_url
+from wit_pipeline.sources.warc import WarcConfig, WarcSource, largest_srcset_candidate, resolve_image_url
 from wit_pipeline.sources.wat import WatSource
 
 CC = TEST_DATA / "commoncrawl"

@@ -8,9 +8,8 @@ import gzip
 import pytest
 from conftest import TEST_DATA
 
-from wit_pipeline.config import YfccConfig
 from wit_pipeline.filters.natural_title import natural_title
-from wit_pipeline.sources.yfcc import YfccSource, decode_text
+from wit_pipeline.sources.yfcc import YfccConfig, YfccSource, decode_text
 
 SAMPLE = TEST_DATA / "yfcc" / "yfcc100m_dataset_sample.tsv"
 WITH_HASH = TEST_DATA / "yfcc" / "yfcc100m_dataset_with_hash.tsv"

@@ -86,8 +86,9 @@ def test_url_list_source_when_it_lands(tmp_path):
     urls = pytest.importorskip("wit_pipeline.sources.urls")
     from conftest import TEST_DATA
 
-    from wit_pipeline.config import IngestConfig, UrlListConfig
+    from wit_pipeline.config import IngestConfig
     from wit_pipeline.ingest import stage as ingest
+    from wit_pipeline.sources.urls import UrlListConfig
 
     source = urls.UrlListSource(
         str(TEST_DATA / "text/laion_3000.parquet"),
@@ -108,7 +109,7 @@ def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
     """`wit ingest --source urls` on the real LAION file (skipped until the registry has `urls`)."""
     from conftest import TEST_DATA
 
-    from wit_pipeline.commands.ingest import source_names
+    from wit_pipeline.commands.source_flags import source_names
 
     if "urls" not in source_names():
         pytest.skip("wit_pipeline.sources.SOURCES has no 'urls' source on this branch")

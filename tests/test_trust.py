@@ -15,11 +15,12 @@ from netproxy import HttpsImageServer, Proxy, self_signed_certificate
 from test_download import A, B, fast_config, read_rows
 
 from wit_pipeline import schema
-from wit_pipeline.config import FetchConfig, UrlListConfig
+from wit_pipeline.config import FetchConfig
 from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.sources.urls import UrlListConfig
 
 LOCAL_JPEG = COCO_IMAGES / B  # a real image on disk, different from the served one (A)
 SECRET = "/etc/passwd"
@@ -63,6 +64,7 @@ def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, 
     folder = tmp_path / "balance"
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
+    (folder / "run.json").write_text('{"stage": "balance"}')  # a stage folder: read by StageFolderSource
     stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(folder), url_config=UrlListConfig())
     got = read_rows(tmp_path / "out")
     assert {row["status"] for row in got.values()} == {"ok"}

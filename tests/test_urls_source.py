@@ -9,8 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.config import UrlListConfig
-from wit_pipeline.sources.urls import InputError, UrlListSource
+from wit_pipeline.sources.urls import InputError, UrlListConfig, UrlListSource
 
 ROWS = [{"URL": f"http://example.com/{i}.jpg", "TEXT": f"caption {i}", "id": str(i)} for i in range(25)]
 
@@ -115,45 +114,40 @@ def test_clear_errors_for_missing_columns_and_unreadable_files(tmp_path):
         UrlListSource(str(tmp_path / "missing.csv"), UrlListConfig(), staging_dir=str(tmp_path / "s")).shards()
 
 
-def test_a_folder_of_parts_is_read_in_name_order_and_carries_wit_columns(tmp_path):
-    folder = tmp_path / "parts"
+def test_a_folder_of_lists_is_read_whole_in_name_order_and_fills_pair_fields_it_names(tmp_path):
+    folder = tmp_path / "lists"
     folder.mkdir()
-    for part in (1, 0):
-        pq.write_table(
-            pa.Table.from_pylist(
-                [
-                    {
-                        "url": f"http://a.com/{part}.jpg",
-                        "caption": f"part {part}",
-                        "source": "coco",
-                        "source_id": f"id{part}",
-                    }
-                ]
-            ),
-            folder / f"part-{part:05d}.parquet",
-        )
-    (folder / "dropped").mkdir()
-    pq.write_table(pa.Table.from_pylist([{"entry": 1, "count": 2}]), folder / "entry_counts.parquet")
+    for name in ("b", "a"):
+        row = {"url": f"http://a.com/{name}.jpg", "caption": f"list {name}", "page_url": f"http://a.com/{name}"}
+        pq.write_table(pa.Table.from_pylist([dict(row, lang="xx", note="n")]), folder / f"{name}.parquet")
+    (folder / "_SUCCESS").write_text("")
     _, got = records(folder, tmp_path)
-    assert [r["caption"] for r in got] == ["part 0", "part 1"]
-    assert [(r["source"], r["source_id"]) for r in got] == [("coco", "id0"), ("coco", "id1")]
+    assert [r["caption"] for r in got] == ["list a", "list b"]
+    assert [(r["source"], r["page_url"]) for r in got] == [("urls", "http://a.com/a"), ("urls", "http://a.com/b")]
+    # A text-stage column is wit's own finding, not a list's: only a stage folder carries it.
+    assert all("lang" not in r and "note" not in r for r in got)
 
 
-def test_a_stage_output_carries_its_extra_columns_without_keep_cols(tmp_path):
-    folder = tmp_path / "balance"
-    folder.mkdir()
-    pq.write_table(
-        pa.Table.from_pylist(
-            [{"uid": "u", "url": "http://a.com/0.jpg", "caption": "a cat on a mat", "status": "ok", "coco_id": "42"}]
-        ),
-        folder / "part-00000.parquet",
-    )
-    source = UrlListSource(str(folder), UrlListConfig(), staging_dir=str(tmp_path / "s"))
-    shard = source.shards()[0]
-    assert source.extra_columns(shard) == {"coco_id": pa.string()}
-    assert [r["coco_id"] for r in source.read(shard)] == ["42"]
-    # A user's own list keeps only what --keep-cols names, as img2dataset does.
+def test_a_user_list_keeps_only_what_keep_cols_names(tmp_path):
+    # As img2dataset does; a wit stage's folder carries its extra columns on (test_sources_stage_folder.py).
     user_list = tmp_path / "list.parquet"
     pq.write_table(pa.Table.from_pylist([{"url": "http://a.com/0.jpg", "caption": "x", "coco_id": "42"}]), user_list)
     plain = UrlListSource(str(user_list), UrlListConfig(), staging_dir=str(tmp_path / "s"))
     assert plain.extra_columns(plain.shards()[0]) == {}
+    keeping = UrlListSource(str(user_list), UrlListConfig(keep_cols=("coco_id",)), staging_dir=str(tmp_path / "s"))
+    shard = keeping.shards()[0]
+    assert keeping.extra_columns(shard) == {"coco_id": pa.string()}
+    assert [r["coco_id"] for r in keeping.read(shard)] == ["42"]
+
+
+def test_a_text_list_is_read_from_staged_parquet_but_named_by_its_own_file(tmp_path):
+    path = write(tmp_path / "list.csv", "csv", ROWS)
+    source = UrlListSource(
+        str(path),
+        UrlListConfig(url_col="URL", caption_col="TEXT", shard_size=10),
+        staging_dir=str(tmp_path / "staging"),
+    )
+    planned = source.shards()
+    assert all(shard.path.startswith(str(tmp_path / "staging")) for shard in planned)
+    assert [source.origin(shard) for shard in planned] == [str(path)] * 3
+    assert [r["source_id"] for r in source.read(planned[2])] == [f"list.csv:{i}" for i in range(20, 25)]

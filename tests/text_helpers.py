@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 from conftest import TEST_DATA
 
-from wit_pipeline.sources.base import SourceShard, make_record
+from wit_pipeline.sources.base import Source, SourceShard, make_record
 
 LAION = TEST_DATA / "text" / "laion_3000.parquet"
 ENTRIES = TEST_DATA / "text" / "entries.json"
@@ -29,7 +29,7 @@ def coco_captions() -> list[str]:
         return [a["caption"] for a in json.load(f)["annotations"]]
 
 
-class ListSource:
+class ListSource(Source):
     """A Source over a list of (url, caption) pairs, cut into shards of `shard_size` rows."""
 
     name = "list"

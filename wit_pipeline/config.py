@@ -1,5 +1,8 @@
 """Frozen configuration dataclasses, one per component, and TOML loading.
 
+A source's config (UrlListConfig, CocoConfig, YfccConfig, WarcConfig) lives beside its source in
+`wit_pipeline/sources/`; the flags that fill it are in `wit_pipeline/commands/source_flags.py`.
+
 Library functions take their config object as an argument; only entry points (`wit_pipeline.cli`,
 `beam_jobs`, `bench/`) read files, flags or the environment.
 """
@@ -14,25 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wit_pipeline.errors import UserError
-
-IMG2DATASET_URL_COLS = ("url", "URL")
-IMG2DATASET_CAPTION_COLS = ("caption", "TEXT", "text")
-
-
-@dataclass(frozen=True)
-class UrlListConfig:
-    """How to read a URL+caption list (img2dataset-compatible column names)."""
-
-    url_col: str = "url"
-    caption_col: str = "caption"
-    keep_cols: tuple[str, ...] = ()
-    # Rows per shard: the unit of download work, as img2dataset's number_sample_per_shard.
-    shard_size: int = 10_000
-    # Input format: None infers it from the file name (.parquet, .csv, .tsv, .jsonl, with .gz).
-    input_format: str | None = None
-
-    def __post_init__(self):
-        _require(self.shard_size > 0, "shard_size must be positive")
 
 
 @dataclass(frozen=True)
@@ -56,7 +40,7 @@ class ResizeConfig:
     resizer: str = "fast"
 
     def __post_init__(self):
-        _require_choice("resizer", self.resizer, ("fast", "img2dataset"))
+        require_choice("resizer", self.resizer, ("fast", "img2dataset"))
         _require(self.image_size > 0, "image_size must be positive")
         _require(
             self.resize_mode in ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"),
@@ -249,47 +233,8 @@ def to_dict(config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-@dataclass(frozen=True)
-class CocoConfig:
-    """How to read COCO caption files (`captions_*.json`)."""
-
-    # each: one pair per caption; first: the image's first caption in file order; join: all of an
-    # image's captions in one caption, in file order, each ended with a full stop.
-    captions: str = "each"
-    url_field: str = "coco_url"
-    # Local mode: the folder holding the images' `file_name`s; the download stage reads them from
-    # there instead of fetching, while `url` stays the canonical address, so uids do not change.
-    image_root: str | None = None
-
-    def __post_init__(self):
-        _require_choice("coco captions", self.captions, ("each", "first", "join"))
-        _require_choice("coco url_field", self.url_field, ("coco_url", "flickr_url"))
-
-
-@dataclass(frozen=True)
-class YfccConfig:
-    """How to read YFCC100M metadata (23-field official TSV, or the 25-field line-number + hash variant)."""
-
-    # title | description | both. `both` leaves out a part that is not natural language (a camera
-    # file name, a date) and joins the rest: CLIP kept "titles and/or descriptions".
-    caption: str = "both"
-
-    def __post_init__(self):
-        _require_choice("yfcc caption", self.caption, ("title", "description", "both"))
-
-
-@dataclass(frozen=True)
-class WarcConfig:
-    """How to turn the HTML responses of a WARC file into (img src, alt) pairs."""
-
-    # src: the <img src>; largest: the largest srcset candidate (by w, else x descriptor), src if none.
-    srcset: str = "src"
-
-    def __post_init__(self):
-        _require_choice("srcset", self.srcset, ("src", "largest"))
-
-
-def _require_choice(name: str, value, choices: tuple) -> None:
+def require_choice(name: str, value, choices: tuple) -> None:
+    """Raise a ConfigError naming `name`, `value` and the choices unless `value` is one of them."""
     _require(value in choices, f"{name} must be {'|'.join(choices)}, not {value!r}")
 
 

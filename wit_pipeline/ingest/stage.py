@@ -47,12 +47,11 @@ def duplicates_path(folder: str, shard_id: int) -> str:
 
 
 def extra_column_names(source: Source, shard: SourceShard) -> tuple[str, ...]:
-    """The user columns a source carries for this shard (`--keep-cols`), if it declares any.
+    """The user columns a source carries for this shard (`--keep-cols`, see `Source.extra_columns`).
 
     Other keys a source puts on its records (bookkeeping such as a row index) are not written.
     """
-    extra_columns = getattr(source, "extra_columns", None)
-    return tuple(extra_columns(shard)) if extra_columns is not None else ()
+    return tuple(source.extra_columns(shard))
 
 
 # Records per language-ID batch: large enough that the per-call overhead vanishes, small enough
@@ -273,7 +272,7 @@ def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
     for shard in source.shards():
         if not shards.is_done(folder, shard.shard_id):
             continue
-        origin = shard.options[0] if isinstance(shard.options, tuple) and shard.options else shard.path
+        origin = source.origin(shard)
         statuses = shards.read_stats(folder, shard.shard_id)["statuses"]
         counts = totals.setdefault(str(origin), [0, 0])
         counts[0] += sum(statuses.values())
@@ -281,25 +280,8 @@ def unreadable_inputs(source: Source, output: str) -> dict[str, int]:
     return {origin: rows for origin, (rows, unread) in totals.items() if rows and rows == unread}
 
 
-def _as_dict(value) -> dict | None:
-    import dataclasses
-
-    is_instance = dataclasses.is_dataclass(value) and not isinstance(value, type)
-    return dataclasses.asdict(value) if is_instance else None
-
-
 def claim_output(source: Source, output: str, config: IngestConfig) -> None:
     """Refuse to resume into OUT/ingest with another source, input or configuration (every engine)."""
     import dataclasses
 
-    source_config = getattr(source, "config", None)
-    claim.claim(
-        ingest_folder(output),
-        {
-            "stage": STAGE,
-            "source": getattr(source, "name", type(source).__name__),
-            "inputs": getattr(source, "paths", None),
-            "source_config": _as_dict(source_config),
-            "ingest": dataclasses.asdict(config),
-        },
-    )
+    claim.claim(ingest_folder(output), {"stage": STAGE, **source.identity(), "ingest": dataclasses.asdict(config)})

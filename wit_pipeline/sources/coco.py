@@ -15,7 +15,6 @@ uid of a pair is the same with or without local images.
 
 from __future__ import annotations
 
-import os
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +22,13 @@ from dataclasses import dataclass
 import fsspec
 import ijson
 
-from wit_pipeline.config import CocoConfig, field_default
+from wit_pipeline.config import require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
+    FileSource,
     format_license,
     http_url_or_none,
-    one_shard_per_file,
     open_input,
     unreadable_input_record,
 )
@@ -40,13 +39,31 @@ _JSON_ERRORS = (ijson.JSONError, ijson.IncompleteJSONError) + READ_ERRORS
 
 
 @dataclass(frozen=True)
+class CocoConfig:
+    """How to read COCO caption files (`captions_*.json`)."""
+
+    # each: one pair per caption; first: the image's first caption in file order; join: all of an
+    # image's captions in one caption, in file order, each ended with a full stop.
+    captions: str = "each"
+    url_field: str = "coco_url"
+    # Local mode: the folder holding the images' `file_name`s; the download stage reads them from
+    # there instead of fetching, while `url` stays the canonical address, so uids do not change.
+    image_root: str | None = None
+
+    def __post_init__(self):
+        require_choice("coco captions", self.captions, ("each", "first", "join"))
+        require_choice("coco url_field", self.url_field, ("coco_url", "flickr_url"))
+
+
+@dataclass(frozen=True)
 class _Image:
     """What a record needs of one `images` entry; `problem` says why it cannot give pairs."""
 
-    image_id: int
+    image_id: int | None  # None only with a problem: the entry has no integer id
     url: str | None
     file_name: str | None
-    license: str | None
+    # The entry's license id until `_with_license` puts the license's name and URL in its place.
+    license: str | int | None
     problem: str | None = None
 
 
@@ -63,17 +80,12 @@ class _Collector:
         self._index += 1
 
 
-class CocoSource:
+class CocoSource(FileSource):
     """The COCO captions source (`--source coco`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: CocoConfig = CocoConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = CocoConfig()
+    config: CocoConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The records of one caption file: pairs in annotation order (`each`) or image order."""
@@ -82,24 +94,24 @@ class CocoSource:
         except _JSON_ERRORS as err:
             yield unreadable_input_record(NAME, shard.path, "the images/licenses pass", err)
             return
-        images = {image.image_id: _with_license(image, licenses) for image in images}
+        by_id = {image.image_id: _with_license(image, licenses) for image in images}
         on_disk = self._files_on_disk()
         # each: only which images have a caption; first: the first caption; join: all of them.
         captions: dict[int, list[str]] = {}
         index = 0
         try:
             for index, annotation in enumerate(self._iter_annotations(shard.path)):
-                record = self._annotation_record(index, annotation, images, captions, on_disk)
+                record = self._annotation_record(index, annotation, by_id, captions, on_disk)
                 if record is not None:
                     yield record
         except _JSON_ERRORS as err:
             yield unreadable_input_record(NAME, shard.path, f"the annotations pass, after item {index}", err)
             return
-        yield from self._image_records(images, captions, on_disk)
+        yield from self._image_records(by_id, captions, on_disk)
 
     # -- the two passes -------------------------------------------------------------------------
 
-    def _read_images(self, path: str) -> tuple[list[_Image], dict[int, str]]:
+    def _read_images(self, path: str) -> tuple[list[_Image], dict[int | str, str | None]]:
         url_field = self.config.url_field
         images = _Collector(lambda index, item: _image_from_json(index, item, url_field))
         licenses = _Collector(lambda index, item: item)
@@ -138,7 +150,7 @@ class CocoSource:
             texts.append(caption.strip())
         return None
 
-    def _image_records(self, images: dict[int, _Image], captions, on_disk) -> Iterator[dict]:
+    def _image_records(self, images: dict[int | None, _Image], captions, on_disk) -> Iterator[dict]:
         """Per-image records in images order: joined/first captions, and images without any caption."""
         for image_id, image in images.items():
             texts = captions.get(image_id)
@@ -185,37 +197,6 @@ class CocoSource:
             raise FileNotFoundError(f"image root {self.config.image_root!r} is not a folder")
         return frozenset(posixpath.relpath(name, root) for name in fs.find(root))
 
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The COCO flags of `wit ingest`."""
-        parser.add_argument(
-            "--coco-captions",
-            choices=("each", "first", "join"),
-            default=field_default(CocoConfig, "captions"),
-            help="COCO: a pair per caption, the image's first caption, or all joined",
-        )
-        parser.add_argument(
-            "--coco-url-field",
-            choices=("coco_url", "flickr_url"),
-            default=field_default(CocoConfig, "url_field"),
-            help="COCO: which image URL becomes the pair's url",
-        )
-        parser.add_argument(
-            "--image-root",
-            default=None,
-            metavar="DIR",
-            help="COCO: read images from DIR/<file_name> instead of fetching them",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> CocoSource:
-        config = CocoConfig(
-            captions=args.coco_captions, url_field=args.coco_url_field, image_root=_absolute(args.image_root)
-        )
-        return cls(paths, config)
-
 
 def _image_from_json(index: int, item, url_field: str) -> _Image:
     if not isinstance(item, dict) or not isinstance(item.get("id"), int):
@@ -227,7 +208,7 @@ def _image_from_json(index: int, item, url_field: str) -> _Image:
     return _Image(item["id"], http_url_or_none(item.get(url_field)), file_name, license_id, problem)
 
 
-def _license_table(licenses: list) -> dict[int, str]:
+def _license_table(licenses: list) -> dict[int | str, str | None]:
     return {
         entry["id"]: format_license(entry.get("name"), entry.get("url"))
         for entry in licenses
@@ -235,7 +216,7 @@ def _license_table(licenses: list) -> dict[int, str]:
     }
 
 
-def _with_license(image: _Image, licenses: dict[int, str]) -> _Image:
+def _with_license(image: _Image, licenses: dict[int | str, str | None]) -> _Image:
     """The image with its license id replaced by the license's name and URL."""
     license_id = image.license
     if license_id is None:
@@ -253,10 +234,3 @@ def join_sentences(texts: list[str]) -> str:
 def _malformed(error: str, caption=None, image_id=None) -> dict:
     caption = caption.strip() if isinstance(caption, str) else None
     return make_record(None, caption, NAME, source_id=image_id, status="malformed_record", error=error)
-
-
-def _absolute(root: str | None) -> str | None:
-    # Records carry image_path to later stages, which may run in another folder or on workers.
-    if root is None or "://" in root:
-        return root
-    return os.path.abspath(root)

@@ -1,4 +1,5 @@
-"""Input plumbing shared by the sources: expand inputs, open them through fsspec, stream lines.
+"""What the sources over input files share: the `FileSource` base (paths, config, a shard per
+file), expanding inputs, opening them through fsspec, streaming lines, license and URL helpers.
 
 Every path goes through fsspec, so local paths, `file://`, `gs://`, `s3://` and `http://` inputs all
 work, and `.gz` / `.bz2` are decompressed on the fly from the file name. A stream that fails part-way
@@ -9,13 +10,15 @@ turn that into an `unreadable_input` row that names the file and the point reach
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import fsspec
 
-from wit_pipeline.sources.base import SourceShard, make_record
+from wit_pipeline.sources.base import Source, SourceShard, make_record
 
 # What a failing compressed or remote stream raises: gzip/bz2 raise EOFError when the data ends
 # before the end-of-stream marker, BadGzipFile (an OSError) or zlib.error on corrupt data.
@@ -48,13 +51,32 @@ def _with_protocol(fs, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
-def one_shard_per_file(paths: list[str] | str) -> list[SourceShard]:
-    """A shard per input file, numbered in input order.
+class FileSource(Source):
+    """A source over input files (paths, globs or folders) read with a frozen config dataclass.
 
-    Compressed files cannot be split without reading them, and the published inputs are already
-    split at a useful grain (COCO per split, YFCC100M in 10 parts, Common Crawl ~1 GB WARC files).
+    A subclass sets `name` and `default_config` (None for a source without settings), annotates
+    `config` with its config class, and implements `read`; it gets one shard per input file.
     """
-    return [SourceShard(shard_id=i, path=path) for i, path in enumerate(expand_inputs(paths))]
+
+    # The config used when none is given; frozen, so every instance may share it.
+    default_config: ClassVar[Any] = None
+
+    def __init__(self, paths: str | Sequence[str], config: Any = None):
+        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.config = self.default_config if config is None else config
+
+    def shards(self) -> list[SourceShard]:
+        """A shard per input file, numbered in input order.
+
+        Compressed files cannot be split without reading them, and the published inputs are already
+        split at a useful grain (COCO per split, YFCC100M in 10 parts, Common Crawl ~1 GB WARC files).
+        """
+        return [SourceShard(shard_id=i, path=path) for i, path in enumerate(expand_inputs(self.paths))]
+
+    def identity(self) -> dict[str, Any]:
+        """The source's name, its inputs as given and its config's fields."""
+        config = None if self.config is None else dataclasses.asdict(self.config)
+        return {"source": self.name, "inputs": self.paths, "source_config": config}
 
 
 class TruncatedInputError(OSError):

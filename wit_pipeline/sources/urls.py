@@ -1,9 +1,12 @@
 """URL lists: Parquet, CSV, TSV and JSONL files (optionally gzip-compressed), or a folder of them.
 
-Column names are configurable and default to img2dataset's conventions. Parquet inputs are split
-into row ranges in place; text formats are streamed once into Parquet shard files under a staging
-folder (as img2dataset does with its feather shards), so that no shard ever needs the whole file
-and every worker can open its own shard directly, gzip or not.
+A list from outside wit (img2dataset's, LAION's, DataComp's, the user's own). Column names are
+configurable and default to img2dataset's conventions; `--keep-cols` names the other columns to
+carry, and a column named after one of wit's pair fields (page_url, license, source_id ...) fills
+that field as data. Parquet inputs are split into row ranges in place; text formats are streamed
+once into Parquet shard files under a staging folder (as img2dataset does with its feather
+shards), so that no shard ever needs the whole file and every worker can open its own shard
+directly, gzip or not. A folder a wit stage wrote is read by `stage_folder.StageFolderSource`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import io
 import json
 import sys
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import fsspec
 import pyarrow as pa
@@ -22,17 +26,40 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
-from wit_pipeline.config import IMG2DATASET_CAPTION_COLS, IMG2DATASET_URL_COLS, UrlListConfig, field_default
+from wit_pipeline.config import ConfigError
 from wit_pipeline.sources.base import SourceShard, make_record
+from wit_pipeline.sources.files import FileSource
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
 _STAGING_DONE = "_SUCCESS"
-# wit's own columns that a later stage's Parquet output carries and that we keep as they are.
-_CARRIED = [f.name for f in schema.TEXT_SCHEMA if f.name not in ("uid", "url", "caption", "status", "error")]
+# wit's pair fields a list may fill by naming a column after one (page_url, license, source_id ...):
+# taken as data, with wit's type, instead of the values a URL list gives them.
+_PAIR_COLUMNS = [f.name for f in schema.PAIR_FIELDS if f.name not in ("uid", "url", "caption", "status", "error")]
 
 
 # The input cannot be read as a URL list: the shared input error, reported in one line.
 InputError = shards.InputError
+
+# img2dataset's column spellings, accepted when the user leaves --url-col / --caption-col alone.
+IMG2DATASET_URL_COLS = ("url", "URL")
+IMG2DATASET_CAPTION_COLS = ("caption", "TEXT", "text")
+
+
+@dataclass(frozen=True)
+class UrlListConfig:
+    """How to read a URL+caption list (img2dataset-compatible column names)."""
+
+    url_col: str = "url"
+    caption_col: str = "caption"
+    keep_cols: tuple[str, ...] = ()
+    # Rows per shard: the unit of download work, as img2dataset's number_sample_per_shard.
+    shard_size: int = 10_000
+    # Input format: None infers it from the file name (.parquet, .csv, .tsv, .jsonl, with .gz).
+    input_format: str | None = None
+
+    def __post_init__(self):
+        if self.shard_size <= 0:
+            raise ConfigError("shard_size must be positive")
 
 
 def infer_format(path: str) -> str:
@@ -66,10 +93,7 @@ def list_inputs(path: str) -> list[str]:
         files.append(protocol + entry["name"] if protocol and "://" not in entry["name"] else entry["name"])
     if not files:
         raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}")
-    # A stage's output folder holds its rows in part-* files beside tables of another kind
-    # (balance's entry_counts.parquet): read only the parts when there are any.
-    parts = [f for f in files if f.rsplit("/", 1)[-1].startswith("part-")]
-    return parts or files
+    return files
 
 
 def validate_pair(url, caption) -> tuple[str, str | None]:
@@ -89,53 +113,17 @@ def validate_pair(url, caption) -> tuple[str, str | None]:
     return schema.OK, None
 
 
-class UrlListSource:
+class UrlListSource(FileSource):
     """A URL+caption list as a wit source: `shards()` plans the work, `read()` streams one shard."""
 
     name = "urls"
+    default_config = UrlListConfig()
+    config: UrlListConfig
 
-    def __init__(self, paths: str | list[str], config: UrlListConfig = UrlListConfig(), staging_dir: str | None = None):
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
-        self.config = config
+    def __init__(self, paths: str | Sequence[str], config: UrlListConfig | None = None, staging_dir: str | None = None):
+        super().__init__(paths, config)
         # Where text-format inputs are staged as Parquet shards (kept, so that reruns reuse them).
         self.staging_dir = staging_dir
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The URL-list flags, shared by `wit download` and `wit ingest --source urls`."""
-        group = parser.add_argument_group("URL-list input")
-        group.add_argument(
-            "--url-col",
-            default=field_default(UrlListConfig, "url_col"),
-            help="URL column (default url; also accepts img2dataset's URL)",
-        )
-        group.add_argument(
-            "--caption-col",
-            default=field_default(UrlListConfig, "caption_col"),
-            help="caption column (default caption; also accepts img2dataset's TEXT)",
-        )
-        group.add_argument("--keep-cols", default="", help="comma-separated input columns to carry into the output")
-        group.add_argument("--input-format", choices=list(FORMATS), help="input format (default: from the file name)")
-        group.add_argument(
-            "--shard-size",
-            type=_positive_int,
-            default=field_default(UrlListConfig, "shard_size"),
-            help="rows per shard (default %(default)s)",
-        )
-
-    @staticmethod
-    def config_from_args(args) -> UrlListConfig:
-        return UrlListConfig(
-            url_col=args.url_col,
-            caption_col=args.caption_col,
-            keep_cols=tuple(c.strip() for c in args.keep_cols.split(",") if c.strip()),
-            shard_size=args.shard_size,
-            input_format=args.input_format,
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> UrlListSource:
-        return cls(paths, cls.config_from_args(args), staging_dir=shards.join(args.output, "_staging/urls"))
 
     def shards(self) -> list[SourceShard]:
         """Row-range shards of `shard_size` rows, numbered in input order across files."""
@@ -145,7 +133,7 @@ class UrlListSource:
             parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
             row_offset = 0  # row number within the original file, for provenance
             for parquet_file in parquet_files:
-                rows = _parquet_rows(parquet_file)
+                rows = parquet_rows(parquet_file)
                 columns = _parquet_columns(parquet_file) if rows else []
                 if columns:  # a missing column is the user's to fix: say so before any work starts
                     self._resolve_columns(columns, file)
@@ -156,14 +144,14 @@ class UrlListSource:
         return planned
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
-        origin, first_row = shard.options if shard.options else (shard.path, shard.start)
-        table = _read_rows(shard.path, shard.start, shard.stop)
+        origin, first_row = self.origin(shard), self._first_row(shard)
+        table = read_rows(shard.path, shard.start, shard.stop)
         if "_wit_error" in table.schema.names:
             table = _with_null_columns(table, [self.config.url_col, self.config.caption_col])
         url_col, caption_col = self._resolve_columns(table.schema.names, origin)
-        kept = self._kept_columns(table.schema.names)
-        table = _castable(table, [c for c in _CARRIED if c in table.schema.names])
-        carried = [c for c in _CARRIED if c in table.schema.names]
+        kept = list(self.config.keep_cols)
+        table = _castable(table, [c for c in _PAIR_COLUMNS if c in table.schema.names])
+        carried = [c for c in _PAIR_COLUMNS if c in table.schema.names]
         data = table.select([*dict.fromkeys([url_col, caption_col, *carried, *kept])]).to_pydict()
         urls, url_errors = _text_values(table.column(url_col), "url")
         captions, caption_errors = _text_values(table.column(caption_col), "caption")
@@ -191,21 +179,20 @@ class UrlListSource:
                 record[name] = data[name][i]
             yield record
 
+    def origin(self, shard: SourceShard) -> str:
+        """The list file the shard's rows come from (a text list is read from its staged Parquet)."""
+        return shard.options[0] if shard.options else shard.path
+
+    def _first_row(self, shard: SourceShard) -> int:
+        """The shard's first row number within its list file, for each record's source_id."""
+        return shard.options[1] if shard.options else shard.start
+
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
         """Arrow types of the extra columns this shard's records carry, as found in its file."""
         fs, fs_path = fsspec.core.url_to_fs(shard.path)
         with fs.open(fs_path, "rb") as f:
             file_schema = pq.read_schema(f)
-        return {name: file_schema.field(name).type for name in self._kept_columns(file_schema.names)}
-
-    def _kept_columns(self, names: list[str]) -> list[str]:
-        """The user's --keep-cols; for a wit stage's own output (it has uid and status), also every
-        column an earlier stage carried beyond wit's schema, so that they flow on without repeating
-        --keep-cols at each stage."""
-        kept = list(self.config.keep_cols)
-        if "uid" in names and "status" in names:
-            kept += [n for n in names if n not in schema.RAW_SCHEMA.names and n != "_wit_error" and n not in kept]
-        return kept
+        return {name: file_schema.field(name).type for name in self.config.keep_cols}
 
     def _resolve_columns(self, names: list[str], origin: str) -> tuple[str, str]:
         names = [n for n in names if n != "_wit_error"]
@@ -249,7 +236,8 @@ def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
         return column.to_pylist(), [None] * len(column)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-        values, errors = [], []
+        values: list[str | None] = []
+        errors: list[str | None] = []
         for raw in column.to_pylist():
             try:
                 values.append(None if raw is None else raw.decode("utf-8"))
@@ -286,12 +274,6 @@ def _with_null_columns(table: pa.Table, names: list[str]) -> pa.Table:
     return table
 
 
-def _positive_int(text: str) -> int:
-    from wit_pipeline.cli import positive_int
-
-    return positive_int(text)
-
-
 def _pick_column(names, wanted, alternatives, what, origin) -> str:
     if wanted in names:
         return wanted
@@ -307,7 +289,7 @@ def _safe_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in path.rsplit("/", 1)[-1])[:80]
 
 
-def _parquet_rows(path: str) -> int:
+def parquet_rows(path: str) -> int:
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
         try:
@@ -324,11 +306,13 @@ def _parquet_columns(path: str) -> list[str]:
     return names if "_wit_error" not in names or len(names) > 1 else []
 
 
-def _read_rows(path: str, start: int, stop: int) -> pa.Table:
-    """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
+def read_rows(path: str, start: int, stop: int | None) -> pa.Table:
+    """Rows [start, stop) of a Parquet file (stop None: to its end), reading only the row groups
+    that hold them."""
     fs, fs_path = fsspec.core.url_to_fs(path)
     with fs.open(fs_path, "rb") as f:
         parquet = pq.ParquetFile(f)
+        stop = parquet.metadata.num_rows if stop is None else stop
         groups, offset, first = [], 0, None
         for g in range(parquet.num_row_groups):
             n = parquet.metadata.row_group(g).num_rows

@@ -13,18 +13,19 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
-from wit_pipeline.config import WarcConfig, field_default
+from wit_pipeline.config import require_choice
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
     READ_ERRORS,
+    FileSource,
     http_url_or_none,
-    one_shard_per_file,
     open_input,
     unreadable_input_record,
 )
@@ -35,6 +36,17 @@ _WARC_ERRORS = READ_ERRORS + (ArchiveLoadFailed,)
 # <meta charset="x"> and <meta http-equiv="Content-Type" content="text/html; charset=x">: a byte
 # scan of the page's head, as the HTML spec's encoding prescan does before any parsing.
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([a-zA-Z0-9_.:-]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class WarcConfig:
+    """How to turn the HTML responses of a WARC file into (img src, alt) pairs."""
+
+    # src: the <img src>; largest: the largest srcset candidate (by w, else x descriptor), src if none.
+    srcset: str = "src"
+
+    def __post_init__(self):
+        require_choice("srcset", self.srcset, ("src", "largest"))
 
 
 def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator[dict]:
@@ -60,17 +72,12 @@ def read_archive(path: str, source_name: str, kind: str, records_of) -> Iterator
             yield unreadable_input_record(source_name, path, f"{kind} record {number + 1}", err)
 
 
-class WarcSource:
+class WarcSource(FileSource):
     """The Common Crawl WARC source (`--source warc`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: WarcConfig = WarcConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = WarcConfig()
+    config: WarcConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The pairs of every HTML response in one WARC file, in file and document order."""
@@ -109,30 +116,14 @@ class WarcSource:
                 _dimension(attributes.get("height")),
             )
 
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The WARC flags of `wit ingest`."""
-        parser.add_argument(
-            "--srcset",
-            choices=("src", "largest"),
-            default=field_default(WarcConfig, "srcset"),
-            help="WARC: the image URL from <img src>, or the largest srcset candidate",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> WarcSource:
-        return cls(paths, WarcConfig(srcset=args.srcset))
-
 
 def pair_record(
     source: str,
-    base_url: str,
+    base_url: str | None,
     src: str,
     alt: str,
-    page_url: str,
-    record_id: str,
+    page_url: str | None,
+    record_id: str | None,
     width_hint: int | None = None,
     height_hint: int | None = None,
 ) -> dict:
@@ -160,12 +151,12 @@ def pair_record(
     )
 
 
-def resolve_image_url(base_url: str, src: str) -> str | None:
+def resolve_image_url(base_url: str | None, src: str) -> str | None:
     """`src` made absolute against the page (`//host/x` takes the page's scheme); None if not http(s)."""
     if not src or src.lower().startswith("data:"):
         return None
     try:
-        return http_url_or_none(urljoin(base_url, src))
+        return http_url_or_none(urljoin(base_url or "", src))
     except ValueError:  # urljoin rejects some malformed hosts (an unbalanced IPv6 bracket)
         return None
 

@@ -17,23 +17,16 @@ from collections.abc import Iterator
 from urllib.parse import urljoin
 
 from wit_pipeline.sources.base import SourceShard, make_record
-from wit_pipeline.sources.files import one_shard_per_file
+from wit_pipeline.sources.files import FileSource
 from wit_pipeline.sources.warc import pair_record, read_archive
 
 NAME = "wat"
 
 
-class WatSource:
+class WatSource(FileSource):
     """The Common Crawl WAT source (`--source wat`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config=None):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """The image links with alt text of every HTML response described in one WAT file."""
@@ -77,16 +70,6 @@ class WatSource:
             if alt:
                 yield pair_record(NAME, base_url, str(link.get("url") or "").strip(), alt, page_url, record_id)
 
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """WAT has no flags of its own."""
-
-    @classmethod
-    def from_args(cls, args, paths) -> WatSource:
-        return cls(paths)
-
 
 def _dig(value, *keys):
     """value[k1][k2]... or None where a level is missing or not an object."""
@@ -97,9 +80,9 @@ def _dig(value, *keys):
     return value
 
 
-def _base_url(page_url: str, base_href) -> str:
+def _base_url(page_url: str | None, base_href) -> str | None:
     if isinstance(base_href, str) and base_href.strip():
-        return urljoin(page_url, base_href.strip())
+        return urljoin(page_url or "", base_href.strip())
     return page_url
 
 

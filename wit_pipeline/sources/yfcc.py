@@ -15,18 +15,19 @@ Text fields are URL-encoded with `+` for spaces; descriptions may hold HTML. Vid
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from selectolax.lexbor import LexborHTMLParser
 
-from wit_pipeline.config import YfccConfig, field_default
+from wit_pipeline.config import require_choice
 from wit_pipeline.filters.natural_title import why_not_natural
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import (
+    FileSource,
     format_license,
     http_url_or_none,
     iter_lines,
-    one_shard_per_file,
     unreadable_input_record,
 )
 
@@ -44,17 +45,24 @@ FIELDS_25 = ("line_number", "photo_id", "photo_hash") + FIELDS_23[1:]
 _LAYOUTS = {len(FIELDS_23): FIELDS_23, len(FIELDS_25): FIELDS_25}
 
 
-class YfccSource:
+@dataclass(frozen=True)
+class YfccConfig:
+    """How to read YFCC100M metadata (23-field official TSV, or the 25-field line-number + hash variant)."""
+
+    # title | description | both. `both` leaves out a part that is not natural language (a camera
+    # file name, a date) and joins the rest: CLIP kept "titles and/or descriptions".
+    caption: str = "both"
+
+    def __post_init__(self):
+        require_choice("yfcc caption", self.caption, ("title", "description", "both"))
+
+
+class YfccSource(FileSource):
     """The YFCC100M metadata source (`--source yfcc`)."""
 
     name = NAME
-
-    def __init__(self, paths: list[str] | str, config: YfccConfig = YfccConfig()):
-        self.paths = paths
-        self.config = config
-
-    def shards(self) -> list[SourceShard]:
-        return one_shard_per_file(self.paths)
+    default_config = YfccConfig()
+    config: YfccConfig
 
     def read(self, shard: SourceShard) -> Iterator[dict]:
         """One record per line: a photo, a video (`not_an_image`) or a malformed line."""
@@ -112,22 +120,6 @@ class YfccSource:
         parts = [part for part in (title, description) if part]
         natural = [part for part in parts if why_not_natural(part) is None]
         return join_parts(natural or parts) or None
-
-    # -- command line ---------------------------------------------------------------------------
-
-    @staticmethod
-    def add_arguments(parser) -> None:
-        """The YFCC flags of `wit ingest`."""
-        parser.add_argument(
-            "--yfcc-caption",
-            choices=("title", "description", "both"),
-            default=field_default(YfccConfig, "caption"),
-            help="YFCC: caption from the title, the description, or both",
-        )
-
-    @classmethod
-    def from_args(cls, args, paths) -> YfccSource:
-        return cls(paths, YfccConfig(caption=args.yfcc_caption))
 
 
 def decode_text(value: str) -> str:
