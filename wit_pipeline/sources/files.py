@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import fsspec
 
+from wit_pipeline.io import expand
 from wit_pipeline.sources.base import Source, SourceShard, make_record
 
 # What a failing compressed or remote stream raises: gzip/bz2 raise EOFError when the data ends
@@ -31,24 +32,7 @@ def expand_inputs(paths: list[str] | str) -> list[str]:
     Each argument keeps its place; a glob or a folder expands to its files sorted by name. A path
     that matches nothing is an error that names it, not an empty run.
     """
-    if isinstance(paths, str):
-        paths = [paths]
-    files: list[str] = []
-    for path in paths:
-        fs, _, found = fsspec.get_fs_token_paths(path)
-        found = [entry for entry in found if fs.exists(entry)]
-        if not found:
-            raise FileNotFoundError(f"no input file matches {path!r}")
-        for entry in sorted(found):
-            names = sorted(fs.find(entry)) if fs.isdir(entry) else [entry]
-            files.extend(_with_protocol(fs, name) for name in names)
-    return files
-
-
-def _with_protocol(fs, path: str) -> str:
-    """Local files stay plain paths; remote ones get their protocol back (fsspec strips it)."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+    return expand(paths)
 
 
 class FileSource(Source):

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import claim, io, schema
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource, expand_inputs
 from wit_pipeline.sources.urls import UrlListConfig, parquet_rows, read_rows, validate_pair
@@ -34,8 +33,7 @@ _LATER = frozenset(field.name for field in schema.IMAGE_FIELDS)
 
 def is_stage_folder(path: str) -> bool:
     """Whether `path` is a folder a wit stage wrote (it holds that stage's run.json)."""
-    fs, fs_path = fsspec.core.url_to_fs(shards.join(path, shards.RUN_FILE))
-    return fs.exists(fs_path)
+    return io.exists(io.join(path, claim.RUN_FILE))
 
 
 class StageFolderSource(FileSource):
@@ -75,13 +73,13 @@ class StageFolderSource(FileSource):
 
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
         """The columns beyond wit's schema that an earlier stage carried, with their Arrow types."""
-        fs, fs_path = fsspec.core.url_to_fs(shard.path)
-        with fs.open(fs_path, "rb") as f:
+        fs, inner = io.fs_path(shard.path)
+        with fs.open(inner, "rb") as f:
             file_schema = pq.read_schema(f)
         return {field.name: field.type for field in file_schema if field.name not in schema.RAW_SCHEMA.names}
 
     def _parts(self) -> list[str]:
         try:
-            return expand_inputs(shards.join(self.folder, "part-*.parquet"))
+            return expand_inputs(io.join(self.folder, "part-*.parquet"))
         except FileNotFoundError:
             return []  # the stage kept nothing: its stats say why, and the next stage has no shard

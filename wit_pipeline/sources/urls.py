@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import ConfigError
+from wit_pipeline.io import NoInput, exists, expand
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource
 
@@ -75,25 +76,23 @@ def infer_format(path: str) -> str:
 
 def list_inputs(path: str) -> list[str]:
     """The input files: `path` itself, or the URL-list files directly inside the folder `path`."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    if not fs.exists(fs_path):
-        raise InputError(f"input not found: {path}")
-    if not fs.isdir(fs_path):
-        return [path]
-    protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
-    files = []
-    for entry in sorted(fs.ls(fs_path, detail=True), key=lambda e: e["name"]):
-        name = entry["name"].rsplit("/", 1)[-1]
-        if entry["type"] != "file" or name.startswith(("_", ".")):
-            continue
-        try:
-            infer_format(name)
-        except InputError:
-            continue
-        files.append(protocol + entry["name"] if protocol and "://" not in entry["name"] else entry["name"])
-    if not files:
-        raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}")
-    return files
+    try:
+        return expand(path, recursive=False, accept=_is_url_list_name, missing="input not found: {}")
+    except NoInput:
+        if exists(path):  # a folder holding no list: say which formats were looked for
+            raise InputError(f"no URL-list files ({', '.join(FORMATS)}) in folder {path}") from None
+        raise
+
+
+def _is_url_list_name(name: str) -> bool:
+    """A file a folder of URL lists contributes: a known format, not hidden or `_`-prefixed."""
+    if name.startswith(("_", ".")):
+        return False
+    try:
+        infer_format(name)
+    except InputError:
+        return False
+    return True
 
 
 def validate_pair(url, caption) -> tuple[str, str | None]:
