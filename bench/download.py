@@ -66,7 +66,7 @@ def start_web(images: str, workdir: pathlib.Path, scenario: dict, large: int) ->
     command = [
         sys.executable,
         "-m",
-        "wit_pipeline.simweb",
+        "wit_pipeline.testing.simweb",
         "--images",
         images,
         "--workdir",
@@ -96,7 +96,7 @@ def start_web(images: str, workdir: pathlib.Path, scenario: dict, large: int) ->
 
 
 def write_url_list(path: pathlib.Path, info: dict, scenario: dict, count: int) -> None:
-    from wit_pipeline.simweb import WebProfile, make_urls
+    from wit_pipeline.testing.simweb import WebProfile, make_urls
 
     large = [n for n in info["names"] if n.startswith("large")]
     small = [n for n in info["names"] if not n.startswith("large") and n.lower().endswith(".jpg")]
@@ -232,8 +232,8 @@ def run_scenario(name: str, args, env: dict) -> dict:
 
 
 def photos_for(name: str, images: str, large: int) -> list[bytes]:
-    from wit_pipeline.devserver import load_images
-    from wit_pipeline.simweb import upscaled_images
+    from wit_pipeline.testing.devserver import load_images
+    from wit_pipeline.testing.simweb import upscaled_images
 
     small = {n: d for n, d in load_images(images).items() if n.lower().endswith(".jpg")}
     big = upscaled_images(small, large)

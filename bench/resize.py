@@ -27,7 +27,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import cv2  # noqa: E402
 import imagehash  # noqa: E402
 import numpy as np  # noqa: E402
-from image_quality import output_luma, reference_luma, ssim, upscaled_copy  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from wit_pipeline.config import ResizeConfig  # noqa: E402
@@ -39,6 +38,7 @@ from wit_pipeline.download.image import (
     check_image,
     plan_resize,
 )
+from wit_pipeline.testing.image_quality import output_luma, reference_luma, ssim, upscaled_copy  # noqa: E402
 
 
 class PillowDraft:

@@ -20,7 +20,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 import pytest  # noqa: E402
 
-from wit_pipeline.devserver import ImageServer  # noqa: E402
+from wit_pipeline.testing.devserver import ImageServer  # noqa: E402
 
 COCO_IMAGES = TEST_DATA / "coco" / "images"
 

@@ -15,10 +15,10 @@ from test_output_folders import one_line_error, url_list, wit
 
 from wit_pipeline import shards
 from wit_pipeline.config import UrlListConfig
-from wit_pipeline.devserver import bomb_png
 from wit_pipeline.download import stage
 from wit_pipeline.download.image import ImageError, check_image
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.testing.devserver import bomb_png
 
 JPEGS = sorted(COCO_IMAGES.glob("*.jpg"))
 

@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import COCO_IMAGES
-from image_quality import output_luma, reference_luma, ssim, upscaled_copy
 from img2dataset.resizer import Resizer
 
 from wit_pipeline.config import ResizeConfig
@@ -31,6 +30,7 @@ from wit_pipeline.download.image import (
     make_resizer,
     plan_resize,
 )
+from wit_pipeline.testing.image_quality import output_luma, reference_luma, ssim, upscaled_copy
 
 MODES = ["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
 

@@ -16,7 +16,7 @@ from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
-from wit_pipeline.simweb import SimulatedWeb, WebProfile, make_urls
+from wit_pipeline.testing.simweb import SimulatedWeb, WebProfile, make_urls
 
 PROFILE = WebProfile(
     connect_delay=0.05, ttfb=0.01, slow_hosts=1, slow_factor=5.0, share_404=0.1, share_429=0.1, share_reset=0.1

@@ -16,10 +16,10 @@ from test_download import A, B, fast_config, read_rows
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig, UrlListConfig
-from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.testing.devserver import ImageServer
 
 LOCAL_JPEG = COCO_IMAGES / B  # a real image on disk, different from the served one (A)
 SECRET = "/etc/passwd"

@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from wit_pipeline.devserver import _Handler, load_images
+from wit_pipeline.testing.devserver import _Handler, load_images
 
 
 @dataclass(frozen=True)
