@@ -136,9 +136,8 @@ def plan_against_local(tmp_path, image_server, engine_name):
 
 @pytest.mark.slow
 def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
-    from beam_services import portable_runner_args
-
     from wit_pipeline.engines.beam import BeamEngine
+    from wit_pipeline.testing.beam_services import portable_runner_args
 
     tasks = plan_against_local(tmp_path, image_server, "portable")
     with portable_runner_args(tmp_path) as beam_args:
