@@ -36,11 +36,10 @@ import tempfile
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 IMG2DATASET_SCRIPT = """
 import sys

@@ -22,17 +22,16 @@ import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-from training import checkpoint, evaluate  # noqa: E402
-from training.config import resolve_config  # noqa: E402
-from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
-from training.model import CLIP, forward_flops_per_sample  # noqa: E402
-from training.tokenizer import CaptionTokenizer, train_bpe  # noqa: E402
-from training.train import DistInfo, make_optimizer, train, train_step  # noqa: E402
+from training import checkpoint, evaluate
+from training.config import resolve_config
+from training.data import StreamSpec, stream_batches, write_pair_shards
+from training.model import CLIP, forward_flops_per_sample
+from training.tokenizer import CaptionTokenizer, train_bpe
+from training.train import DistInfo, make_optimizer, train, train_step
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Training captions vary; evaluation sees only "a photo of a number seven." (class names only).
