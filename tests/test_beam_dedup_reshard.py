@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import TEST_DATA
-from test_dedup import build_raw
+from helpers.paths import TEST_DATA
+from helpers.rawshards import build_raw
 
 from wit_pipeline import reshard
 from wit_pipeline.config import DedupConfig, ReshardConfig

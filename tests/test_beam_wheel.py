@@ -20,8 +20,8 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from conftest import REPO_ROOT  # noqa: E402
-from test_curate import example_config, final_files  # noqa: E402
+from helpers.curate import example_config, final_files  # noqa: E402
+from helpers.paths import REPO_ROOT  # noqa: E402
 
 from wit_pipeline.testing.beam_services import portable_runner_args  # noqa: E402
 

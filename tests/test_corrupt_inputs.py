@@ -8,10 +8,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES, TEST_DATA
-from rawshards import RawSample, write_raw_shard
-from test_download import A, fast_config, read_rows
-from test_output_folders import one_line_error, url_list, wit
+from helpers.cli import one_line_error, url_list, wit
+from helpers.download import A, fast_config, read_rows
+from helpers.paths import COCO_IMAGES, TEST_DATA
+from helpers.rawshards import RawSample, write_raw_shard
 
 from wit_pipeline import shards
 from wit_pipeline.config import UrlListConfig
@@ -220,7 +220,7 @@ def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_
 
 @pytest.fixture(scope="module")
 def final_shards(tmp_path_factory):
-    from test_training import coco_pairs
+    from helpers.training import coco_pairs
 
     from training.data import write_pair_shards
 

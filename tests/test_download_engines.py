@@ -11,7 +11,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.download import raw_contents
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, UrlListConfig
@@ -30,19 +31,6 @@ def url_list(path, base, copies=2, extra=()):
     rows += list(extra)
     pq.write_table(pa.Table.from_pylist(rows), path)
     return rows
-
-
-def raw_contents(out):
-    raw = os.path.join(out, "raw")
-    rows, members = [], {}
-    for shard_id in shards.finished_shards(raw):
-        name = shards.shard_name(shard_id)
-        rows += shards.read_parquet(os.path.join(raw, f"{name}.parquet")).to_pylist()
-        for key, sample in shards.iter_tar(os.path.join(raw, f"{name}.tar")):
-            for ext, data in sample.items():
-                assert f"{key}.{ext}" not in members, "a member written twice"
-                members[f"{key}.{ext}"] = data
-    return rows, members
 
 
 @pytest.mark.slow

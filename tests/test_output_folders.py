@@ -10,32 +10,19 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.cli import one_line_error, url_list, wit
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import shards
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 IS_ROOT = os.geteuid() == 0
-LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
-
-
-def wit(*args, timeout=180, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
 
 
 def start_wit(*args):
@@ -45,25 +32,6 @@ def start_wit(*args):
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    # Progress bars and log records (per-shard INFO lines, library warnings) are not the error.
-    lines = [
-        line
-        for line in result.stderr.splitlines()
-        if line.strip() and "shard/s" not in line and "%|" not in line and not LOG_RECORD.match(line)
-    ]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def url_list(path, urls: list[str]) -> str:
-    rows = [{"url": url, "caption": f"photo number {i} of a test"} for i, url in enumerate(urls)]
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    return str(path)
 
 
 def download_args(input_path, out, *extra):

@@ -15,7 +15,7 @@ import statistics
 import cv2
 import numpy as np
 import pytest
-from conftest import COCO_IMAGES
+from helpers.paths import COCO_IMAGES
 from img2dataset.resizer import Resizer
 
 from wit_pipeline.config import ResizeConfig

@@ -9,7 +9,7 @@ import pytest
 beam = pytest.importorskip("apache_beam")
 
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
-from conftest import TEST_DATA  # noqa: E402
+from helpers.paths import TEST_DATA  # noqa: E402
 
 from beam_jobs.options import pipeline_options  # noqa: E402
 from beam_jobs.sources import ReadSource  # noqa: E402

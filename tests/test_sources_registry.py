@@ -6,7 +6,7 @@ import argparse
 import pickle
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline.sources import SOURCES, source_class
 

@@ -5,7 +5,7 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-from text_helpers import ENTRIES, ListSource, laion_rows
+from helpers.text import ENTRIES, ListSource, laion_rows
 
 from wit_pipeline import shards
 from wit_pipeline.stats import without_provenance

@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # loader workers fork 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
-from conftest import TEST_DATA  # noqa: E402
+from helpers.training import coco_pairs  # noqa: E402
 
 from training.config import ConfigError, resolve_config  # noqa: E402
 from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
@@ -38,19 +38,6 @@ TINY = dict(
     context_length=24,
     vocab_size=300,
 )
-
-
-def coco_pairs():
-    """The 24 real COCO images of tests/data with their first real caption each."""
-    annotations = json.loads((TEST_DATA / "coco" / "captions_train2017.json").read_text())
-    files = {image["id"]: image["file_name"] for image in annotations["images"]}
-    pairs, seen = [], set()
-    for annotation in annotations["annotations"]:
-        path = TEST_DATA / "coco" / "images" / files[annotation["image_id"]]
-        if path.exists() and annotation["image_id"] not in seen:
-            seen.add(annotation["image_id"])
-            pairs.append((path.read_bytes(), annotation["caption"], {"image_id": annotation["image_id"]}))
-    return pairs
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
-from netproxy import HttpsImageServer, Proxy, self_signed_certificate
-from test_download import A, B, fast_config, read_rows
+from helpers.download import A, B, fast_config, read_rows
+from helpers.netproxy import HttpsImageServer, Proxy, self_signed_certificate
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig, UrlListConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-from conftest import TEST_DATA
 
+from helpers.paths import TEST_DATA
 from wit_pipeline.sources.base import SourceShard, make_record
 
 LAION = TEST_DATA / "text" / "laion_3000.parquet"
