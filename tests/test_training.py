@@ -17,7 +17,7 @@ pytest.importorskip("tokenizers")
 
 from helpers.training import coco_pairs  # noqa: E402
 
-from training.config import ConfigError, resolve_config  # noqa: E402
+from training.config import ConfigError, ModelConfig, config_from_json, resolve_config  # noqa: E402
 from training.data import StreamSpec, stream_batches, write_pair_shards  # noqa: E402
 from training.loss import clip_loss  # noqa: E402
 from training.model import CLIP, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX  # noqa: E402
@@ -80,7 +80,7 @@ def test_loss_equals_hand_computed_reference():
 
 
 def test_logit_scale_starts_at_clip_value_and_is_clamped():
-    model = CLIP(TINY, eot_id=1)
+    model = CLIP(ModelConfig(**TINY), eot_id=1)
     assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_INIT)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
@@ -96,7 +96,7 @@ def test_text_features_pool_at_end_of_text_token():
     assert (tokens[:, 0] == tokenizer.sot_id).all()
     eot = (tokens == tokenizer.eot_id).int().argmax(dim=-1)
     assert eot[1] > eot[0]
-    model = CLIP(TINY, eot_id=tokenizer.eot_id).eval()
+    model = CLIP(ModelConfig(**TINY), eot_id=tokenizer.eot_id).eval()
     changed = tokens.clone()
     changed[0, eot[0] + 1 :] = 7  # what follows the end token cannot reach it through a causal mask
     assert torch.allclose(model.encode_text(tokens)[0], model.encode_text(changed)[0], atol=1e-6)
@@ -120,7 +120,10 @@ def test_clip_vocab_file_gives_clip_ids(tmp_path):
 
 def test_config_presets_toml_and_unknown_keys(tmp_path):
     config = resolve_config({"preset": "ViT-B/32", "image_size": 160})
-    assert (config.vision_width, config.patch_size, config.image_size) == (768, 32, 160)
+    assert (config.model.vision_width, config.model.patch_size, config.model.image_size) == (768, 32, 160)
+    # config.json is flat, keyed as the flags: a checkpoint written before ModelConfig reads back.
+    assert json.loads(config.to_json())["image_size"] == 160
+    assert config_from_json(config.to_json()) == config
     with pytest.raises(ConfigError, match="unknown TrainConfig keys: bacth_size"):
         resolve_config({"bacth_size": 3})
     with pytest.raises(ConfigError, match="multiple of patch_size"):
@@ -216,7 +219,7 @@ def _two_process_step(rank, port, inputs, result_file):
 
 def _fresh_model():
     torch.manual_seed(0)
-    model = CLIP(TINY, eot_id=1)
+    model = CLIP(ModelConfig(**TINY), eot_id=1)
     config = resolve_config(dict(TINY, lr=1e-3))
     return model, make_optimizer(model, config, torch.device("cpu"))
 
