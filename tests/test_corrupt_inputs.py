@@ -232,6 +232,7 @@ def final_shards(tmp_path_factory):
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--workers", "0", "--lr", "1e-3"]
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_run_without_resume_or_overwrite(final_shards, tmp_path):
     run = tmp_path / "run"
     one_line_error(
@@ -254,6 +255,7 @@ def test_train_refuses_an_existing_run_without_resume_or_overwrite(final_shards,
     assert (run / "log.jsonl").read_text().count('"step": 2') == log.count('"step": 2')  # replaced, not appended
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_with_a_half_written_tar_skips_it(final_shards, tmp_path):
     folder = tmp_path / "shards"
     folder.mkdir()

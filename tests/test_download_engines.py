@@ -60,6 +60,7 @@ def test_local_and_beam_engines_write_the_same_rows_and_members(tmp_path, image_
     assert local_members == beam_members
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     input_path = str(tmp_path / "urls.parquet")
     rows = [

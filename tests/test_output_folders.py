@@ -134,6 +134,7 @@ def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded
 # --- 3: a second writer is refused, on every engine; a killed run leaves no stuck lock ------------
 
 
+@pytest.mark.slow
 def test_a_second_concurrent_download_is_refused_and_a_killed_one_leaves_no_lock(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/3/{name}" for name in IMAGES[:12]]
     input_path = url_list(tmp_path / "list.parquet", urls)
@@ -174,6 +175,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/2/{name}" for name in IMAGES[:8]]  # 4 s per shard of 2
     out = tmp_path / "out"
@@ -240,6 +242,7 @@ def test_a_finished_shard_whose_sidecar_was_deleted_is_redone(downloaded, tmp_pa
 # --- 11 and 12: Ctrl-C, a full disk and a read-only folder end in one line --------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_one_process_prints_the_rerun_line_and_the_rerun_completes(tmp_path, image_server):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(300)]
     urls += [f"{image_server.url}/slow/0.5/{name}" for name in IMAGES[:4]]
@@ -267,6 +270,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_full_disk_is_one_line_and_no_wrong_shard_is_marked_finished(tmp_path, image_server, small_disk, processes):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(60)]

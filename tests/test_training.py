@@ -144,6 +144,7 @@ def test_few_steps_reduce_loss(shards, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 24
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(shards, tmp_path):
     # Two loader workers, and a stop after an odd number of batches: the resumed loader must
     # also pick up the right worker's turn.
@@ -224,6 +225,7 @@ def _fresh_model():
     return model, make_optimizer(model, config, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_match_one_process_on_the_same_global_batch(tmp_path):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(8, 3, 32, 32, generator=generator)
@@ -289,6 +291,7 @@ def wit(argv):
     return args.run(args)
 
 
+@pytest.mark.slow
 def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
     config = tmp_path / "train.toml"
     shape = "\n".join(f"{k} = {v}" for k, v in TINY.items())
