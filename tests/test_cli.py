@@ -77,6 +77,7 @@ def test_bad_values_missing_inputs_and_unreadable_files_fail_in_one_line(tmp_pat
     one_line_error(wit("nonsense"), "invalid choice")
 
 
+@pytest.mark.slow
 def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     names = sorted(image_server.images)[:3]
     rows = [
@@ -107,6 +108,7 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     assert set(table.column("width").to_pylist()) == {48}
 
 
+@pytest.mark.slow
 def test_resizer_img2dataset_stores_img2datasets_exact_bytes(tmp_path, image_server):
     import io
 

@@ -213,6 +213,7 @@ def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
             assert defaults[dest] == value, (command, dest)
 
 
+@pytest.mark.slow
 def test_a_run_that_keeps_nothing_finishes_with_an_empty_manifest(tmp_path):
     text = (REPO_ROOT / "examples" / "commoncrawl-wat.toml").read_text()
     config = tmp_path / "wat.toml"

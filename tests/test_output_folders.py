@@ -106,6 +106,7 @@ def snapshot(folder: pathlib.Path) -> dict[str, bytes]:
 # --- 2: a stage refuses a folder it did not make ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded, tmp_path):
     raw = downloaded / "raw"
     before = snapshot(raw)
@@ -213,6 +214,7 @@ def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
 # --- 7 and 15: unfinished downloads are refused; a finished shard's files are checked -----------
 
 
+@pytest.mark.slow
 def test_dedup_and_reshard_refuse_an_unfinished_download_unless_partial(downloaded):
     raw = downloaded / "raw"
     (raw / "00002.done").unlink()
@@ -227,6 +229,7 @@ def test_dedup_and_reshard_refuse_an_unfinished_download_unless_partial(download
     assert manifest["samples"] == 4
 
 
+@pytest.mark.slow
 def test_a_finished_shard_whose_sidecar_was_deleted_is_redone(downloaded, tmp_path, image_server):
     raw = downloaded / "raw"
     (raw / "00001.parquet").unlink()

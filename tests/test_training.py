@@ -130,6 +130,7 @@ def test_config_presets_toml_and_unknown_keys(tmp_path):
         resolve_config({"image_size": 50})
 
 
+@pytest.mark.slow
 def test_few_steps_reduce_loss(shards, tmp_path):
     result = train(config_for(shards, tmp_path / "run", steps=24, seed=1))
     losses = result["losses"]

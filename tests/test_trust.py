@@ -206,6 +206,7 @@ def test_https_goes_through_a_connect_tunnel(tmp_path, monkeypatch):
         assert guarded.status == "private_address" and len(proxy.requests) == 1
 
 
+@pytest.mark.slow
 def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_server):
     input_path = write_table(tmp_path / "list.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a cat"}])
     with Proxy() as proxy:
