@@ -16,7 +16,9 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import fsspec
 import torch
@@ -54,7 +56,7 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(env: dict) -> DistInfo:
+def init_distributed(env: Mapping[str, str]) -> DistInfo:
     """Join the process group that torchrun describes in `env`; NCCL on GPU, gloo on CPU."""
     world_size = int(env.get("WORLD_SIZE", 1))
     if world_size == 1:
@@ -77,12 +79,12 @@ def build_tokenizer(config: TrainConfig, urls: list[str], info: DistInfo) -> str
     shards' captions and broadcast, so every rank tokenises identically."""
     if config.clip_vocab:
         return load_clip_vocab(config.clip_vocab).to_str()
-    payload = [None]
+    payload: list[str | None] = [None]
     if info.is_main:
         payload[0] = train_bpe(iter_captions(urls, config.tokenizer_captions), config.model.vocab_size).to_str()
     if info.world_size > 1:
         dist.broadcast_object_list(payload, src=0)
-    return payload[0]
+    return cast(str, payload[0])  # rank 0 filled it in, and the broadcast gave it to every rank
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -221,7 +223,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
         loader_state = LoaderState(num_streams, saved["positions"], saved["batches"], saved["skipped"][info.rank])
     loader_state = loader_state or LoaderState(num_streams)
 
-    net = model
+    net: torch.nn.Module | Callable[..., Any] = model  # what runs the forward pass (see train_step)
     if info.world_size > 1:
         net = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
     if config.compile:
@@ -271,7 +273,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
             save_checkpoint(config, model, optimizer, done, loader_state, tokenizer_json, info)
             log.flush()
     progress.close()
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     for counts in _gather(loader_state.skipped(), info):
         skipped.update(counts)
     return {"steps": steps, "start_step": start_step, "losses": losses, "skipped": dict(skipped), "config": config}
@@ -286,7 +288,8 @@ class TrainLog:
         self.path, self.log_every, self.steps = path, log_every, steps
         self.samples_per_step, self.info, self.progress = samples_per_step, info, progress
         self.lines: list[str] = []
-        self.interval_start, self.interval_losses = time.perf_counter(), []
+        self.interval_losses: list[float] = []
+        self.interval_start = time.perf_counter()
 
     def step(self, done: int, loss: float, lr: float, logit_scale: float, skipped: dict) -> None:
         """Count step `done`; write a record when one is due."""

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from wit_pipeline.cli import UsageError
 
@@ -52,7 +53,7 @@ def run(args) -> int:
         if args.template
         else (evaluate.ENSEMBLE_TEMPLATES if args.ensemble else evaluate.TEMPLATES)
     )
-    metrics = {"checkpoint": path}
+    metrics: dict[str, Any] = {"checkpoint": path}
     try:
         if args.zero_shot:
             metrics["zero_shot"] = evaluate.zero_shot(
