@@ -2,8 +2,8 @@
 
 The shapes follow the CLIP paper (pre-norm residual blocks, a class token and `ln_post` for the
 image, a causal mask and pooling at the end-of-text token for the text, bias-free projections,
-a learnable temperature). Attention goes through `scaled_dot_product_attention`, which picks the
-fused kernel on GPU.
+a learnable temperature), built from a `ModelConfig` as nanoGPT's `GPT(GPTConfig)`. Attention
+goes through `scaled_dot_product_attention`, which picks the fused kernel on GPU.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
     config -> tokenizer -> model -> AdamW -> for each step: lr, micro-batches, loss, clip, step
 
 One process per device; under `torchrun` each rank reads different samples, features are
-all-gathered for the loss (training/loss.py) and DDP averages gradients. Rank 0 logs and writes
-checkpoints. `resume=True` continues from `<output>/checkpoint.pt` exactly as if never stopped:
-same parameters, optimiser moments, schedule position and data position.
+all-gathered for the loss (training/loss.py) and DDP averages gradients. Rank 0 logs (`TrainLog`:
+log.jsonl, appended at checkpoint time) and writes checkpoints. `resume=True` continues from
+`<output>/checkpoint.pt` exactly as if never stopped: same parameters, optimiser moments, schedule
+position and data position.
 """
 
 from __future__ import annotations

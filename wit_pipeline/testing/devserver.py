@@ -1,9 +1,9 @@
-"""A local image server that behaves like the web: for the demo, the tests and the benchmarks.
+"""A local image server that behaves like the web: for the tests and the benchmarks.
 
 It serves real image files from a folder on 127.0.0.1, under distinct paths, together with the
 misbehaviours a crawler meets: errors, flaky and rate-limited hosts, slow answers, redirects and
 redirect loops, opt-out headers, wrong content types, truncated bodies, decompression bombs and
-dropped connections. Run it alone with `python -m wit_pipeline.devserver --images DIR`.
+dropped connections. Run it alone with `python -m wit_pipeline.testing.devserver --images DIR`.
 
 Routes (NAME is a file in the folder):
     /img/NAME, /img/ANYTHING/NAME   the image (so N distinct URLs can share few files)

@@ -16,7 +16,7 @@ addresses (127.0.0.2, 127.0.0.3, ...), each with:
 mixes in 404s, one-time 429s and resets. Photos of varied size: the folder's, plus upscaled
 copies (1,000 to 2,000 px) when asked, as large photos are common on the web.
 
-    python -m wit_pipeline.simweb --images DIR --workdir W --hosts 16 --large 40
+    python -m wit_pipeline.testing.simweb --images DIR --workdir W --hosts 16 --large 40
 writes W/ca.pem and W/hosts.json (the hosts' base URLs, the image names) once serving.
 """
 
