@@ -1,27 +1,16 @@
 """Balance on Beam writes exactly what the local engine writes, from the same ingest output."""
 
-import glob
-import os
 import shutil
 
-import pyarrow.parquet as pq
 import pytest
-from helpers.text import ENTRIES, ListSource, laion_rows
+from helpers.engines import IN_MEMORY, parquet_rows
+from helpers.text import ENTRIES, ListSource, laion_pairs
 
 from wit_pipeline.stats import without_provenance
 
 beam = pytest.importorskip("apache_beam")
 
 pytestmark = pytest.mark.slow
-
-IN_MEMORY = ["--direct_running_mode=in_memory"]
-
-
-def files(folder):
-    return {
-        os.path.relpath(p, folder): pq.read_table(p).to_pylist()
-        for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))
-    }
 
 
 def test_balance_on_beam_equals_local(tmp_path):
@@ -32,8 +21,7 @@ def test_balance_on_beam_equals_local(tmp_path):
     from wit_pipeline.engines.beam import BeamEngine
     from wit_pipeline.engines.local import LocalEngine
 
-    rows = laion_rows(500)
-    pairs = [(r["URL"], r["TEXT"]) for r in rows] + [(r["URL"], r["TEXT"]) for r in rows[:120]]
+    pairs = laion_pairs(500, repeated=120)
     local, on_beam = str(tmp_path / "local"), str(tmp_path / "beam")
     config = IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES)))
     ingest.run(LocalEngine(), local, config, source=ListSource(pairs, shard_size=125))
@@ -53,4 +41,4 @@ def test_balance_on_beam_equals_local(tmp_path):
     }
     assert counters == {"ok": local_balance["kept"], **local_balance["dropped"]}
     assert local_balance["entries_capped"] > 0 and local_balance["dropped"]["not_sampled"] > 0
-    assert files(f"{on_beam}/balance") == files(f"{local}/balance")
+    assert parquet_rows(f"{on_beam}/balance") == parquet_rows(f"{local}/balance")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from helpers.engines import IN_MEMORY
 from helpers.paths import TEST_DATA
 from helpers.rawshards import build_raw
 
@@ -13,7 +14,6 @@ from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
 
 pytestmark = pytest.mark.slow
-IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,12 @@
 """Ingest on Beam writes exactly what the local engine writes (real captions), and a source read
 through Beam (FnApiRunner) yields exactly the records of the local read."""
 
-import glob
 import json
-import os
 
-import pyarrow.parquet as pq
 import pytest
+from helpers.engines import IN_MEMORY, parquet_rows
 from helpers.paths import TEST_DATA
-from helpers.text import ENTRIES, ListSource, laion_rows
+from helpers.text import ENTRIES, ListSource, laion_pairs
 
 from wit_pipeline import shards
 from wit_pipeline.stats import without_provenance
@@ -17,15 +15,6 @@ beam = pytest.importorskip("apache_beam")
 
 pytestmark = pytest.mark.slow
 
-IN_MEMORY = ["--direct_running_mode=in_memory"]
-
-
-def files(folder):
-    return {
-        os.path.relpath(p, folder): pq.read_table(p).to_pylist()
-        for p in sorted(glob.glob(f"{folder}/**/*.parquet", recursive=True))
-    }
-
 
 def test_ingest_on_beam_equals_local(tmp_path):
     from wit_pipeline import ingest
@@ -33,8 +22,7 @@ def test_ingest_on_beam_equals_local(tmp_path):
     from wit_pipeline.engines.beam import BeamEngine
     from wit_pipeline.engines.local import LocalEngine
 
-    rows = laion_rows(500)
-    pairs = [(r["URL"], r["TEXT"]) for r in rows] + [(r["URL"], r["TEXT"]) for r in rows[:120]]
+    pairs = laion_pairs(500, repeated=120)
     source = ListSource(pairs, shard_size=125)
     config = IngestConfig(match=MatchConfig(metadata_path=str(ENTRIES)))
     local, on_beam = str(tmp_path / "local"), str(tmp_path / "beam")
@@ -44,7 +32,7 @@ def test_ingest_on_beam_equals_local(tmp_path):
     beam_summary = ingest.run(engine, on_beam, config, source=source)
     assert without_provenance(beam_summary) == without_provenance(local_summary)
     assert local_summary["dropped"]["duplicate"] > 0
-    assert files(f"{on_beam}/ingest") == files(f"{local}/ingest")
+    assert parquet_rows(f"{on_beam}/ingest") == parquet_rows(f"{local}/ingest")
     # The same markers on Beam as on the local engine: a rerun skips every shard.
     assert shards.finished_shards(f"{on_beam}/ingest") == shards.finished_shards(f"{local}/ingest") == [0, 1, 2, 3, 4]
     assert without_provenance(ingest.run(engine, on_beam, config, source=source)) == without_provenance(local_summary)

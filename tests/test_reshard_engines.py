@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers.engines import IN_MEMORY
 from helpers.rawshards import build_raw
 
 from wit_pipeline import reshard
@@ -11,7 +12,6 @@ from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
 
 pytestmark = pytest.mark.slow
-IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,12 @@ def laion_rows(n: int | None = None) -> list[dict]:
     return rows if n is None else rows[:n]
 
 
+def laion_pairs(n: int, repeated: int = 0) -> list[tuple[str, str]]:
+    """The first `n` real LAION (url, caption) pairs, then the first `repeated` of them again."""
+    pairs = [(row["URL"], row["TEXT"]) for row in laion_rows(n)]
+    return pairs + pairs[:repeated]
+
+
 def laion_captions() -> list[str]:
     return [row["TEXT"] for row in laion_rows()]
 
