@@ -4,6 +4,7 @@
     cli          `wit` as a subprocess; what a one-line user error looks like
     curate       the COCO example config and its final shards
     download     a fast fetch config; the raw shards' rows and members
+    engines      Beam in this process and a folder's Parquet rows, for test_<stage>_engines.py
     rawshards    raw shards as download writes them, from real photos (and the dedup test's set)
     text         real LAION and COCO captions; a Source over a list of pairs
     training     real image-caption pairs for the trainer
