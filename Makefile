@@ -24,14 +24,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m wit_pipeline.demo --output demo-out
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python examples/demo.py --output demo-out
 
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
-# The tests that start no Beam, Spark or browser: the edit-run loop (under a minute).
+# The edit-run loop (under a minute on 2 cores): every test but the end-to-end ones marked slow
+# (Beam, Spark, a browser, killed or concurrent runs, whole training runs), one worker per core.
+# A test file stays on one worker (--dist loadfile), so its module fixtures are built once.
 test-fast: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -ra -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
 
 # What CI checks besides the tests: lint rules, formatting, and types.
 lint: $(STAMP)

@@ -26,11 +26,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from wit_pipeline.config import DedupConfig  # noqa: E402
-from wit_pipeline.dedup import bands  # noqa: E402
-from wit_pipeline.dedup.decisions import DedupRows, dedup_rows  # noqa: E402
+from wit_pipeline.config import DedupConfig
+from wit_pipeline.dedup import bands
+from wit_pipeline.dedup.decisions import DedupRows, dedup_rows
 
 
 def peak_rss_mb() -> float:

@@ -1,7 +1,7 @@
 """Download throughput: wit download against img2dataset, side by side, on the same URL lists.
 
 Both tools get the same processes, threads, shard size, resize settings (256 px, border), output
-(WebDataset + Parquet), timeout and retries, and the same server: wit_pipeline.simweb in a
+(WebDataset + Parquet), timeout and retries, and the same server: wit_pipeline.testing.simweb in a
 separate process. Scenarios:
 
     loopback  COCO photos (~640 px) over plain HTTP from one host on 127.0.0.2, no added latency
@@ -36,11 +36,10 @@ import tempfile
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 IMG2DATASET_SCRIPT = """
 import sys
@@ -66,7 +65,7 @@ def start_web(images: str, workdir: pathlib.Path, scenario: dict, large: int) ->
     command = [
         sys.executable,
         "-m",
-        "wit_pipeline.simweb",
+        "wit_pipeline.testing.simweb",
         "--images",
         images,
         "--workdir",
@@ -96,7 +95,7 @@ def start_web(images: str, workdir: pathlib.Path, scenario: dict, large: int) ->
 
 
 def write_url_list(path: pathlib.Path, info: dict, scenario: dict, count: int) -> None:
-    from wit_pipeline.simweb import WebProfile, make_urls
+    from wit_pipeline.testing.simweb import WebProfile, make_urls
 
     large = [n for n in info["names"] if n.startswith("large")]
     small = [n for n in info["names"] if not n.startswith("large") and n.lower().endswith(".jpg")]
@@ -232,8 +231,8 @@ def run_scenario(name: str, args, env: dict) -> dict:
 
 
 def photos_for(name: str, images: str, large: int) -> list[bytes]:
-    from wit_pipeline.devserver import load_images
-    from wit_pipeline.simweb import upscaled_images
+    from wit_pipeline.testing.devserver import load_images
+    from wit_pipeline.testing.simweb import upscaled_images
 
     small = {n: d for n, d in load_images(images).items() if n.lower().endswith(".jpg")}
     big = upscaled_images(small, large)

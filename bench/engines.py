@@ -40,8 +40,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the service fixtures the tests use: one way to start them
-sys.path.insert(0, str(REPO / "bench"))
 
 STAGES = ("ingest", "balance", "download", "dedup", "reshard")
 ENGINES = ("local", "beam", "beam-portable", "spark-local", "spark-standalone")
@@ -122,13 +120,13 @@ def engine_services(engine: str, workdir: pathlib.Path):
     """(extra wit flags, pids of the engine's own service processes) while they run."""
     workdir.mkdir(parents=True, exist_ok=True)
     if engine == "beam-portable":
-        from beam_services import portable_runner_args
+        from wit_pipeline.testing.beam_services import portable_runner_args
 
         before = set(_children(os.getpid()))
         with portable_runner_args(workdir) as beam_args:
             yield ["--", *beam_args], sorted(set(_children(os.getpid())) - before)
     elif engine == "spark-standalone":
-        from spark_cluster import standalone_cluster
+        from wit_pipeline.testing.spark_cluster import standalone_cluster
 
         with standalone_cluster(workdir / "cluster") as cluster:
             os.environ.update(cluster.env)

@@ -18,9 +18,7 @@ import time
 import imagehash
 from PIL import Image
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from wit_pipeline.download.hashing import phash_hex  # noqa: E402
+from wit_pipeline.download.hashing import phash_hex
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 

@@ -17,28 +17,28 @@ import io
 import os
 import pathlib
 import statistics
-import sys
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import cv2
+import imagehash
+import numpy as np
+from PIL import Image
 
-import cv2  # noqa: E402
-import imagehash  # noqa: E402
-import numpy as np  # noqa: E402
-from image_quality import output_luma, reference_luma, ssim, upscaled_copy  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from wit_pipeline.config import ResizeConfig  # noqa: E402
-from wit_pipeline.download.hashing import phash_pixels  # noqa: E402
+from wit_pipeline.config import ResizeConfig
+from wit_pipeline.download.hashing import phash_pixels
 from wit_pipeline.download.image import (
     FastResizer,
     Img2datasetResizer,
-    ResizedImage,  # noqa: E402
+    ResizedImage,
     check_image,
     plan_resize,
 )
+from wit_pipeline.testing.image_quality import output_luma, reference_luma, ssim, upscaled_copy
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# img2dataset, imported when its resizer first runs, would otherwise ask the package index for
+# albumentations' latest version.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 class PillowDraft:

@@ -23,13 +23,12 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from wit_pipeline.sources.coco import CocoConfig, CocoSource
+from wit_pipeline.sources.warc import WarcSource
+from wit_pipeline.sources.wat import WatSource
+from wit_pipeline.sources.yfcc import YfccConfig, YfccSource
 
-from wit_pipeline.sources.coco import CocoConfig, CocoSource  # noqa: E402
-from wit_pipeline.sources.warc import WarcSource  # noqa: E402
-from wit_pipeline.sources.wat import WatSource  # noqa: E402
-from wit_pipeline.sources.yfcc import YfccConfig, YfccSource  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 MB = 1_000_000
 CC2DATASET_SECONDS_PER_WAT = 50.0

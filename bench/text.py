@@ -21,12 +21,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pyarrow.parquet as pq
 
-import pyarrow.parquet as pq  # noqa: E402
-
-from wit_pipeline import schema  # noqa: E402
-from wit_pipeline.sources.base import Source, SourceShard, make_record  # noqa: E402
+from wit_pipeline import schema
+from wit_pipeline.sources.base import Source, SourceShard, make_record
 
 
 class RepeatedSource(Source):

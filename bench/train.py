@@ -22,18 +22,17 @@ import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
-from training import checkpoint, evaluate  # noqa: E402
-from training.config import resolve_config  # noqa: E402
-from training.data import StreamSpec, stream_batches  # noqa: E402
-from training.model import CLIP, forward_flops_per_sample  # noqa: E402
-from training.tokenizer import CaptionTokenizer, train_bpe  # noqa: E402
-from training.train import DistInfo, make_optimizer, train, train_step  # noqa: E402
-from wit_pipeline.shards import write_pair_shards  # noqa: E402
+from training import checkpoint, evaluate
+from training.config import resolve_config
+from training.data import StreamSpec, stream_batches
+from training.model import CLIP, forward_flops_per_sample
+from training.tokenizer import CaptionTokenizer, train_bpe
+from training.train import DistInfo, make_optimizer, train, train_step
+from wit_pipeline.shards import write_pair_shards
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Training captions vary; evaluation sees only "a photo of a number seven." (class names only).
@@ -112,11 +111,11 @@ def mnist(args) -> dict:
         "epochs": round(config.steps * config.batch_size / len(pairs), 2),
         "final_loss": round(sum(result["losses"][-10:]) / 10, 4),
         "train_seconds": round(train_seconds, 1),
-        "zero_shot": evaluate.zero_shot(model, tokenizer, heldout, config.image_size),
+        "zero_shot": evaluate.zero_shot(model, tokenizer, heldout, config.model.image_size),
         "zero_shot_ensemble": evaluate.zero_shot(
-            model, tokenizer, heldout, config.image_size, templates=evaluate.ENSEMBLE_TEMPLATES
+            model, tokenizer, heldout, config.model.image_size, templates=evaluate.ENSEMBLE_TEMPLATES
         ),
-        "linear_probe": evaluate.linear_probe(model, str(work / "probe_train"), heldout, config.image_size),
+        "linear_probe": evaluate.linear_probe(model, str(work / "probe_train"), heldout, config.model.image_size),
         "chance_top1": 0.1,
         "goal_top1": 0.9,
     }
@@ -168,7 +167,7 @@ def coco(args) -> dict:
         "final_loss": round(sum(result["losses"][-10:]) / 10, 4),
     }
     for split, paths in (("train", train_paths), ("val", val_paths)):
-        metrics = evaluate.retrieval(model, tokenizer, "::".join(paths), config.image_size)
+        metrics = evaluate.retrieval(model, tokenizer, "::".join(paths), config.model.image_size)
         # Chance: a random ranking puts one of an image's c captions in the top k of T texts
         # with probability about k*c/T; a caption's one image in the top k of I with k/I.
         captions_per_image = metrics["texts"] / metrics["images"]
@@ -184,10 +183,10 @@ def coco(args) -> dict:
 def train_rate(shape_overrides: dict, batch_size: int, steps: int) -> dict:
     """Training samples/s of one CPU process on fixed tensors (no loader), after one warm-up step."""
     config = resolve_config(shape_overrides)
-    model = CLIP(config.model_shape(), eot_id=1)
+    model = CLIP(config.model, eot_id=1)
     optimizer = make_optimizer(model, config, torch.device("cpu"))
-    images = torch.randn(batch_size, 3, config.image_size, config.image_size)
-    tokens = torch.randint(2, config.vocab_size, (batch_size, config.context_length))
+    images = torch.randn(batch_size, 3, config.model.image_size, config.model.image_size)
+    tokens = torch.randint(2, config.model.vocab_size, (batch_size, config.model.context_length))
     tokens[:, 0], tokens[:, 15] = 0, 1  # COCO captions run about 14 tokens
     no_autocast = torch.autocast("cpu", enabled=False)
     train_step(model, model, optimizer, [(images, tokens)], DistInfo(), no_autocast, 1.0)
@@ -195,7 +194,7 @@ def train_rate(shape_overrides: dict, batch_size: int, steps: int) -> dict:
     for _ in range(steps):
         train_step(model, model, optimizer, [(images, tokens)], DistInfo(), no_autocast, 1.0)
     rate = steps * batch_size / (time.perf_counter() - start)
-    flops = 3 * forward_flops_per_sample(config.model_shape(), text_tokens=16)  # padding is trimmed
+    flops = 3 * forward_flops_per_sample(config.model, text_tokens=16)  # padding is trimmed
     return {"samples_per_s": round(rate, 2), "batch_size": batch_size, "gflop_per_s": round(rate * flops / 1e9, 1)}
 
 
@@ -269,12 +268,12 @@ def gpu(args) -> dict:
     figures = {"device": name, "torch": torch.__version__, "batch_size": args.batch_size, "peak_bf16_tflops": peak}
     for compiled in (False, True) if args.compile else (False,):
         torch.manual_seed(0)
-        model = CLIP(config.model_shape(), eot_id=1).to(device)
+        model = CLIP(config.model, eot_id=1).to(device)
         model.text.trim_padding = False  # full 77-token context: static shapes, open_clip's FLOPs
         optimizer = make_optimizer(model, config, device)
         net = torch.compile(model) if compiled else model
         images = torch.randn(args.batch_size, 3, 224, 224, device=device)
-        tokens = torch.randint(2, config.vocab_size, (args.batch_size, 77), device=device)
+        tokens = torch.randint(2, config.model.vocab_size, (args.batch_size, 77), device=device)
         tokens[:, 0], tokens[:, 15] = 0, 1
         autocast = torch.autocast(device.type, dtype=torch.bfloat16)
         for _ in range(3):
@@ -285,7 +284,7 @@ def gpu(args) -> dict:
             train_step(net, model, optimizer, [(images, tokens)], DistInfo(), autocast, 1.0)
         synchronize(device)
         rate = args.steps * args.batch_size / (time.perf_counter() - start)
-        flops = 3 * forward_flops_per_sample(config.model_shape())
+        flops = 3 * forward_flops_per_sample(config.model)
         key = "compiled" if compiled else "eager"
         figures[key] = {
             "samples_per_s": round(rate, 1),

@@ -7,22 +7,17 @@ the repository root goes first on PYTHONPATH.
 from __future__ import annotations
 
 import os
-import pathlib
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-TEST_DATA = REPO_ROOT / "tests" / "data"
+import pytest
+from helpers.paths import COCO_IMAGES, REPO_ROOT
+
+from wit_pipeline.testing.devserver import ImageServer
 
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 )
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-
-import pytest  # noqa: E402
-
-from wit_pipeline.devserver import ImageServer  # noqa: E402
-
-COCO_IMAGES = TEST_DATA / "coco" / "images"
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +37,6 @@ def second_loopback_server():
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory, image_server):
     """A real run of every stage (ingest -> reshard) over a few COCO pairs, a 404 and a French caption."""
-    from report_runs import run_chain, small_run_rows
+    from helpers.report_runs import run_chain, small_run_rows
 
     return run_chain(tmp_path_factory.mktemp("small_run") / "out", small_run_rows(image_server.url))

@@ -15,7 +15,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from report_runs import coco_rows
+from helpers.report_runs import coco_rows
 
 from wit_pipeline import cli, shards
 

@@ -125,7 +125,7 @@ def test_unmatched_pairs_dropped_by_default_kept_with_flag(tmp_path):
 
 
 def test_entry_texts_come_from_the_metadata_ingest_used(tmp_path):
-    from text_helpers import ENTRIES, ListSource
+    from helpers.text import ENTRIES, ListSource
 
     from wit_pipeline.config import IngestConfig, MatchConfig
 

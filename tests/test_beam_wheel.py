@@ -20,9 +20,10 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from beam_services import free_port, wait_for_port  # noqa: E402
-from conftest import REPO_ROOT  # noqa: E402
-from test_curate import example_config, final_files  # noqa: E402
+from helpers.curate import example_config, final_files  # noqa: E402
+from helpers.paths import REPO_ROOT  # noqa: E402
+
+from wit_pipeline.testing.beam_services import portable_runner_args  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -138,58 +139,15 @@ def test_curate_from_a_wheel_on_the_portable_runner_with_an_external_worker_pool
     # The example's inputs are relative to the checkout: the copy names them absolutely, so
     # the job runs from a folder that holds no source at all.
     config = example_config(tmp_path, "portable", replace=[('"tests/data/', f'"{REPO_ROOT}/tests/data/')])
-    job_port, pool_port = free_port(), free_port()
     python = str(venv / "bin" / "python")
-    started = []
-    try:
-        pool = subprocess.Popen(
-            [python, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={pool_port}"],
-            cwd=tmp_path,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "pool.log", "w"),
-        )
-        started.append(pool)
-        service = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "apache_beam.runners.portability.local_job_service_main",
-                f"--port={job_port}",
-                f"--staging_dir={tmp_path / 'staging'}",
-            ],
-            cwd=tmp_path,
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "jobservice.log", "w"),
-        )
-        started.append(service)
-        wait_for_port(pool_port, pool)
-        wait_for_port(job_port, service)
+    with portable_runner_args(tmp_path, python=python, env=env, cwd=tmp_path, grace=30) as beam_args:
         result = subprocess.run(
-            [
-                str(venv / "bin" / "wit"),
-                "curate",
-                str(config),
-                "--engine",
-                "beam",
-                "--",
-                "--runner=PortableRunner",
-                f"--job_endpoint=127.0.0.1:{job_port}",
-                "--environment_type=EXTERNAL",
-                f"--environment_config=127.0.0.1:{pool_port}",
-            ],
+            [str(venv / "bin" / "wit"), "curate", str(config), "--engine", "beam", "--", *beam_args],
             cwd=tmp_path,
             env=env,
             capture_output=True,
             text=True,
             timeout=900,
         )
-        assert result.returncode == 0, result.stderr[-4000:]
-    finally:
-        for process in started:  # stop exactly what we started, by PID
-            os.killpg(process.pid, 15)
-            process.wait(timeout=30)
+    assert result.returncode == 0, result.stderr[-4000:]
     assert final_files(tmp_path / "portable") == final_files(tmp_path / "local")

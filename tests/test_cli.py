@@ -8,6 +8,7 @@ import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 
 def wit(*args, timeout=120):
@@ -76,6 +77,7 @@ def test_bad_values_missing_inputs_and_unreadable_files_fail_in_one_line(tmp_pat
     one_line_error(wit("nonsense"), "invalid choice")
 
 
+@pytest.mark.slow
 def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     names = sorted(image_server.images)[:3]
     rows = [
@@ -106,6 +108,7 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
     assert set(table.column("width").to_pylist()) == {48}
 
 
+@pytest.mark.slow
 def test_resizer_img2dataset_stores_img2datasets_exact_bytes(tmp_path, image_server):
     import io
 
@@ -142,6 +145,7 @@ def test_resizer_img2dataset_stores_img2datasets_exact_bytes(tmp_path, image_ser
     assert stored == {name: resizer(io.BytesIO(image_server.images[name]))[0] for name in names}
 
 
+@pytest.mark.slow
 def test_resuming_with_other_settings_is_refused_not_mixed(tmp_path, image_server):
     names = sorted(image_server.images)[:4]
     rows = [{"url": f"{image_server.url}/img/{name}", "caption": f"a photo of {name}"} for name in names]

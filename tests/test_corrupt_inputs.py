@@ -8,17 +8,17 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES, TEST_DATA
-from rawshards import RawSample, write_raw_shard
-from test_download import A, fast_config, read_rows
-from test_output_folders import one_line_error, url_list, wit
+from helpers.cli import one_line_error, url_list, wit
+from helpers.download import A, fast_config, read_rows
+from helpers.paths import COCO_IMAGES, TEST_DATA
+from helpers.rawshards import RawSample, write_raw_shard
 
 from wit_pipeline import shards
-from wit_pipeline.devserver import bomb_png
 from wit_pipeline.download import stage
 from wit_pipeline.download.image import ImageError, check_image
 from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
+from wit_pipeline.testing.devserver import bomb_png
 
 JPEGS = sorted(COCO_IMAGES.glob("*.jpg"))
 
@@ -220,7 +220,7 @@ def test_balance_that_matches_nothing_points_to_metadata_and_keep_unmatched(tmp_
 
 @pytest.fixture(scope="module")
 def final_shards(tmp_path_factory):
-    from test_training import coco_pairs
+    from helpers.training import coco_pairs
 
     from wit_pipeline.shards import write_pair_shards
 
@@ -232,6 +232,7 @@ def final_shards(tmp_path_factory):
 TRAIN = ["--preset", "tiny", "--batch-size", "4", "--workers", "0", "--lr", "1e-3"]
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_run_without_resume_or_overwrite(final_shards, tmp_path):
     run = tmp_path / "run"
     one_line_error(
@@ -254,6 +255,7 @@ def test_train_refuses_an_existing_run_without_resume_or_overwrite(final_shards,
     assert (run / "log.jsonl").read_text().count('"step": 2') == log.count('"step": 2')  # replaced, not appended
 
 
+@pytest.mark.slow
 def test_train_on_a_folder_with_a_half_written_tar_skips_it(final_shards, tmp_path):
     folder = tmp_path / "shards"
     folder.mkdir()

@@ -10,36 +10,16 @@ import sys
 import tomllib
 
 import pytest
-from conftest import REPO_ROOT
+from helpers.curate import example_config, final_files
+from helpers.paths import REPO_ROOT
 
 from wit_pipeline import shards
-
-EXAMPLE = REPO_ROOT / "examples" / "coco-subset.toml"
 
 
 def wit(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "wit_pipeline", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
     )
-
-
-def example_config(tmp_path, name="run", replace=(), output=None):
-    """The COCO example, writing to `output` (default tmp_path/name); inputs are from the repo root."""
-    text = EXAMPLE.read_text().replace('output = "out/coco-subset"', f"output = '{output or tmp_path / name}'")
-    for old, new in replace:
-        assert old in text
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text)
-    return path
-
-
-def final_files(out):
-    """Every final shard's bytes, and the manifest less its provenance (times, engine, paths)."""
-    files = {p.name: p.read_bytes() for p in sorted((out / "final").iterdir()) if p.suffix in (".tar", ".parquet")}
-    manifest = json.loads((out / "final" / "manifest.json").read_text())
-    manifest.pop("provenance")
-    return files, manifest
 
 
 def test_print_config_fills_every_default_and_flags_win(tmp_path):
@@ -233,6 +213,7 @@ def test_every_stage_flag_takes_its_default_from_the_config_dataclass():
             assert defaults[dest] == value, (command, dest)
 
 
+@pytest.mark.slow
 def test_a_run_that_keeps_nothing_finishes_with_an_empty_manifest(tmp_path):
     text = (REPO_ROOT / "examples" / "commoncrawl-wat.toml").read_text()
     config = tmp_path / "wat.toml"

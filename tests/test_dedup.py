@@ -6,8 +6,22 @@ import json
 import shutil
 
 import pytest
-from conftest import TEST_DATA
-from rawshards import VARIANTS, RawFailure, RawSample, crop3, encode, load, write_raw_shard
+from helpers.paths import COCO_IMAGES as IMAGES
+from helpers.rawshards import (
+    CHAIN,
+    CROP_FAR,
+    VARIANTS,
+    VARIED,
+    RawFailure,
+    build_raw,
+    crop,
+    crop3,
+    encode,
+    load,
+    photo,
+    sample,
+    write_raw_shard,
+)
 
 from wit_pipeline import shards
 from wit_pipeline.config import DedupConfig
@@ -15,53 +29,9 @@ from wit_pipeline.dedup import stage
 from wit_pipeline.download.hashing import phash_hex, phash_to_int
 from wit_pipeline.engines.local import LocalEngine
 
-IMAGES = TEST_DATA / "coco" / "images"
-VARIED = "000000113488.jpg"  # every variant, its 3% crop included, stays within 4 bits
-CROP_FAR = "000000133030.jpg"  # its 3% crop moves the pHash 12 bits: beyond the default radius
-CHAIN = "000000069468.jpg"  # 1% and 2% crops: original ~ 1% ~ 2%, original to 2% is 6 bits
-TWO_URLS = "000000030752.jpg"
-
-
-def photo(name: str) -> bytes:
-    return (IMAGES / name).read_bytes()
-
-
-def crop(data: bytes, fraction: float) -> bytes:
-    image = load(data)
-    dx, dy = round(image.width * fraction), round(image.height * fraction)
-    return encode(image.crop((dx, dy, image.width - dx, image.height - dy)))
-
 
 def distance(a: bytes, b: bytes) -> int:
     return bin(phash_to_int(phash_hex(a)) ^ phash_to_int(phash_hex(b))).count("1")
-
-
-def sample(name: str, data: bytes, caption: str | None = None) -> RawSample:
-    return RawSample(f"http://127.0.0.1/{name}", caption or f"a photo {name}", data)
-
-
-def build_raw(folder) -> dict[str, RawSample]:
-    """Two raw shards: every COCO photo once, plus near duplicates, chains and failures."""
-    named = {}
-    varied = photo(VARIED)
-    named["varied"] = sample("varied.jpg", varied)
-    for variant, make in VARIANTS.items():
-        named[f"varied_{variant}"] = sample(f"varied_{variant}.jpg", make(varied))
-    named["two_urls_a"] = sample("copy-a.jpg", photo(TWO_URLS))
-    named["two_urls_b"] = sample("copy-b.jpg", photo(TWO_URLS))
-    shard0 = list(named.values()) + [RawFailure("http://127.0.0.1/gone.jpg", "gone")]
-
-    others = {}
-    for path in sorted(IMAGES.glob("*.jpg")):
-        if path.name not in (VARIED, TWO_URLS):
-            others[path.name] = sample(path.name, path.read_bytes())
-    others["chain_1"] = sample("chain_1.jpg", crop(photo(CHAIN), 0.01))
-    others["chain_2"] = sample("chain_2.jpg", crop(photo(CHAIN), 0.02))
-    others["crop_far"] = sample("crop_far.jpg", crop3(photo(CROP_FAR)))
-    shard1 = list(others.values()) + [RawFailure("http://127.0.0.1/slow.jpg", "slow", "timeout")]
-    write_raw_shard(str(folder), 0, shard0)
-    write_raw_shard(str(folder), 1, shard1)
-    return {**named, **others}
 
 
 @pytest.fixture(scope="module")

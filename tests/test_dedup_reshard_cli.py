@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TEST_DATA
-from rawshards import RawSample, half, write_raw_shard
+from helpers.paths import TEST_DATA
+from helpers.rawshards import RawSample, half, write_raw_shard
 
 from wit_pipeline import cli
 

@@ -10,7 +10,7 @@ import imagehash
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.download import IMAGES, A, B, fast_config, read_rows
 from PIL import Image
 
 from wit_pipeline import schema, shards
@@ -19,27 +19,10 @@ from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
 
-IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
-A, B = IMAGES[0], IMAGES[1]
-
-
-def fast_config(**fetch) -> DownloadConfig:
-    fetch = {"timeout": 1.0, "retries": 2, "backoff_base": 0.01, "allow_networks": ("127.0.0.1/32",)} | fetch
-    return DownloadConfig(fetch=FetchConfig(**fetch), resize=ResizeConfig(image_size=64), threads=8)
-
 
 def write_list(path, rows) -> str:
     pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema([("url", pa.string()), ("caption", pa.string())])), path)
     return str(path)
-
-
-def read_rows(out) -> dict[str, dict]:
-    raw = shards.join(str(out), "raw")
-    rows = {}
-    for shard_id in shards.finished_shards(raw):
-        for row in shards.read_parquet(shards.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist():
-            rows[row["caption"]] = row
-    return rows
 
 
 def tar_members(out) -> dict[str, bytes]:

@@ -11,7 +11,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.download import raw_contents
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
@@ -31,19 +32,6 @@ def url_list(path, base, copies=2, extra=()):
     rows += list(extra)
     pq.write_table(pa.Table.from_pylist(rows), path)
     return rows
-
-
-def raw_contents(out):
-    raw = os.path.join(out, "raw")
-    rows, members = [], {}
-    for shard_id in shards.finished_shards(raw):
-        name = shards.shard_name(shard_id)
-        rows += shards.read_parquet(os.path.join(raw, f"{name}.parquet")).to_pylist()
-        for key, sample in shards.iter_tar(os.path.join(raw, f"{name}.tar")):
-            for ext, data in sample.items():
-                assert f"{key}.{ext}" not in members, "a member written twice"
-                members[f"{key}.{ext}"] = data
-    return rows, members
 
 
 @pytest.mark.slow
@@ -73,6 +61,7 @@ def test_local_and_beam_engines_write_the_same_rows_and_members(tmp_path, image_
     assert local_members == beam_members
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     input_path = str(tmp_path / "urls.parquet")
     rows = [
@@ -137,9 +126,8 @@ def plan_against_local(tmp_path, image_server, engine_name):
 
 @pytest.mark.slow
 def test_portable_runner_with_external_worker_pool_matches_local(tmp_path, image_server):
-    from beam_services import portable_runner_args
-
     from wit_pipeline.engines.beam import BeamEngine
+    from wit_pipeline.testing.beam_services import portable_runner_args
 
     tasks = plan_against_local(tmp_path, image_server, "portable")
     with portable_runner_args(tmp_path) as beam_args:

@@ -17,8 +17,8 @@ import sys
 import time
 
 import pytest
-from conftest import REPO_ROOT
-from test_curate import example_config, final_files
+from helpers.curate import example_config, final_files
+from helpers.paths import REPO_ROOT
 
 from wit_pipeline import shards
 

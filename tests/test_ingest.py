@@ -2,7 +2,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from text_helpers import ENTRIES, ListSource, laion_rows
+from helpers.text import ENTRIES, ListSource, laion_rows
 
 from wit_pipeline import schema, shards
 from wit_pipeline.config import IngestConfig, MatchConfig

@@ -8,7 +8,7 @@ import sys
 
 import pyarrow.parquet as pq
 import pytest
-from report_runs import MARKUP_CAPTION
+from helpers.report_runs import MARKUP_CAPTION
 
 from wit_pipeline import cli, shards
 

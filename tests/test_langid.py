@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 import pytest
-from conftest import TEST_DATA
-from text_helpers import coco_captions, laion_captions
+from helpers.paths import TEST_DATA
+from helpers.text import coco_captions, laion_captions
 
 from wit_pipeline.text import langid
 

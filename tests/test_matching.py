@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from text_helpers import ENTRIES, coco_captions, laion_captions
+from helpers.text import ENTRIES, coco_captions, laion_captions
 
 from wit_pipeline.text.matching import Matcher, load_matcher, naive_match, spacing
 

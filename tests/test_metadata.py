@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline import cli
 from wit_pipeline.text import metadata

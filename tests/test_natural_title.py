@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline.filters.natural_title import natural_title, why_not_natural
 

@@ -10,32 +10,19 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import sys
 import time
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.cli import one_line_error, url_list, wit
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import shards
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 IS_ROOT = os.geteuid() == 0
-LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
-
-
-def wit(*args, timeout=180, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
 
 
 def start_wit(*args):
@@ -45,25 +32,6 @@ def start_wit(*args):
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def one_line_error(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    # Progress bars and log records (per-shard INFO lines, library warnings) are not the error.
-    lines = [
-        line
-        for line in result.stderr.splitlines()
-        if line.strip() and "shard/s" not in line and "%|" not in line and not LOG_RECORD.match(line)
-    ]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
-def url_list(path, urls: list[str]) -> str:
-    rows = [{"url": url, "caption": f"photo number {i} of a test"} for i, url in enumerate(urls)]
-    pq.write_table(pa.Table.from_pylist(rows), path)
-    return str(path)
 
 
 def download_args(input_path, out, *extra):
@@ -138,6 +106,7 @@ def snapshot(folder: pathlib.Path) -> dict[str, bytes]:
 # --- 2: a stage refuses a folder it did not make ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded, tmp_path):
     raw = downloaded / "raw"
     before = snapshot(raw)
@@ -166,6 +135,7 @@ def test_reshard_never_writes_into_another_stages_or_a_foreign_folder(downloaded
 # --- 3: a second writer is refused, on every engine; a killed run leaves no stuck lock ------------
 
 
+@pytest.mark.slow
 def test_a_second_concurrent_download_is_refused_and_a_killed_one_leaves_no_lock(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/3/{name}" for name in IMAGES[:12]]
     input_path = url_list(tmp_path / "list.parquet", urls)
@@ -206,6 +176,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
     urls = [f"{image_server.url}/slow/2/{name}" for name in IMAGES[:8]]  # 4 s per shard of 2
     out = tmp_path / "out"
@@ -243,6 +214,7 @@ def test_killing_the_parent_stops_its_pool_workers(tmp_path, image_server):
 # --- 7 and 15: unfinished downloads are refused; a finished shard's files are checked -----------
 
 
+@pytest.mark.slow
 def test_dedup_and_reshard_refuse_an_unfinished_download_unless_partial(downloaded):
     raw = downloaded / "raw"
     (raw / "00002.done").unlink()
@@ -257,6 +229,7 @@ def test_dedup_and_reshard_refuse_an_unfinished_download_unless_partial(download
     assert manifest["samples"] == 4
 
 
+@pytest.mark.slow
 def test_a_finished_shard_whose_sidecar_was_deleted_is_redone(downloaded, tmp_path, image_server):
     raw = downloaded / "raw"
     (raw / "00001.parquet").unlink()
@@ -272,6 +245,7 @@ def test_a_finished_shard_whose_sidecar_was_deleted_is_redone(downloaded, tmp_pa
 # --- 11 and 12: Ctrl-C, a full disk and a read-only folder end in one line --------------------
 
 
+@pytest.mark.slow
 def test_ctrl_c_with_one_process_prints_the_rerun_line_and_the_rerun_completes(tmp_path, image_server):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(300)]
     urls += [f"{image_server.url}/slow/0.5/{name}" for name in IMAGES[:4]]
@@ -299,6 +273,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_full_disk_is_one_line_and_no_wrong_shard_is_marked_finished(tmp_path, image_server, small_disk, processes):
     urls = [f"{image_server.url}/img/{IMAGES[i % len(IMAGES)]}" for i in range(60)]

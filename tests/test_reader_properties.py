@@ -14,7 +14,7 @@ import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

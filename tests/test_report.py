@@ -15,9 +15,9 @@ import pathlib
 import shutil
 
 import pytest
-from browser import Browser, chromium_path
+from helpers.browser import Browser, chromium_path
+from helpers.report_runs import STAGES, coco_rows, run_chain
 from PIL import Image
-from report_runs import STAGES, coco_rows, run_chain
 
 from wit_pipeline import cli
 from wit_pipeline.report import write_report
@@ -199,7 +199,7 @@ def test_report_of_a_folder_without_any_stage_is_a_one_line_error(tmp_path, caps
 
 @pytest.mark.slow
 def test_report_of_a_100k_row_run_is_small_and_renders_fast(tmp_path, browser):
-    from large_run import synthesize
+    from helpers.large_run import synthesize
 
     out = synthesize(tmp_path / "large")
     path = pathlib.Path(write_report(str(out)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TEST_DATA
-from rawshards import RawFailure, RawSample, half, write_raw_shard
+from helpers.paths import TEST_DATA
+from helpers.rawshards import RawFailure, RawSample, half, write_raw_shard
 
 from wit_pipeline import shards
 from wit_pipeline.config import DedupConfig, ReshardConfig

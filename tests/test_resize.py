@@ -15,8 +15,7 @@ import statistics
 import cv2
 import numpy as np
 import pytest
-from conftest import COCO_IMAGES
-from image_quality import output_luma, reference_luma, ssim, upscaled_copy
+from helpers.paths import COCO_IMAGES
 from img2dataset.resizer import Resizer
 
 from wit_pipeline.config import ResizeConfig
@@ -31,6 +30,7 @@ from wit_pipeline.download.image import (
     make_resizer,
     plan_resize,
 )
+from wit_pipeline.testing.image_quality import output_luma, reference_luma, ssim, upscaled_copy
 
 MODES = ["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"]
 
@@ -93,7 +93,8 @@ def test_fast_path_is_img2dataset_byte_for_byte_when_no_reduced_decode_applies(m
         assert resizer(data, header).data == _img2dataset(config, data)[0]
 
 
-@pytest.mark.parametrize("mode", MODES)
+# Mode "no" keeps every photo at full size (up to 2,000 px): its SSIM sweep is the slow one.
+@pytest.mark.parametrize("mode", [pytest.param("no", marks=pytest.mark.slow), *MODES[1:]])
 def test_fast_path_quality_is_img2datasets_in_every_mode(mode):
     config = ResizeConfig(resize_mode=mode)
     resizer = make_resizer(config)

@@ -10,14 +10,14 @@ import urllib.request
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
-from wit_pipeline.simweb import SimulatedWeb, WebProfile, make_urls
 from wit_pipeline.sources.urls import UrlListConfig
+from wit_pipeline.testing.simweb import SimulatedWeb, WebProfile, make_urls
 
 PROFILE = WebProfile(
     connect_delay=0.05, ttfb=0.01, slow_hosts=1, slow_factor=5.0, share_404=0.1, share_429=0.1, share_reset=0.1

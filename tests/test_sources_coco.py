@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline.sources.coco import CocoConfig, CocoSource
 

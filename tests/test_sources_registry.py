@@ -6,7 +6,7 @@ import argparse
 import pickle
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline.commands.source_flags import add_source_flags, build_source
 from wit_pipeline.commands.stage_flags import absolute_paths

@@ -13,7 +13,7 @@ import gzip
 import io
 import json
 
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 

@@ -6,7 +6,7 @@ import bz2
 import gzip
 
 import pytest
-from conftest import TEST_DATA
+from helpers.paths import TEST_DATA
 
 from wit_pipeline.filters.natural_title import natural_title
 from wit_pipeline.sources.yfcc import YfccConfig, YfccSource, decode_text

@@ -17,12 +17,12 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from conftest import COCO_IMAGES, REPO_ROOT  # noqa: E402
-from spark_cluster import standalone_cluster  # noqa: E402
-from test_curate import example_config, final_files  # noqa: E402
-from test_download_engines import raw_contents  # noqa: E402
+from helpers.curate import example_config, final_files  # noqa: E402
+from helpers.download import raw_contents  # noqa: E402
+from helpers.paths import COCO_IMAGES, REPO_ROOT  # noqa: E402
 
 from wit_pipeline import shards  # noqa: E402
+from wit_pipeline.testing.spark_cluster import standalone_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

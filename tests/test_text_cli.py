@@ -4,7 +4,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from text_helpers import ENTRIES, ListSource, laion_rows
+from helpers.text import ENTRIES, ListSource, laion_rows
 
 from wit_pipeline import cli, sources
 from wit_pipeline.stats import without_provenance
@@ -84,7 +84,7 @@ def test_usage_errors_exit_2(wit, tmp_path, capsys):
 def test_url_list_source_when_it_lands(tmp_path):
     """The lead's URL-list source on the real LAION file (skipped until sources/urls.py is merged)."""
     urls = pytest.importorskip("wit_pipeline.sources.urls")
-    from conftest import TEST_DATA
+    from helpers.paths import TEST_DATA
 
     from wit_pipeline.config import IngestConfig
     from wit_pipeline.ingest import stage as ingest
@@ -107,7 +107,7 @@ def test_url_list_source_when_it_lands(tmp_path):
 
 def test_ingest_urls_source_from_the_cli(monkeypatch, tmp_path, capsys):
     """`wit ingest --source urls` on the real LAION file (skipped until the registry has `urls`)."""
-    from conftest import TEST_DATA
+    from helpers.paths import TEST_DATA
 
     from wit_pipeline.commands.source_flags import source_names
 

@@ -53,7 +53,7 @@ def _reference(text):
 
 
 def test_fast_paths_equal_the_definition_on_real_captions():
-    from text_helpers import coco_captions, laion_captions
+    from helpers.text import coco_captions, laion_captions
 
     tricky = ["a\u200bb\u00adc", "x\x85y", "caf\u00c3\u00a9 &amp; more", "\x1fhello\x7f", "Ａｂｃ full width"]
     for caption in laion_captions() + coco_captions() + tricky:

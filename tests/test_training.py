@@ -15,9 +15,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # loader workers fork 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
-from conftest import TEST_DATA  # noqa: E402
+from helpers.training import coco_pairs  # noqa: E402
 
-from training.config import ConfigError, resolve_config  # noqa: E402
+from training.config import ConfigError, ModelConfig, config_from_json, resolve_config  # noqa: E402
 from training.data import StreamSpec, stream_batches  # noqa: E402
 from training.loss import clip_loss  # noqa: E402
 from training.model import CLIP, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX  # noqa: E402
@@ -39,19 +39,6 @@ TINY = dict(
     context_length=24,
     vocab_size=300,
 )
-
-
-def coco_pairs():
-    """The 24 real COCO images of tests/data with their first real caption each."""
-    annotations = json.loads((TEST_DATA / "coco" / "captions_train2017.json").read_text())
-    files = {image["id"]: image["file_name"] for image in annotations["images"]}
-    pairs, seen = [], set()
-    for annotation in annotations["annotations"]:
-        path = TEST_DATA / "coco" / "images" / files[annotation["image_id"]]
-        if path.exists() and annotation["image_id"] not in seen:
-            seen.add(annotation["image_id"])
-            pairs.append((path.read_bytes(), annotation["caption"], {"image_id": annotation["image_id"]}))
-    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +81,7 @@ def test_loss_equals_hand_computed_reference():
 
 
 def test_logit_scale_starts_at_clip_value_and_is_clamped():
-    model = CLIP(TINY, eot_id=1)
+    model = CLIP(ModelConfig(**TINY), eot_id=1)
     assert model.logit_scale.item() == pytest.approx(LOGIT_SCALE_INIT)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)
@@ -110,7 +97,7 @@ def test_text_features_pool_at_end_of_text_token():
     assert (tokens[:, 0] == tokenizer.sot_id).all()
     eot = (tokens == tokenizer.eot_id).int().argmax(dim=-1)
     assert eot[1] > eot[0]
-    model = CLIP(TINY, eot_id=tokenizer.eot_id).eval()
+    model = CLIP(ModelConfig(**TINY), eot_id=tokenizer.eot_id).eval()
     changed = tokens.clone()
     changed[0, eot[0] + 1 :] = 7  # what follows the end token cannot reach it through a causal mask
     assert torch.allclose(model.encode_text(tokens)[0], model.encode_text(changed)[0], atol=1e-6)
@@ -134,13 +121,17 @@ def test_clip_vocab_file_gives_clip_ids(tmp_path):
 
 def test_config_presets_toml_and_unknown_keys(tmp_path):
     config = resolve_config({"preset": "ViT-B/32", "image_size": 160})
-    assert (config.vision_width, config.patch_size, config.image_size) == (768, 32, 160)
+    assert (config.model.vision_width, config.model.patch_size, config.model.image_size) == (768, 32, 160)
+    # config.json is flat, keyed as the flags: a checkpoint written before ModelConfig reads back.
+    assert json.loads(config.to_json())["image_size"] == 160
+    assert config_from_json(config.to_json()) == config
     with pytest.raises(ConfigError, match="unknown TrainConfig keys: bacth_size"):
         resolve_config({"bacth_size": 3})
     with pytest.raises(ConfigError, match="multiple of patch_size"):
         resolve_config({"image_size": 50})
 
 
+@pytest.mark.slow
 def test_few_steps_reduce_loss(shards, tmp_path):
     result = train(config_for(shards, tmp_path / "run", steps=24, seed=1))
     losses = result["losses"]
@@ -155,6 +146,7 @@ def test_few_steps_reduce_loss(shards, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 24
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(shards, tmp_path):
     # Two loader workers, and a stop after an odd number of batches: the resumed loader must
     # also pick up the right worker's turn.
@@ -230,11 +222,12 @@ def _two_process_step(rank, port, inputs, result_file):
 
 def _fresh_model():
     torch.manual_seed(0)
-    model = CLIP(TINY, eot_id=1)
+    model = CLIP(ModelConfig(**TINY), eot_id=1)
     config = resolve_config(dict(TINY, lr=1e-3))
     return model, make_optimizer(model, config, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_match_one_process_on_the_same_global_batch(tmp_path):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(8, 3, 32, 32, generator=generator)
@@ -300,6 +293,7 @@ def wit(argv):
     return args.run(args)
 
 
+@pytest.mark.slow
 def test_wit_train_and_eval_commands(shards, tmp_path, capsys):
     config = tmp_path / "train.toml"
     shape = "\n".join(f"{k} = {v}" for k, v in TINY.items())

@@ -10,17 +10,17 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import COCO_IMAGES
-from netproxy import HttpsImageServer, Proxy, self_signed_certificate
-from test_download import A, B, fast_config, read_rows
+from helpers.download import A, B, fast_config, read_rows
+from helpers.netproxy import HttpsImageServer, Proxy, self_signed_certificate
+from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig
-from wit_pipeline.devserver import ImageServer
 from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
 from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
+from wit_pipeline.testing.devserver import ImageServer
 
 LOCAL_JPEG = COCO_IMAGES / B  # a real image on disk, different from the served one (A)
 SECRET = "/etc/passwd"
@@ -208,6 +208,7 @@ def test_https_goes_through_a_connect_tunnel(tmp_path, monkeypatch):
         assert guarded.status == "private_address" and len(proxy.requests) == 1
 
 
+@pytest.mark.slow
 def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_server):
     input_path = write_table(tmp_path / "list.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a cat"}])
     with Proxy() as proxy:

@@ -47,8 +47,8 @@ def load_model(run_dir_or_file: str, map_location="cpu") -> tuple[CLIP, CaptionT
     """The trained model (in eval mode), its tokenizer and its config, from a run folder or file."""
     state = load(checkpoint_path(run_dir_or_file), map_location)
     config = config_from_json(state["config"])
-    tokenizer = CaptionTokenizer(state["tokenizer"], config.context_length)
-    model = CLIP(config.model_shape(), tokenizer.eot_id)
+    tokenizer = CaptionTokenizer(state["tokenizer"], config.model.context_length)
+    model = CLIP(config.model, tokenizer.eot_id)
     model.load_state_dict(state["model"])
     return model.eval(), tokenizer, config
 

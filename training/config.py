@@ -1,7 +1,8 @@
 """The trainer's one typed config, its presets, and how flags and TOML files become one.
 
-Every knob lives in `TrainConfig`. A preset fills in the model's shape; values from a TOML file,
-then from flags, override it. The resolved config is written beside each checkpoint as JSON, so a
+Every knob lives in `TrainConfig`; the network's shape is its `model`, a `ModelConfig` (the
+presets are instances). A preset fills in the model's shape; values from a TOML file, then from
+flags, override it. The resolved config is written beside each checkpoint as JSON, so a
 run can always be reproduced from its folder.
 """
 
@@ -15,22 +16,47 @@ from typing import Any
 
 from wit_pipeline.config import ConfigError, from_mapping, load_toml
 
-# Model shapes. `tiny` trains on a laptop CPU in minutes; `ViT-B/32` is the CLIP paper's shape
-# (image tower 768 wide x 12 deep on 32-pixel patches, text tower 512 wide x 12 deep).
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        image_size=64,
-        patch_size=8,
-        vision_width=128,
-        vision_layers=4,
-        vision_heads=4,
-        text_width=128,
-        text_layers=4,
-        text_heads=4,
-        embed_dim=128,
-        vocab_size=4096,
-    ),
-    "small": dict(
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's shape, as nanoGPT's GPTConfig: what a checkpoint needs to rebuild its model.
+
+    The defaults are the `tiny` preset. `vocab_size` is the tokenizer's: a trained BPE may end up
+    smaller than asked, and the model is built with what it has.
+    """
+
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    embed_dim: int = 128
+    context_length: int = 77
+    vocab_size: int = 4096
+
+    def __post_init__(self):
+        _require(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
+        _require(self.vision_width % self.vision_heads == 0, "vision_width must be a multiple of vision_heads")
+        _require(self.text_width % self.text_heads == 0, "text_width must be a multiple of text_heads")
+        _require(self.context_length >= 3, "context_length must be at least 3 (start, one token, end)")
+        _require(self.vocab_size >= 260, "vocab_size must be at least 260 (256 bytes and special tokens)")
+
+
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+# `tiny` trains on a laptop CPU in minutes; `ViT-B/32` is the CLIP paper's shape (image tower 768
+# wide x 12 deep on 32-pixel patches, text tower 512 wide x 12 deep).
+PRESETS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(),
+    "small": ModelConfig(
         image_size=128,
         patch_size=16,
         vision_width=384,
@@ -42,7 +68,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         embed_dim=256,
         vocab_size=16384,
     ),
-    "ViT-B/32": dict(
+    "ViT-B/32": ModelConfig(
         image_size=224,
         patch_size=32,
         vision_width=768,
@@ -56,20 +82,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
-MODEL_FIELDS = (
-    "image_size",
-    "patch_size",
-    "vision_width",
-    "vision_layers",
-    "vision_heads",
-    "text_width",
-    "text_layers",
-    "text_heads",
-    "embed_dim",
-    "context_length",
-    "vocab_size",
-)
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -81,21 +93,12 @@ class TrainConfig:
     workers: int = 2  # data-loader processes per rank (0 decodes in the training process)
     shuffle_buffer: int = 1000  # samples held for shuffling after the shard order is shuffled
     resample: bool = True  # draw shards with replacement per stream (open_clip's --dataset-resampled)
-    # Model (a preset fills these in; flags override single values).
+    # Model: a preset's shape; flags and TOML keys (image_size = 160, ...) override single values.
     preset: str = "tiny"
-    image_size: int = 64
-    patch_size: int = 8
-    vision_width: int = 128
-    vision_layers: int = 4
-    vision_heads: int = 4
-    text_width: int = 128
-    text_layers: int = 4
-    text_heads: int = 4
-    embed_dim: int = 128
-    context_length: int = 77
-    # Tokenizer: a byte-level BPE of this size trained on the shards' captions, unless clip_vocab
-    # names CLIP's own merges file (bpe_simple_vocab_16e6.txt.gz), which fixes the vocabulary.
-    vocab_size: int = 4096
+    model: ModelConfig = PRESETS["tiny"]
+    # Tokenizer: a byte-level BPE of `model.vocab_size` trained on the shards' captions, unless
+    # clip_vocab names CLIP's own merges file (bpe_simple_vocab_16e6.txt.gz), which fixes the
+    # vocabulary.
     clip_vocab: str | None = None
     tokenizer_captions: int = 100_000  # captions read from the shards to train the BPE
     # Length: exactly one of steps or epochs (an epoch is the shards' sample count).
@@ -127,11 +130,6 @@ class TrainConfig:
 
     def __post_init__(self):
         _require(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
-        _require(self.image_size % self.patch_size == 0, "image_size must be a multiple of patch_size")
-        _require(self.vision_width % self.vision_heads == 0, "vision_width must be a multiple of vision_heads")
-        _require(self.text_width % self.text_heads == 0, "text_width must be a multiple of text_heads")
-        _require(self.context_length >= 3, "context_length must be at least 3 (start, one token, end)")
-        _require(self.vocab_size >= 260, "vocab_size must be at least 260 (256 bytes and special tokens)")
         _require(self.batch_size > 0 and self.accum_steps > 0, "batch_size and accum_steps must be positive")
         _require(self.workers >= 0, "workers must be >= 0")
         _require(self.threads >= 0, "threads must be >= 0")
@@ -144,31 +142,43 @@ class TrainConfig:
         _require(self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16")
         _require(self.log_every > 0 and self.checkpoint_every > 0, "log_every and checkpoint_every must be positive")
 
-    def model_shape(self) -> dict[str, int]:
-        """The fields that define the network: a checkpoint only loads into the same shape."""
-        return {name: getattr(self, name) for name in MODEL_FIELDS}
+    def to_dict(self) -> dict[str, Any]:
+        """Flat: the model's fields beside the others, as flags and TOML files name them."""
+        values = dataclasses.asdict(self)
+        values.update(values.pop("model"))
+        return values
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
+        """`to_dict` as JSON: flat, as every checkpoint's copy of the config has been written."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None) -> TrainConfig:
     """The config for `overrides` (from a TOML file and flags) on top of `base` or a preset.
 
     With no `base`, the preset named in `overrides` (or `tiny`) supplies the model's shape, so
-    `--preset ViT-B/32 --image-size 160` means ViT-B/32 at 160 pixels.
+    `--preset ViT-B/32 --image-size 160` means ViT-B/32 at 160 pixels. The model's fields may be
+    given flat (`image_size`, as flags and config files before ModelConfig name them) or as a
+    `model` table.
     """
+    overrides = nest_model_fields(overrides)
     if base is None:
         preset = overrides.get("preset", TrainConfig.preset)
         if preset not in PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-        base = {"preset": preset, **PRESETS[preset]}
-    return from_mapping(TrainConfig, {**base, **overrides})
+        base = {"preset": preset, "model": dataclasses.asdict(PRESETS[preset])}
+    base = nest_model_fields(base)
+    model = from_mapping(ModelConfig, {**base["model"], **overrides["model"]})
+    return from_mapping(TrainConfig, {**base, **overrides, "model": model})
+
+
+def nest_model_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with every model field under `model`: a flat `image_size` moves there."""
+    nested = {key: value for key, value in values.items() if key not in MODEL_FIELDS}
+    model = dict(values.get("model") or {})
+    model.update({key: value for key, value in values.items() if key in MODEL_FIELDS})
+    nested["model"] = model
+    return nested
 
 
 def load_train_toml(path: str) -> dict[str, Any]:
@@ -178,7 +188,9 @@ def load_train_toml(path: str) -> dict[str, Any]:
 
 
 def config_from_json(text: str) -> TrainConfig:
-    return from_mapping(TrainConfig, json.loads(text))
+    """A run's config.json (or a checkpoint's copy), flat as `to_json` writes it."""
+    values = nest_model_fields(json.loads(text))
+    return from_mapping(TrainConfig, {**values, "model": from_mapping(ModelConfig, values["model"])})
 
 
 def total_steps(config: TrainConfig, num_samples: int | None, world_size: int) -> int:

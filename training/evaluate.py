@@ -113,7 +113,7 @@ def zero_shot(
     model, tokenizer, folder, image_size, classnames_file=None, templates=TEMPLATES, batch_size=64, device="cpu"
 ) -> dict:
     """Top-1/top-5 accuracy of classifying `folder`'s images by their class names alone."""
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     features, labels, classes = folder_features(model, folder, image_size, batch_size, device, skipped)
     names = class_names(classes, classnames_file)
     class_embeddings = []
@@ -141,8 +141,9 @@ def recall_at(similarity: torch.Tensor, positives: torch.Tensor, k: int) -> floa
 
 def retrieval(model, tokenizer, shards: str, image_size: int, batch_size: int = 64, device="cpu") -> dict:
     """Image-to-text and text-to-image recall@1/5/10 over every usable sample of `shards`."""
-    skipped = Counter()
-    captions, image_ids, image_index = [], [], {}
+    skipped: Counter[str] = Counter()
+    captions, image_ids = [], []
+    image_index: dict[str, int] = {}
     images = []
     for image, caption, image_hash in eval_samples(expand_shards(shards), image_size, skipped):
         if image_hash not in image_index:
@@ -170,7 +171,7 @@ def linear_probe(model, train_folder, test_folder, image_size, C: float = 0.316,
     """
     from sklearn.linear_model import LogisticRegression
 
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     train_x, train_y, train_classes = folder_features(model, train_folder, image_size, batch_size, device, skipped)
     test_x, test_y, test_classes = folder_features(model, test_folder, image_size, batch_size, device, skipped)
     if train_classes != test_classes:

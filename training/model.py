@@ -2,8 +2,8 @@
 
 The shapes follow the CLIP paper (pre-norm residual blocks, a class token and `ln_post` for the
 image, a causal mask and pooling at the end-of-text token for the text, bias-free projections,
-a learnable temperature). Attention goes through `scaled_dot_product_attention`, which picks the
-fused kernel on GPU.
+a learnable temperature), built from a `ModelConfig` as nanoGPT's `GPT(GPTConfig)`. Attention
+goes through `scaled_dot_product_attention`, which picks the fused kernel on GPU.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from training.config import ModelConfig
 
 # CLIP initialises the temperature at 0.07 and never lets the logit scale pass 100.
 LOGIT_SCALE_INIT = math.log(1 / 0.07)
@@ -102,24 +104,26 @@ class TextTransformer(nn.Module):
 
 
 class CLIP(nn.Module):
-    def __init__(self, shape: dict, eot_id: int):
+    """The two towers and the temperature, built from a `ModelConfig` (as nanoGPT's `GPT(GPTConfig)`)."""
+
+    def __init__(self, config: ModelConfig, eot_id: int):
         super().__init__()
-        self.shape = dict(shape)
+        self.config = config
         self.visual = VisionTransformer(
-            shape["image_size"],
-            shape["patch_size"],
-            shape["vision_width"],
-            shape["vision_layers"],
-            shape["vision_heads"],
-            shape["embed_dim"],
+            config.image_size,
+            config.patch_size,
+            config.vision_width,
+            config.vision_layers,
+            config.vision_heads,
+            config.embed_dim,
         )
         self.text = TextTransformer(
-            shape["vocab_size"],
-            shape["context_length"],
-            shape["text_width"],
-            shape["text_layers"],
-            shape["text_heads"],
-            shape["embed_dim"],
+            config.vocab_size,
+            config.context_length,
+            config.text_width,
+            config.text_layers,
+            config.text_heads,
+            config.embed_dim,
             eot_id,
         )
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
@@ -128,8 +132,8 @@ class CLIP(nn.Module):
     def _init_blocks(self):
         # CLIP's scheme: residual-branch outputs shrink with depth so deep stacks start stable.
         for tower, width, layers in (
-            (self.visual, self.shape["vision_width"], self.shape["vision_layers"]),
-            (self.text, self.shape["text_width"], self.shape["text_layers"]),
+            (self.visual, self.config.vision_width, self.config.vision_layers),
+            (self.text, self.config.text_width, self.config.text_layers),
         ):
             proj_std = width**-0.5 * (2 * layers) ** -0.5
             for block in tower.blocks:
@@ -158,7 +162,7 @@ class CLIP(nn.Module):
         self.logit_scale.clamp_(0, LOGIT_SCALE_MAX)
 
 
-def forward_flops_per_sample(shape: dict, text_tokens: int | None = None) -> float:
+def forward_flops_per_sample(config: ModelConfig, text_tokens: int | None = None) -> float:
     """Matmul FLOPs of one forward pass of one (image, caption) pair: 2 x multiply-adds of the
     linear layers and attention, the text over `text_tokens` positions (default: the whole
     context). Training costs about 3x this (forward + backward)."""
@@ -168,9 +172,9 @@ def forward_flops_per_sample(shape: dict, text_tokens: int | None = None) -> flo
         attention = 2 * tokens * tokens * width  # q @ k and attn @ v
         return layers * (linear + attention)
 
-    patches = (shape["image_size"] // shape["patch_size"]) ** 2
-    patch_embed = patches * 3 * shape["patch_size"] ** 2 * shape["vision_width"]
-    vision = tower(shape["vision_width"], shape["vision_layers"], patches + 1) + patch_embed
-    text = tower(shape["text_width"], shape["text_layers"], text_tokens or shape["context_length"])
-    projections = (shape["vision_width"] + shape["text_width"]) * shape["embed_dim"]
+    patches = (config.image_size // config.patch_size) ** 2
+    patch_embed = patches * 3 * config.patch_size**2 * config.vision_width
+    vision = tower(config.vision_width, config.vision_layers, patches + 1) + patch_embed
+    text = tower(config.text_width, config.text_layers, text_tokens or config.context_length)
+    projections = (config.vision_width + config.text_width) * config.embed_dim
     return 2.0 * (vision + text + projections)

@@ -68,7 +68,7 @@ def load_clip_vocab(path: str) -> Tokenizer:
     with opener(path, "rt", encoding="utf-8") as f:
         lines = f.read().split("\n")
     # The first line is a version header; CLIP keeps 49152 - 256 - 2 merges.
-    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1] if line.strip()]
+    merges = [_merge(line) for line in lines[1 : 49152 - 256 - 2 + 1] if line.strip()]
     symbols = list(bytes_to_unicode().values())
     vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [SOT, EOT]
     vocab = {token: i for i, token in enumerate(vocab_list)}
@@ -87,6 +87,12 @@ def load_clip_vocab(path: str) -> Tokenizer:
     return tokenizer
 
 
+def _merge(line: str) -> tuple[str, str]:
+    """One merge of CLIP's merges file: two symbols separated by a space."""
+    first, second = line.split()
+    return first, second
+
+
 class CaptionTokenizer:
     """Turns captions into fixed-length id tensors; pickles as its JSON, so workers can hold one."""
 
@@ -94,10 +100,10 @@ class CaptionTokenizer:
         self.tokenizer_json = tokenizer_json
         self.context_length = context_length
         self._tokenizer = Tokenizer.from_str(tokenizer_json)
-        self.sot_id = self._tokenizer.token_to_id(SOT)
-        self.eot_id = self._tokenizer.token_to_id(EOT)
-        if self.sot_id is None or self.eot_id is None:
+        sot_id, eot_id = self._tokenizer.token_to_id(SOT), self._tokenizer.token_to_id(EOT)
+        if sot_id is None or eot_id is None:
             raise ValueError(f"tokenizer has no {SOT} or {EOT} token")
+        self.sot_id, self.eot_id = sot_id, eot_id
 
     @property
     def vocab_size(self) -> int:

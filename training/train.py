@@ -3,9 +3,10 @@
     config -> tokenizer -> model -> AdamW -> for each step: lr, micro-batches, loss, clip, step
 
 One process per device; under `torchrun` each rank reads different samples, features are
-all-gathered for the loss (training/loss.py) and DDP averages gradients. Rank 0 logs and writes
-checkpoints. `resume=True` continues from `<output>/checkpoint.pt` exactly as if never stopped:
-same parameters, optimiser moments, schedule position and data position.
+all-gathered for the loss (training/loss.py) and DDP averages gradients. Rank 0 logs (`TrainLog`:
+log.jsonl, appended at checkpoint time) and writes checkpoints. `resume=True` continues from
+`<output>/checkpoint.pt` exactly as if never stopped: same parameters, optimiser moments, schedule
+position and data position.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 import fsspec
 import torch
@@ -54,7 +57,7 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(env: dict) -> DistInfo:
+def init_distributed(env: Mapping[str, str]) -> DistInfo:
     """Join the process group that torchrun describes in `env`; NCCL on GPU, gloo on CPU."""
     world_size = int(env.get("WORLD_SIZE", 1))
     if world_size == 1:
@@ -77,12 +80,12 @@ def build_tokenizer(config: TrainConfig, urls: list[str], info: DistInfo) -> str
     shards' captions and broadcast, so every rank tokenises identically."""
     if config.clip_vocab:
         return load_clip_vocab(config.clip_vocab).to_str()
-    payload = [None]
+    payload: list[str | None] = [None]
     if info.is_main:
-        payload[0] = train_bpe(iter_captions(urls, config.tokenizer_captions), config.vocab_size).to_str()
+        payload[0] = train_bpe(iter_captions(urls, config.tokenizer_captions), config.model.vocab_size).to_str()
     if info.world_size > 1:
         dist.broadcast_object_list(payload, src=0)
-    return payload[0]
+    return cast(str, payload[0])  # rank 0 filled it in, and the broadcast gave it to every rank
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -196,15 +199,15 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
 
     # Tokenizer first: the model's vocabulary is whatever the tokenizer ended up with.
     tokenizer_json = state["tokenizer"] if state else build_tokenizer(config, urls, info)
-    tokenizer = CaptionTokenizer(tokenizer_json, config.context_length)
-    config = dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
+    tokenizer = CaptionTokenizer(tokenizer_json, config.model.context_length)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size))
     if info.is_main:
         write_atomic(join(config.output, "config.json"), config.to_json().encode())
         write_atomic(join(config.output, "tokenizer.json"), tokenizer_json.encode())
     steps = total_steps(config, count_samples(urls) if config.epochs else None, info.world_size)
 
     torch.manual_seed(config.seed)  # same initial weights on every rank
-    model = CLIP(config.model_shape(), tokenizer.eot_id).to(device)
+    model = CLIP(config.model, tokenizer.eot_id).to(device)
     optimizer = make_optimizer(model, config, device)
     start_step, loader_state = 0, None
     num_streams = max(1, config.workers) * info.world_size
@@ -221,7 +224,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
         loader_state = LoaderState(num_streams, saved["positions"], saved["batches"], saved["skipped"][info.rank])
     loader_state = loader_state or LoaderState(num_streams)
 
-    net = model
+    net: torch.nn.Module | Callable[..., Any] = model  # what runs the forward pass (see train_step)
     if info.world_size > 1:
         net = DistributedDataParallel(model, device_ids=[info.local_rank] if device.type == "cuda" else None)
     if config.compile:
@@ -233,7 +236,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
     spec = StreamSpec(
         urls=urls,
         tokenizer=tokenizer,
-        image_size=config.image_size,
+        image_size=config.model.image_size,
         batch_size=config.batch_size,
         seed=config.seed,
         rank=info.rank,
@@ -246,12 +249,10 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
     )
     batches = iter(train_loader(spec))
 
-    log_path = join(config.output, "log.jsonl")
-    log_lines: list[str] = []
-    losses: list[float] = []
     samples_per_step = config.batch_size * config.accum_steps * info.world_size
     progress = tqdm(total=steps, initial=start_step, disable=not (info.is_main and config.progress), unit="step")
-    interval_start, interval_losses = time.perf_counter(), []
+    log = TrainLog(join(config.output, "log.jsonl"), config.log_every, steps, samples_per_step, info, progress)
+    losses: list[float] = []
     for step in range(start_step, steps):
         lr = lr_at(step, config, steps)
         for group in optimizer.param_groups:
@@ -264,40 +265,61 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
             micro_batches.append((images, batch["tokens"].to(device, non_blocking=True)))
         loss = train_step(net, model, optimizer, micro_batches, info, autocast, config.grad_clip)
         losses.append(loss)
-        interval_losses.append(loss)
         progress.update(1)
         progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
 
         done = step + 1
-        if done % config.log_every == 0 or done == steps:
-            elapsed = time.perf_counter() - interval_start
-            record = {
-                "step": done,
-                "loss": sum(interval_losses) / len(interval_losses),
-                "logit_scale": model.logit_scale.exp().item(),
-                "lr": lr,
-                "samples_per_s": len(interval_losses) * samples_per_step / elapsed,
-                "samples_seen": done * samples_per_step,
-                "skipped": loader_state.skipped(),
-            }
-            if info.is_main:
-                line = json.dumps(record, sort_keys=True)
-                log_lines.append(line)
-                progress.write(
-                    f"step {done}/{steps} loss {record['loss']:.4f} logit_scale {record['logit_scale']:.2f} "
-                    f"lr {lr:.2e} {record['samples_per_s']:.1f} samples/s"
-                )
-            interval_start, interval_losses = time.perf_counter(), []
+        log.step(done, loss, lr, model.logit_scale.exp().item(), loader_state.skipped())
         if done % config.checkpoint_every == 0 or done == steps:
             save_checkpoint(config, model, optimizer, done, loader_state, tokenizer_json, info)
-            if info.is_main:
-                _append_log(log_path, log_lines)
-                log_lines = []
+            log.flush()
     progress.close()
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     for counts in _gather(loader_state.skipped(), info):
         skipped.update(counts)
     return {"steps": steps, "start_step": start_step, "losses": losses, "skipped": dict(skipped), "config": config}
+
+
+class TrainLog:
+    """The run's log: every `log_every` steps (and at the last) one record of the interval's mean
+    loss, the logit scale, the learning rate, throughput and the samples skipped so far. Rank 0
+    prints it and keeps it until `flush`, called after each checkpoint, appends it to log.jsonl."""
+
+    def __init__(self, path: str, log_every: int, steps: int, samples_per_step: int, info: DistInfo, progress) -> None:
+        self.path, self.log_every, self.steps = path, log_every, steps
+        self.samples_per_step, self.info, self.progress = samples_per_step, info, progress
+        self.lines: list[str] = []
+        self.interval_losses: list[float] = []
+        self.interval_start = time.perf_counter()
+
+    def step(self, done: int, loss: float, lr: float, logit_scale: float, skipped: dict) -> None:
+        """Count step `done`; write a record when one is due."""
+        self.interval_losses.append(loss)
+        if done % self.log_every and done != self.steps:
+            return
+        elapsed = time.perf_counter() - self.interval_start
+        record = {
+            "step": done,
+            "loss": sum(self.interval_losses) / len(self.interval_losses),
+            "logit_scale": logit_scale,
+            "lr": lr,
+            "samples_per_s": len(self.interval_losses) * self.samples_per_step / elapsed,
+            "samples_seen": done * self.samples_per_step,
+            "skipped": skipped,
+        }
+        if self.info.is_main:
+            self.lines.append(json.dumps(record, sort_keys=True))
+            self.progress.write(
+                f"step {done}/{self.steps} loss {record['loss']:.4f} logit_scale {record['logit_scale']:.2f} "
+                f"lr {lr:.2e} {record['samples_per_s']:.1f} samples/s"
+            )
+        self.interval_start, self.interval_losses = time.perf_counter(), []
+
+    def flush(self) -> None:
+        """Append the records kept since the last flush to log.jsonl (rank 0)."""
+        if self.info.is_main:
+            _append_log(self.path, self.lines)
+            self.lines = []
 
 
 def _append_log(path: str, lines: list[str]) -> None:

@@ -171,8 +171,6 @@ def resolved_table(stage: str, stage_args: argparse.Namespace) -> dict:
     from wit_pipeline.commands.stage_flags import table_keys
 
     if stage == "train":
-        import dataclasses
-
         from training.config import load_train_toml, resolve_config
 
         overrides = {
@@ -180,7 +178,7 @@ def resolved_table(stage: str, stage_args: argparse.Namespace) -> dict:
             "shards": stage_args.shards,
             "output": stage_args.output,
         }
-        resolved = dataclasses.asdict(resolve_config(overrides))
+        resolved = resolve_config(overrides).to_dict()
         return {key: value for key, value in sorted(resolved.items()) if key not in ("shards", "output")}
     parser = subcommand_parsers(build_parser())[stage]
     table = {}

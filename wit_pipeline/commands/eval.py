@@ -47,7 +47,7 @@ def run(args) -> int:
         raise UsageError(f"no checkpoint at {path}")
     model, tokenizer, config = checkpoint.load_model(path)
     model.to(device)
-    size, batch = config.image_size, args.batch_size
+    size, batch = config.model.image_size, args.batch_size
     templates = (
         tuple(args.template)
         if args.template

@@ -149,8 +149,10 @@ def _check_run_folder(output: str, ckpt_file: str, resume: bool, overwrite: bool
 
 
 def _check_same_shape(base: dict, overrides: dict) -> None:
-    from training.config import MODEL_FIELDS
+    """The checkpoint's model (its config, flat or nested) is the one the flags and file describe."""
+    from training.config import nest_model_fields
 
-    changed = [k for k in MODEL_FIELDS if k in overrides and k != "vocab_size" and overrides[k] != base.get(k)]
+    saved, given = nest_model_fields(base)["model"], nest_model_fields(overrides)["model"]
+    changed = [k for k in given if k != "vocab_size" and given[k] != saved.get(k)]
     if changed:
         raise UsageError(f"--resume cannot change the model's shape ({', '.join(changed)})")

@@ -13,13 +13,15 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from beam_services import free_port, wait_for_port
+from wit_pipeline.testing.processes import free_port, services, wait_for_port
 
 
 @dataclass
@@ -27,8 +29,8 @@ class Cluster:
     master_url: str
     ui_url: str
     env: dict  # what a driver on this cluster needs: SPARK_CONF_DIR with small memory settings
-    workers: list = field(default_factory=list)
-    master: object = None  # the master's Popen
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    master: subprocess.Popen | None = None
 
     def alive_workers(self) -> int:
         try:
@@ -47,7 +49,7 @@ def _bare_env(workdir: pathlib.Path) -> dict:
     import pyspark
 
     spark_home = os.path.dirname(pyspark.__file__)
-    venv_bin = os.path.dirname(os.path.abspath(os.sys.executable))
+    venv_bin = os.path.dirname(os.path.abspath(sys.executable))
     env = {
         key: value
         for key, value in os.environ.items()
@@ -65,7 +67,7 @@ def _bare_env(workdir: pathlib.Path) -> dict:
 
 
 @contextmanager
-def standalone_cluster(workdir: pathlib.Path, workers: int = 2):
+def standalone_cluster(workdir: pathlib.Path, workers: int = 2) -> Iterator[Cluster]:
     """Start the master and `workers` workers (1 core, 1 GiB each); yield a Cluster; stop them."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = _bare_env(workdir)
@@ -77,17 +79,11 @@ def standalone_cluster(workdir: pathlib.Path, workers: int = 2):
         "spark.executor.memory 512m\nspark.driver.memory 512m\nspark.ui.enabled false\n"
         "spark.ui.showConsoleProgress false\n"
     )
-    started = []
+    with services(grace=15) as started:
 
-    def start(name, args):
-        log = open(workdir / f"{name}.log", "w")
-        process = subprocess.Popen(
-            [spark_class, *args], env=env, cwd=workdir, start_new_session=True, stdout=log, stderr=subprocess.STDOUT
-        )
-        started.append(process)
-        return process
+        def start(name: str, args: list[str]) -> subprocess.Popen:
+            return started.start([spark_class, *args], open(workdir / f"{name}.log", "w"), env=env, cwd=workdir)
 
-    try:
         port, ui_port = free_port(), free_port()
         master = start(
             "master",
@@ -132,14 +128,3 @@ def standalone_cluster(workdir: pathlib.Path, workers: int = 2):
                 raise TimeoutError(f"{workers} workers did not register; see {workdir}")
             time.sleep(0.5)
         yield cluster
-    finally:
-        for process in started:  # exactly what we started, by PID (each its own process group)
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()

@@ -1,20 +1,19 @@
-"""The Beam engine gives the same dedup files and the same final shards as the local engine."""
+"""The Beam engine gives the same dedup files as the local engine."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
-from conftest import TEST_DATA
-from test_dedup import build_raw
+from helpers.engines import IN_MEMORY
+from helpers.paths import TEST_DATA
+from helpers.rawshards import build_raw
 
-from wit_pipeline.config import DedupConfig, ReshardConfig
+from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
-from wit_pipeline.reshard import stage as reshard
 
 pytestmark = pytest.mark.slow
-IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +48,3 @@ def test_beam_dedup_writes_the_local_files(out):
     ):
         assert local[key] == beam[key], key
     assert beam["eval_overlaps"] == 1 and beam["near_duplicates"] == 8
-
-
-def test_beam_reshard_writes_the_local_shards(out):
-    from wit_pipeline.engines.beam import BeamEngine
-
-    config = ReshardConfig(samples_per_shard=4, seed=3)
-    local = reshard.run(LocalEngine(), str(out), config)
-    beam = reshard.run(BeamEngine(IN_MEMORY), str(out), config, output_folder=str(out / "final_beam"))
-    assert local["shards"] == beam["shards"]  # names, counts, sizes and tar checksums
-    for facts in local["shards"]:
-        for ext in ("tar", "parquet"):
-            name = f"{facts['shard']}.{ext}"
-            assert (out / "final" / name).read_bytes() == (out / "final_beam" / name).read_bytes()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-from conftest import TEST_DATA
 
+from helpers.paths import TEST_DATA
 from wit_pipeline.sources.base import Source, SourceShard, make_record
 
 LAION = TEST_DATA / "text" / "laion_3000.parquet"
@@ -18,6 +18,12 @@ def laion_rows(n: int | None = None) -> list[dict]:
     """Real LAION rows: {'URL', 'TEXT'}, in file order."""
     rows = pq.read_table(LAION).to_pylist()
     return rows if n is None else rows[:n]
+
+
+def laion_pairs(n: int, repeated: int = 0) -> list[tuple[str, str]]:
+    """The first `n` real LAION (url, caption) pairs, then the first `repeated` of them again."""
+    pairs = [(row["URL"], row["TEXT"]) for row in laion_rows(n)]
+    return pairs + pairs[:repeated]
 
 
 def laion_captions() -> list[str]:

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from helpers.paths import TEST_DATA as DATA
 from wit_pipeline import schema, shards
 
-DATA = pathlib.Path(__file__).resolve().parent / "data"
 SHARD_ROWS = 1000
 
 

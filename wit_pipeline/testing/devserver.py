@@ -1,9 +1,9 @@
-"""A local image server that behaves like the web: for the demo, the tests and the benchmarks.
+"""A local image server that behaves like the web: for the tests and the benchmarks.
 
 It serves real image files from a folder on 127.0.0.1, under distinct paths, together with the
 misbehaviours a crawler meets: errors, flaky and rate-limited hosts, slow answers, redirects and
 redirect loops, opt-out headers, wrong content types, truncated bodies, decompression bombs and
-dropped connections. Run it alone with `python -m wit_pipeline.devserver --images DIR`.
+dropped connections. Run it alone with `python -m wit_pipeline.testing.devserver --images DIR`.
 
 Routes (NAME is a file in the folder):
     /img/NAME, /img/ANYTHING/NAME   the image (so N distinct URLs can share few files)
@@ -54,7 +54,18 @@ def bomb_png(side: int = 20_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """The server with the state its handlers share."""
+
+    images: dict[str, bytes]
+    hits: Counter[str]  # requests per path
+    counters: Counter[str]  # requests per flaky/ratelimit key
+    lock: threading.Lock
+    connections: int
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
     server_version = "wit-devserver"
     protocol_version = "HTTP/1.1"  # keep-alive, as real image hosts
     disable_nagle_algorithm = True  # headers and body go out at once, as real servers send them
@@ -186,7 +197,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.connection.shutdown(2)
 
 
-class _IPv6Server(http.server.ThreadingHTTPServer):
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
@@ -195,7 +206,7 @@ class ImageServer:
 
     def __init__(self, image_dir: str, host: str = "127.0.0.1", port: int = 0):
         self.images = load_images(image_dir)
-        server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
+        server_class = _IPv6Server if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.images = self.images
@@ -207,7 +218,7 @@ class ImageServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property

@@ -12,9 +12,9 @@ import pathlib
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helpers.paths import TEST_DATA
 from wit_pipeline import cli
 
-TEST_DATA = pathlib.Path(__file__).resolve().parent / "data"
 COCO = TEST_DATA / "coco"
 ENTRIES = TEST_DATA / "text" / "entries.json"
 

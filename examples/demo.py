@@ -1,8 +1,12 @@
-"""`make demo`: the pipeline end to end on bundled real data, with no network at all.
+"""`make demo`: the pipeline end to end on the repository's bundled real data, with no network.
 
-Runs `wit curate examples/coco-subset.toml` (real COCO captions, the 24 real COCO images kept in
-`tests/data/coco/images`, read from disk) into the demo folder, printing each stage's funnel,
-then trains the tiny CLIP a few steps on the final shards and evaluates retrieval on them.
+Runs `wit curate examples/coco-subset.toml` (real COCO captions, the 24 real COCO images the
+repository keeps in `tests/data/coco/images`, read from disk) into the demo folder, printing each
+stage's funnel, then trains the tiny CLIP a few steps on the final shards and evaluates retrieval
+on them. A script of the repository, not a module of the package: it needs the checkout's example
+config and data, so `make demo` works from a clean clone and an installed wheel carries no demo.
+
+    python examples/demo.py [--output demo-out] [--engine local|beam|spark] [--train-steps 40]
 """
 
 from __future__ import annotations

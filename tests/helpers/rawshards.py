@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from helpers.paths import COCO_IMAGES
 from wit_pipeline import schema, shards
 from wit_pipeline.download.hashing import phash_hex, sha256_hex
 
@@ -129,3 +130,51 @@ VARIANTS = {
     "crop3": crop3,
     "border1": border1,
 }
+
+
+# The dedup tests' set (build_raw): real COCO photos with measured near duplicates.
+VARIED = "000000113488.jpg"  # every variant, its 3% crop included, stays within 4 bits
+CROP_FAR = "000000133030.jpg"  # its 3% crop moves the pHash 12 bits: beyond the default radius
+CHAIN = "000000069468.jpg"  # 1% and 2% crops: original ~ 1% ~ 2%, original to 2% is 6 bits
+TWO_URLS = "000000030752.jpg"
+
+
+def photo(name: str) -> bytes:
+    """A bundled COCO photo's bytes."""
+    return (COCO_IMAGES / name).read_bytes()
+
+
+def crop(data: bytes, fraction: float) -> bytes:
+    """`fraction` of each side cut off."""
+    image = load(data)
+    dx, dy = round(image.width * fraction), round(image.height * fraction)
+    return encode(image.crop((dx, dy, image.width - dx, image.height - dy)))
+
+
+def sample(name: str, data: bytes, caption: str | None = None) -> RawSample:
+    """A row named `name` on 127.0.0.1."""
+    return RawSample(f"http://127.0.0.1/{name}", caption or f"a photo {name}", data)
+
+
+def build_raw(folder) -> dict[str, RawSample]:
+    """Two raw shards: every COCO photo once, plus near duplicates, chains and failures."""
+    named = {}
+    varied = photo(VARIED)
+    named["varied"] = sample("varied.jpg", varied)
+    for variant, make in VARIANTS.items():
+        named[f"varied_{variant}"] = sample(f"varied_{variant}.jpg", make(varied))
+    named["two_urls_a"] = sample("copy-a.jpg", photo(TWO_URLS))
+    named["two_urls_b"] = sample("copy-b.jpg", photo(TWO_URLS))
+    shard0 = list(named.values()) + [RawFailure("http://127.0.0.1/gone.jpg", "gone")]
+
+    others = {}
+    for path in sorted(COCO_IMAGES.glob("*.jpg")):
+        if path.name not in (VARIED, TWO_URLS):
+            others[path.name] = sample(path.name, path.read_bytes())
+    others["chain_1"] = sample("chain_1.jpg", crop(photo(CHAIN), 0.01))
+    others["chain_2"] = sample("chain_2.jpg", crop(photo(CHAIN), 0.02))
+    others["crop_far"] = sample("crop_far.jpg", crop3(photo(CROP_FAR)))
+    shard1 = list(others.values()) + [RawFailure("http://127.0.0.1/slow.jpg", "slow", "timeout")]
+    write_raw_shard(str(folder), 0, shard0)
+    write_raw_shard(str(folder), 1, shard1)
+    return {**named, **others}

@@ -21,7 +21,7 @@ from wit_pipeline.download.image import plan_resize
 
 def upscaled_copy(data: bytes, longer_side: int, quality: int = 90) -> bytes:
     """A real photo made large (1,000-2,000 px), as the large-image case of the web."""
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    pixels = _decode(data, cv2.IMREAD_COLOR)
     scale = longer_side / max(pixels.shape[:2])
     size = (round(pixels.shape[1] * scale), round(pixels.shape[0] * scale))
     return cv2.imencode(
@@ -43,14 +43,14 @@ def content_box(width: int, height: int, config: ResizeConfig) -> tuple[int, int
 
 def reference_luma(data: bytes, config: ResizeConfig) -> np.ndarray:
     """Luma of the high-quality reference: full decode, Pillow LANCZOS to the planned size, crop."""
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        plan = plan_resize(image.width, image.height, config)
-        if plan.size is not None:
-            image = image.resize(plan.size, Image.LANCZOS)
-        if plan.crop is not None:
-            image = image.crop(plan.crop)
-        return luma(np.asarray(image)[:, :, ::-1])
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    plan = plan_resize(image.width, image.height, config)
+    if plan.size is not None:
+        image = image.resize(plan.size, Image.Resampling.LANCZOS)
+    if plan.crop is not None:
+        image = image.crop(plan.crop)
+    return luma(np.asarray(image)[:, :, ::-1])
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ def luma(pixels: np.ndarray) -> np.ndarray:
 
 def output_luma(encoded: bytes, width: int, height: int, config: ResizeConfig) -> np.ndarray:
     """Luma of a resizer's stored output, its padding cut off."""
-    pixels = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels = _decode(encoded, cv2.IMREAD_UNCHANGED)
     x0, y0, x1, y1 = content_box(width, height, config)
     return luma(pixels[y0:y1, x0:x1])
 
@@ -73,3 +73,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(
         structural_similarity(a, b, data_range=255.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     )
+
+
+def _decode(data: bytes, flags: int) -> np.ndarray:
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None:
+        raise ValueError("not a decodable image")
+    return pixels
