@@ -29,6 +29,7 @@ import numpy as np
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import bands
 from wit_pipeline.dedup.decisions import DedupRows, dedup_rows
+from wit_pipeline.io import join, makedirs
 
 
 def peak_rss_mb() -> float:
@@ -232,7 +233,7 @@ def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
     rows, _, _ = synthetic_rows(n, n // 100, 0, radius, seed=3)
     folder = tempfile.mkdtemp(prefix="wit-bench-dedup-")
     raw, out = f"{folder}/raw", f"{folder}/dedup"
-    shards.makedirs(raw)
+    makedirs(raw)
     phash_hex = np.char.mod("%016x", rows.phash.astype(object)).astype("S16")
     for shard_id, start in enumerate(range(0, n, rows_per_shard)):
         part = slice(start, start + rows_per_shard)
@@ -246,7 +247,7 @@ def end_to_end(n: int, radius: int, rows_per_shard: int = 10_000) -> dict:
                 "original_height": np.ones(len(rows.uid[part]), np.int32),
             }
         )
-        pq.write_table(table, shards.join(raw, f"{shards.shard_name(shard_id)}.parquet"))
+        pq.write_table(table, join(raw, f"{shards.shard_name(shard_id)}.parquet"))
         shards.mark_done(raw, shard_id, {"rows": table.num_rows})
     del rows
     started = time.perf_counter()

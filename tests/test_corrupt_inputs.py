@@ -13,7 +13,7 @@ from helpers.download import A, fast_config, read_rows
 from helpers.paths import COCO_IMAGES, TEST_DATA
 from helpers.rawshards import RawSample, write_raw_shard
 
-from wit_pipeline import shards
+from wit_pipeline import io
 from wit_pipeline.download import stage
 from wit_pipeline.download.image import ImageError, check_image
 from wit_pipeline.engines.local import LocalEngine
@@ -80,7 +80,7 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
         + f"{image_server.url}/img/{A},a third good row\n".encode()
     )
     stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(csv), url_config=UrlListConfig())
-    rows = list(shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist())
+    rows = list(io.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist())
     assert [r["status"] for r in rows] == ["ok", "malformed_record", "ok"]
     assert "not UTF-8" in rows[1]["error"] and "caption" in rows[1]["error"]
 
@@ -95,7 +95,7 @@ def test_integer_and_binary_url_and_caption_columns_become_statuses(tmp_path, im
         input_path=str(tmp_path / "ints.parquet"),
         url_config=UrlListConfig(),
     )
-    statuses = [r["status"] for r in shards.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist()]
+    statuses = [r["status"] for r in io.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist()]
     assert statuses == ["malformed_record", "malformed_record"]
     table = pa.table(
         {"url": pa.array([f"{image_server.url}/img/{A}".encode()]), "caption": pa.array([b"a good photo"])}

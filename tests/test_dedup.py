@@ -23,7 +23,7 @@ from helpers.rawshards import (
     write_raw_shard,
 )
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 from wit_pipeline.config import DedupConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.download.hashing import phash_hex, phash_to_int
@@ -49,8 +49,8 @@ def deduped(raw, tmp_path_factory):
 
 
 def decisions(output) -> tuple[set[str], dict[str, dict]]:
-    keep = set(shards.read_parquet(str(output / "keep.parquet"))["uid"].to_pylist())
-    table = shards.read_parquet(str(output / "clusters.parquet")).to_pylist()
+    keep = set(io.read_parquet(str(output / "keep.parquet"))["uid"].to_pylist())
+    table = io.read_parquet(str(output / "clusters.parquet")).to_pylist()
     return keep, {row["uid"]: row for row in table}
 
 
@@ -191,9 +191,9 @@ def test_malformed_phash_is_named(tmp_path):
     rows = write_raw_shard(str(tmp_path / "raw"), 0, [sample("x.jpg", photo(VARIED))])
     rows[0]["phash"] = "not-a-phash-0000"
     shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
-    with pytest.raises(shards.InputError, match="not a 16-digit hex pHash"):
+    with pytest.raises(io.InputError, match="not a 16-digit hex pHash"):
         stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())
     rows[0]["phash"] = "abc"
     shards.write_parquet(str(tmp_path / "raw" / "00000.parquet"), rows, schema.RAW_SCHEMA)
-    with pytest.raises(shards.InputError, match="00000.parquet: phash: expected 16-character values, found 'abc'"):
+    with pytest.raises(io.InputError, match="00000.parquet: phash: expected 16-character values, found 'abc'"):
         stage.dedup_folder(str(tmp_path / "raw"), str(tmp_path / "d"), DedupConfig())

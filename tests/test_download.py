@@ -17,6 +17,7 @@ from wit_pipeline import schema, shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
+from wit_pipeline.io import join
 from wit_pipeline.sources.urls import UrlListConfig
 
 
@@ -26,10 +27,10 @@ def write_list(path, rows) -> str:
 
 
 def tar_members(out) -> dict[str, bytes]:
-    raw = shards.join(str(out), "raw")
+    raw = join(str(out), "raw")
     members = {}
     for shard_id in shards.finished_shards(raw):
-        for key, sample in shards.iter_tar(shards.join(raw, f"{shards.shard_name(shard_id)}.tar")):
+        for key, sample in shards.iter_tar(join(raw, f"{shards.shard_name(shard_id)}.tar")):
             for ext, data in sample.items():
                 members[f"{key}.{ext}"] = data
     return members

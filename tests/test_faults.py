@@ -20,7 +20,7 @@ import pytest
 from helpers.curate import example_config, final_files
 from helpers.paths import REPO_ROOT
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def manifest_bytes(out):
     manifest = json.loads((out / "final" / "manifest.json").read_text())
     manifest.pop("provenance")
-    return shards.json_bytes(manifest)
+    return io.json_bytes(manifest)
 
 
 def exists(out, *names):

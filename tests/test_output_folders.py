@@ -19,7 +19,7 @@ import pytest
 from helpers.cli import one_line_error, url_list, wit
 from helpers.paths import COCO_IMAGES
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 IS_ROOT = os.geteuid() == 0
@@ -69,7 +69,7 @@ def assert_finished_shards_are_sound(raw: pathlib.Path) -> int:
     total = 0
     for shard_id in shards.finished_shards(str(raw)):
         name = shards.shard_name(shard_id)
-        sidecar = {r["uid"]: r for r in shards.read_parquet(str(raw / f"{name}.parquet")).to_pylist()}
+        sidecar = {r["uid"]: r for r in io.read_parquet(str(raw / f"{name}.parquet")).to_pylist()}
         ok = {uid for uid, row in sidecar.items() if row["status"] == "ok"}
         samples = dict(shards.iter_tar(str(raw / f"{name}.tar")))
         assert set(samples) == ok, name

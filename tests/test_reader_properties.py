@@ -18,7 +18,8 @@ from helpers.paths import TEST_DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wit_pipeline import schema, shards
+from wit_pipeline import schema
+from wit_pipeline.io import InputError
 from wit_pipeline.sources import source_class
 
 SETTINGS = settings(
@@ -38,7 +39,7 @@ def read_records(kind: str, path: str) -> list[dict] | str:
         cls = source_class(kind)
         source = cls([path], staging_dir=folder) if kind == "urls" else cls([path])
         records = [record for shard in source.shards() for record in source.read(shard)]
-    except shards.InputError as err:
+    except InputError as err:
         assert "\n" not in str(err)
         return str(err)
     finally:

@@ -8,7 +8,7 @@ import pytest
 from helpers.paths import TEST_DATA
 from helpers.rawshards import RawFailure, RawSample, half, write_raw_shard
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 from wit_pipeline.config import DedupConfig, ReshardConfig
 from wit_pipeline.dedup import stage
 from wit_pipeline.engines.local import LocalEngine
@@ -56,7 +56,7 @@ def shard_bytes(folder) -> dict[str, bytes]:
 def test_fixed_size_shards_hold_every_kept_sample_once(out):
     folder, samples = out
     manifest = run(folder)
-    kept = set(shards.read_parquet(str(folder / "dedup" / "keep.parquet"))["uid"].to_pylist())
+    kept = set(io.read_parquet(str(folder / "dedup" / "keep.parquet"))["uid"].to_pylist())
     assert len(kept) == 24  # 26 photos minus the half-size copy and the mirror
     assert [s["samples"] for s in manifest["shards"]] == [5, 5, 5, 5, 4]
     by_uid = {s.uid: s for s in samples}
@@ -69,7 +69,7 @@ def test_fixed_size_shards_hold_every_kept_sample_once(out):
             assert members["jpg"] == by_uid[key].jpeg
             assert members["txt"].decode() == by_uid[key].caption
             keys.append(key)
-        sidecar = shards.read_parquet(str(folder / "final" / f"{facts['shard']}.parquet"))
+        sidecar = io.read_parquet(str(folder / "final" / f"{facts['shard']}.parquet"))
         assert sidecar["uid"].to_pylist() == keys  # same keys, same order
         assert set(sidecar["status"].to_pylist()) == {"ok"}
         assert facts["tar_bytes"] == tar.stat().st_size

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.paths import COCO_IMAGES
 
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
@@ -33,11 +33,11 @@ def web(tmp_path_factory):
 
 
 def _rows(out) -> list[dict]:
-    raw = shards.join(str(out), "raw")
+    raw = io.join(str(out), "raw")
     return [
         row
         for shard_id in shards.finished_shards(raw)
-        for row in shards.read_parquet(shards.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist()
+        for row in io.read_parquet(io.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist()
     ]
 
 

@@ -15,7 +15,7 @@ import torch
 from training.config import TrainConfig, config_from_json
 from training.model import CLIP
 from training.tokenizer import CaptionTokenizer
-from wit_pipeline.shards import join, write_atomic
+from wit_pipeline.io import join, write_atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

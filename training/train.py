@@ -41,7 +41,7 @@ from training.data import (
 from training.loss import clip_loss, gradient_share
 from training.model import CLIP
 from training.tokenizer import CaptionTokenizer, load_clip_vocab, train_bpe
-from wit_pipeline.shards import join, makedirs, write_atomic
+from wit_pipeline.io import join, makedirs, write_atomic
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ an atomic rename. A shard without its marker is unfinished: readers skip it, rer
   `write_pair_shards` (labelled pairs as shards, for training on a data set without downloading);
 - sidecars: `write_parquet` (atomic).
 
-Paths go through wit_pipeline/io.py, so local folders, gs:// and s3:// all work; the general
-helpers (`join`, `makedirs`, `write_atomic`, `json_bytes`, `read_parquet`, `writing`, `InputError`)
-are re-exported here for the callers that have always found them here.
+Paths go through wit_pipeline/io.py (the general file helpers live there), so local folders, gs://
+and s3:// all work.
 """
 
 from __future__ import annotations
@@ -28,9 +27,6 @@ import pyarrow as pa
 from wit_pipeline import io
 from wit_pipeline.errors import InputError
 
-# Re-exported: the sources, tests and benchmarks reach the general I/O helpers through shards.
-from wit_pipeline.io import join, json_bytes, makedirs, read_parquet, write_atomic, writing  # noqa: F401
-
 SHARD_DIGITS = 5
 _SHARD_NAME = re.compile(r"^(\d{5,})\.done$")
 
@@ -41,7 +37,7 @@ def shard_name(shard_id: int) -> str:
 
 
 def marker_path(folder: str, shard_id: int) -> str:
-    return join(folder, f"{shard_name(shard_id)}.done")
+    return io.join(folder, f"{shard_name(shard_id)}.done")
 
 
 def is_done(folder: str, shard_id: int) -> bool:
@@ -52,11 +48,11 @@ def has_files(folder: str, shard_id: int, extensions: tuple[str, ...] = ("tar", 
     """Whether a shard's data files (and its stats) are all there: a marker alone proves nothing
     once someone deleted a sidecar, so a rerun checks before skipping a finished shard."""
     names = [f"{shard_name(shard_id)}.{ext}" for ext in extensions] + [f"{shard_name(shard_id)}_stats.json"]
-    return all(io.exists(join(folder, name)) for name in names)
+    return all(io.exists(io.join(folder, name)) for name in names)
 
 
 def stats_path(folder: str, shard_id: int) -> str:
-    return join(folder, f"{shard_name(shard_id)}_stats.json")
+    return io.join(folder, f"{shard_name(shard_id)}_stats.json")
 
 
 def mark_done(folder: str, shard_id: int, stats: dict) -> None:
@@ -85,7 +81,7 @@ def unfinished_shards(folder: str) -> list[int]:
     names = io.names(folder)
     wanted = {int(m.group(1)) for m in map(_BEGUN.match, names) if m}
     if "config.json" in names:
-        planned = io.read_json(join(folder, "config.json")).get(PLANNED_SHARDS) or 0
+        planned = io.read_json(io.join(folder, "config.json")).get(PLANNED_SHARDS) or 0
         wanted.update(range(int(planned)))
     return sorted(wanted - set(finished_shards(folder)))
 
@@ -113,7 +109,7 @@ class TarSampleWriter:
     def __init__(self, path: str):
         self.path = path
         fs, fs_path = io.fs_path(path)
-        with writing(path):
+        with io.writing(path):
             self._file = fs.open(fs_path, "wb")
         self._tar = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.USTAR_FORMAT)
         self.count = 0
@@ -127,13 +123,13 @@ class TarSampleWriter:
             info.mtime = 0
             info.mode = 0o644
             info.uname = info.gname = ""
-            with writing(self.path):
+            with io.writing(self.path):
                 self._tar.addfile(info, _bytes_io.BytesIO(data))
             self.bytes_written += len(data)
         self.count += 1
 
     def close(self) -> None:
-        with writing(self.path):
+        with io.writing(self.path):
             try:
                 self._tar.close()
             finally:
@@ -199,11 +195,12 @@ def write_pair_shards(pairs, folder: str, samples_per_shard: int) -> list[str]:
     data set (COCO) without the download stage: tests and benchmarks train on them."""
     from wit_pipeline.schema import uid
 
-    makedirs(folder)
-    with ShardWriter(join(folder, f"%0{SHARD_DIGITS}d.tar"), max_count=samples_per_shard) as writer:
+    io.makedirs(folder)
+    with ShardWriter(io.join(folder, f"%0{SHARD_DIGITS}d.tar"), max_count=samples_per_shard) as writer:
         for index, (image_bytes, caption, meta) in enumerate(pairs):
             key = uid(meta.get("url", f"pair:{index}"), caption)
-            writer.write(key, {"jpg": image_bytes, "txt": caption.encode(), "json": json_bytes({"uid": key, **meta})})
+            record = io.json_bytes({"uid": key, **meta})
+            writer.write(key, {"jpg": image_bytes, "txt": caption.encode(), "json": record})
     return writer.paths
 
 

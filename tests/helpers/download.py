@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from helpers.paths import COCO_IMAGES
-from wit_pipeline import shards
+from wit_pipeline import io, shards
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
@@ -20,10 +20,10 @@ def fast_config(**fetch) -> DownloadConfig:
 
 def read_rows(out) -> dict[str, dict]:
     """The finished raw shards' rows, by caption."""
-    raw = shards.join(str(out), "raw")
+    raw = io.join(str(out), "raw")
     rows = {}
     for shard_id in shards.finished_shards(raw):
-        for row in shards.read_parquet(shards.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist():
+        for row in io.read_parquet(io.join(raw, f"{shards.shard_name(shard_id)}.parquet")).to_pylist():
             rows[row["caption"]] = row
     return rows
 
@@ -34,7 +34,7 @@ def raw_contents(out):
     rows, members = [], {}
     for shard_id in shards.finished_shards(raw):
         name = shards.shard_name(shard_id)
-        rows += shards.read_parquet(os.path.join(raw, f"{name}.parquet")).to_pylist()
+        rows += io.read_parquet(os.path.join(raw, f"{name}.parquet")).to_pylist()
         for key, sample in shards.iter_tar(os.path.join(raw, f"{name}.tar")):
             for ext, data in sample.items():
                 assert f"{key}.{ext}" not in members, "a member written twice"

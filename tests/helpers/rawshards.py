@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from helpers.paths import COCO_IMAGES
 from wit_pipeline import schema, shards
 from wit_pipeline.download.hashing import phash_hex, sha256_hex
+from wit_pipeline.io import join, makedirs
 
 
 @dataclass
@@ -43,10 +44,10 @@ class RawFailure:
 
 def write_raw_shard(folder: str, shard_id: int, samples: list) -> list[dict]:
     """Write shard `shard_id` (tar, sidecar, stats, marker) into `folder`; return its rows."""
-    shards.makedirs(folder)
+    makedirs(folder)
     name = shards.shard_name(shard_id)
     rows = []
-    with shards.TarSampleWriter(shards.join(folder, f"{name}.tar")) as tar:
+    with shards.TarSampleWriter(join(folder, f"{name}.tar")) as tar:
         for sample in samples:
             row = schema.empty_row(schema.RAW_SCHEMA)
             row.update(uid=sample.uid, url=sample.url, caption=sample.caption, source="test")
@@ -74,7 +75,7 @@ def write_raw_shard(folder: str, shard_id: int, samples: list) -> list[dict]:
                 sample.uid,
                 {"jpg": sample.jpeg, "txt": sample.caption.encode(), "json": json.dumps(meta, sort_keys=True).encode()},
             )
-    shards.write_parquet(shards.join(folder, f"{name}.parquet"), rows, schema.RAW_SCHEMA)
+    shards.write_parquet(join(folder, f"{name}.parquet"), rows, schema.RAW_SCHEMA)
     ok = sum(row["status"] == schema.OK for row in rows)
     shards.mark_done(folder, shard_id, {"rows": len(rows), "ok": ok})
     return rows

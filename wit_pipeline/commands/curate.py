@@ -109,7 +109,7 @@ def stage_plan(data: dict, path: str) -> list[tuple[str, argparse.Namespace]]:
     from wit_pipeline.cli import build_parser, subcommand_parsers
     from wit_pipeline.commands.stage_flags import TOP_LEVEL_KEYS, table_tokens
     from wit_pipeline.config import ConfigError
-    from wit_pipeline.shards import join
+    from wit_pipeline.io import join
 
     output = data.get("output")
     if not isinstance(output, str) or not output:
@@ -156,7 +156,7 @@ def _parse(parser: argparse.ArgumentParser, stage: str, argv: list[str]) -> argp
 
 
 def _train_args(parser, path: str, output: str) -> argparse.Namespace:
-    from wit_pipeline.shards import join
+    from wit_pipeline.io import join
 
     args = _parse(
         parser, "train", ["--config", path, "--shards", join(output, "final"), "--output", join(output, "train")]

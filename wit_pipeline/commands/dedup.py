@@ -94,7 +94,7 @@ def _check_path(path: str | None) -> None:
 
 def _guarded(function, *args, **kwargs):
     from wit_pipeline.cli import UsageError
-    from wit_pipeline.shards import InputError
+    from wit_pipeline.io import InputError
 
     try:
         return function(*args, **kwargs)

@@ -184,7 +184,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline.config import ConfigError
     from wit_pipeline.download import stage
-    from wit_pipeline.shards import join
+    from wit_pipeline.io import join
     from wit_pipeline.sources.urls import InputError
 
     if not args.output:

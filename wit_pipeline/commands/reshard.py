@@ -55,8 +55,8 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline import io
     from wit_pipeline.cli import UsageError
+    from wit_pipeline.io import InputError, join
     from wit_pipeline.reshard import stage as reshard
-    from wit_pipeline.shards import InputError, join
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
     keep_path = args.keep or (join(args.out, "dedup/keep.parquet") if args.out else None)

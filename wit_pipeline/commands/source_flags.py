@@ -19,7 +19,7 @@ from typing import Any
 from wit_pipeline import sources
 from wit_pipeline.cli import UsageError, positive_int
 from wit_pipeline.config import field_default
-from wit_pipeline.shards import join
+from wit_pipeline.io import join
 from wit_pipeline.sources.base import Source
 
 

@@ -229,7 +229,7 @@ def absolute_paths(args: argparse.Namespace) -> None:
 def resolve_folders(args: argparse.Namespace, input_name: str, output_name: str) -> tuple[str, str]:
     """`--input`/`--output` when given, else OUT/<input_name> and OUT/<output_name>."""
     from wit_pipeline.cli import UsageError
-    from wit_pipeline.shards import join
+    from wit_pipeline.io import join
 
     if args.out is None and (args.input is None or args.output is None):
         raise UsageError("give the run folder OUT, or both --input and --output")

@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from wit_pipeline import schema, shards
+from wit_pipeline import schema
 from wit_pipeline.config import ConfigError
-from wit_pipeline.io import NoInput, exists, expand
+from wit_pipeline.io import InputError, NoInput, exists, expand, join, write_atomic
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource
 
@@ -39,7 +39,7 @@ _PAIR_COLUMNS = [f.name for f in schema.PAIR_FIELDS if f.name not in ("uid", "ur
 
 
 # The input cannot be read as a URL list: the shared input error, reported in one line.
-InputError = shards.InputError
+InputError = InputError
 
 # img2dataset's column spellings, accepted when the user leaves --url-col / --caption-col alone.
 IMG2DATASET_URL_COLS = ("url", "URL")
@@ -212,11 +212,11 @@ class UrlListSource(FileSource):
         """Stream a text-format file once into Parquet files of shard_size rows; reuse them on rerun."""
         if self.staging_dir is None:
             raise InputError(f"{file}: a {fmt} input needs a staging folder for its shards (staging_dir)")
-        stage = shards.join(self.staging_dir, f"{first_shard:05d}-{_safe_name(file)}")
+        stage = join(self.staging_dir, f"{first_shard:05d}-{_safe_name(file)}")
         fs, stage_path = fsspec.core.url_to_fs(stage)
-        done = shards.join(stage, _STAGING_DONE)
+        done = join(stage, _STAGING_DONE)
         if fs.exists(fsspec.core.url_to_fs(done)[1]):
-            return [shards.join(stage, n) for n in json.loads(fs.cat(fsspec.core.url_to_fs(done)[1]))]
+            return [join(stage, n) for n in json.loads(fs.cat(fsspec.core.url_to_fs(done)[1]))]
         fs.makedirs(stage_path, exist_ok=True)
         try:
             names = _write_staged(fs, stage_path, _text_batches(file, fmt, self.config.shard_size))
@@ -224,8 +224,8 @@ class UrlListSource(FileSource):
             # Arrow's fast reader gave up on the file (a malformed line that is not UTF-8 either):
             # read it again, whole, with the csv module, which turns every line into a row.
             names = _write_staged(fs, stage_path, _text_batches(file, fmt, self.config.shard_size, python_csv=True))
-        shards.write_atomic(done, json.dumps(names).encode())
-        return [shards.join(stage, n) for n in names]
+        write_atomic(done, json.dumps(names).encode())
+        return [join(stage, n) for n in names]
 
 
 def _text_values(column: pa.ChunkedArray, what: str) -> tuple[list, list]:
