@@ -390,7 +390,9 @@ def _readable_captions(url: str):
                 schema = pq.read_schema(f)
                 if "caption" in schema.names:
                     f.seek(0)
-                    yield from (c.strip() for c in pq.read_table(f, columns=["caption"]).column(0).to_pylist() if c)
+                    yield from (
+                        c.strip() for c in pq.ParquetFile(f).read(columns=["caption"]).column(0).to_pylist() if c
+                    )
                     return
     # Random-access mode: seeks over the images instead of reading them.
     with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:

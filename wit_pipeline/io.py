@@ -280,7 +280,12 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     fs, inner = fs_path(path)
     with fs.open(inner, "rb") as f:
         try:
-            return pq.read_table(f, columns=columns)
+            # ParquetFile, not read_table: read_table scans through pyarrow.dataset, whose threads
+            # can release their hold on this Python file object after it returns; one doing so
+            # while the interpreter exits takes the GIL from a C++ thread and the process aborts
+            # (std::terminate, exit 134) instead of exiting with its error.
+            with pq.ParquetFile(f) as parquet:
+                return parquet.read(columns=columns)
         except (pa.ArrowInvalid, OSError) as err:
             if isinstance(err, FileNotFoundError):
                 raise
