@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from wit_pipeline.io import open_parquet
+
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 TEXT_KEYS = ("txt", "caption", "text")
 # CLIP's normalisation constants (ImageNet-like, measured on its training images).
@@ -384,15 +386,10 @@ def _readable_captions(url: str):
     if sidecar:
         fs, path = fsspec.core.url_to_fs(sidecar)
         if fs.exists(path):
-            import pyarrow.parquet as pq
-
-            with fs.open(path, "rb") as f:
-                schema = pq.read_schema(f)
-                if "caption" in schema.names:
-                    f.seek(0)
-                    yield from (
-                        c.strip() for c in pq.ParquetFile(f).read(columns=["caption"]).column(0).to_pylist() if c
-                    )
+            with open_parquet(sidecar) as parquet:
+                if "caption" in parquet.schema_arrow.names:
+                    captions = parquet.read(columns=["caption"]).column(0).to_pylist()
+                    yield from (c.strip() for c in captions if c)
                     return
     # Random-access mode: seeks over the images instead of reading them.
     with open_shard(url) as f, tarfile.open(fileobj=f, mode="r:*") as tar:

@@ -8,7 +8,9 @@ once enough samples are found; counts read the `status` column only.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -106,7 +108,8 @@ def inspect_dedup(path: str, filters: Filters) -> Inspection:
     """dedup/: survivors from keep.parquet; the duplicates and overlaps, with their clusters, from
     clusters.parquet (which also lists each cluster's survivor, so its `ok` rows are not added)."""
     result = inspect_parquet_files(path, [io.join(path, "clusters.parquet")], "stage", filters)
-    survivors = _open_parquet(io.join(path, "keep.parquet")).metadata.num_rows
+    with _open_parquet(io.join(path, "keep.parquet")) as keep:
+        survivors = keep.metadata.num_rows
     dropped = {k: v for k, v in result.statuses.items() if k != "ok"}
     result.statuses = {"ok": survivors, **dropped}
     result.rows = survivors + sum(dropped.values())
@@ -118,23 +121,24 @@ def inspect_dedup(path: str, filters: Filters) -> Inspection:
 def inspect_parquet_files(path: str, files: list[str], kind: str, filters: Filters) -> Inspection:
     result = Inspection(path=path, kind=kind, files=len(files))
     for file_path in files:
-        parquet = _open_parquet(file_path)
-        if not result.schema:
-            result.schema = [(f.name, str(f.type)) for f in parquet.schema_arrow]
-        result.rows += parquet.metadata.num_rows
-        if "status" in parquet.schema_arrow.names:
-            for item in pc.value_counts(parquet.read(columns=["status"])["status"]).to_pylist():
-                result.statuses[item["values"]] = result.statuses.get(item["values"], 0) + item["counts"]
-        if len(result.samples) < filters.n:
-            result.samples += _matching_rows(parquet, filters, filters.n - len(result.samples))
+        with _open_parquet(file_path) as parquet:
+            if not result.schema:
+                result.schema = [(f.name, str(f.type)) for f in parquet.schema_arrow]
+            result.rows += parquet.metadata.num_rows
+            if "status" in parquet.schema_arrow.names:
+                for item in pc.value_counts(parquet.read(columns=["status"])["status"]).to_pylist():
+                    result.statuses[item["values"]] = result.statuses.get(item["values"], 0) + item["counts"]
+            if len(result.samples) < filters.n:
+                result.samples += _matching_rows(parquet, filters, filters.n - len(result.samples))
     result.statuses = dict(sorted(result.statuses.items(), key=lambda kv: -kv[1]))
     return result
 
 
-def _open_parquet(path: str) -> pq.ParquetFile:
-    fs, fs_path = io.fs_path(path)
+@contextlib.contextmanager
+def _open_parquet(path: str) -> Iterator[pq.ParquetFile]:
     try:
-        return pq.ParquetFile(fs.open(fs_path, "rb"))
+        with io.open_parquet(path) as parquet:
+            yield parquet
     except (pa.ArrowInvalid, OSError) as err:
         raise io.InputError(f"{path} is not a readable Parquet file ({err})") from err
 

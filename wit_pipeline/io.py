@@ -275,25 +275,39 @@ def read_json(path: str) -> Any:
     return json.loads(fs.cat_file(inner))
 
 
+@contextlib.contextmanager
+def open_parquet(path: str) -> Iterator[pq.ParquetFile]:
+    """A Parquet file to read (metadata, row groups, batches) that pyarrow reads on its own.
+
+    Never a Python file object: pyarrow's reader threads would hold buffers of it, and one freed
+    after the read returns, while the interpreter exits, takes the GIL from a C++ thread and
+    aborts the process (std::terminate, exit 134) instead of letting it exit with its error. A
+    local file is opened natively; a remote one is read whole into memory pyarrow owns.
+    """
+    fs, inner = fs_path(path)
+    if _is_local(fs):
+        source: Any = inner
+    else:
+        data = fs.cat_file(inner)
+        buffer = pa.allocate_buffer(len(data))
+        pa.FixedSizeBufferWriter(buffer).write(data)
+        source = pa.BufferReader(buffer)
+    with pq.ParquetFile(source) as parquet:
+        yield parquet
+
+
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     """A whole Parquet file; a truncated or corrupt one is an InputError naming it."""
-    fs, inner = fs_path(path)
-    with fs.open(inner, "rb") as f:
-        try:
-            # ParquetFile, not read_table: read_table scans through pyarrow.dataset, whose threads
-            # can release their hold on this Python file object after it returns; one doing so
-            # while the interpreter exits takes the GIL from a C++ thread and the process aborts
-            # (std::terminate, exit 134) instead of exiting with its error.
-            with pq.ParquetFile(f) as parquet:
-                return parquet.read(columns=columns)
-        except (pa.ArrowInvalid, OSError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise
-            raise InputError(f"{path}: not a readable Parquet file ({err})") from None
+    try:
+        with open_parquet(path) as parquet:
+            return parquet.read(columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise InputError(f"{path}: not a readable Parquet file ({err})") from None
 
 
 def parquet_rows(path: str) -> int:
     """The row count a Parquet file's footer records (the rows are not read)."""
-    fs, inner = fs_path(path)
-    with fs.open(inner, "rb") as f:
-        return pq.ParquetFile(f).metadata.num_rows
+    with open_parquet(path) as parquet:
+        return parquet.metadata.num_rows

@@ -17,7 +17,6 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from wit_pipeline import io, schema, shards
 from wit_pipeline.report.stats import stage_folder
@@ -62,9 +61,7 @@ def read_columns(paths, columns: list[str]) -> pa.Table:
     """The named columns of several Parquet files as one table (columns a file lacks are null)."""
     tables = [pa.table({name: pa.nulls(0) for name in columns})]  # no file: no row
     for path in paths:
-        fs, fs_path = io.fs_path(path)
-        with fs.open(fs_path, "rb") as f:
-            file = pq.ParquetFile(f)
+        with io.open_parquet(path) as file:
             present = [c for c in columns if c in file.schema_arrow.names]
             table = file.read(columns=present)
         for name in columns:

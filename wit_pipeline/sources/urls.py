@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema
 from wit_pipeline.config import ConfigError
-from wit_pipeline.io import InputError, NoInput, exists, expand, join, write_atomic
+from wit_pipeline.io import InputError, NoInput, exists, expand, join, open_parquet, write_atomic
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource
 
@@ -308,9 +308,7 @@ def _parquet_columns(path: str) -> list[str]:
 def read_rows(path: str, start: int, stop: int | None) -> pa.Table:
     """Rows [start, stop) of a Parquet file (stop None: to its end), reading only the row groups
     that hold them."""
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "rb") as f:
-        parquet = pq.ParquetFile(f)
+    with open_parquet(path) as parquet:
         stop = parquet.metadata.num_rows if stop is None else stop
         groups, offset, first = [], 0, None
         for g in range(parquet.num_row_groups):
