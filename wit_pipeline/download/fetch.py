@@ -2,12 +2,13 @@
 
 img2dataset fetches with a bare `urllib.request.urlopen`, one new connection per image. This
 module speaks HTTP through http.client and adds what a web-scale crawler needs: connections are
-kept alive and reused per host by every thread of the process (no TCP and TLS handshake per image); the
-destination address is checked after DNS resolution and after every redirect (and the socket
-connects to the checked address, so DNS rebinding cannot slip past); redirects are bounded and
-loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are honoured (with
-img2dataset's own header parser); 429/5xx/connection errors are retried with exponential backoff
-that honours Retry-After.
+kept alive and reused per host by every thread of the process (no TCP and TLS handshake per
+image); the destination address is checked after DNS resolution and after every redirect (and
+the socket connects to the checked address, so DNS rebinding cannot slip past); redirects are
+bounded and loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are
+honoured (with img2dataset's header parsing, copied here: importing img2dataset costs seconds per
+worker process); 429/5xx/connection errors are retried with exponential backoff that honours
+Retry-After.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-
-from img2dataset.downloader import is_disallowed
 
 from wit_pipeline.config import FetchConfig
 from wit_pipeline.schema import http_status_name
@@ -243,6 +242,21 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def is_disallowed(headers, token: str | None, directives: frozenset) -> bool:
+    """Whether an X-Robots-Tag header, for every agent or for `token`, carries one of `directives`.
+
+    img2dataset 1.47.0's `downloader.is_disallowed`, line for line (tests/test_fetch_robots.py
+    asserts equal answers): a copy, because importing img2dataset pulls torch, wandb, pandas and
+    albumentations, seconds of start-up in every worker process for one small function.
+    """
+    for values in headers.get_all("X-Robots-Tag", []):
+        parts = values.split(":", 1)
+        agent = parts[0].lower() if len(parts) == 2 else None
+        if (agent is None or agent == token) and any(d.strip().lower() in directives for d in parts[-1].split(",")):
+            return True
+    return False
 
 
 def _check_headers(headers, token: str | None, directives: frozenset) -> None:
