@@ -36,13 +36,18 @@ _GENERIC_BINARY_TYPES = {"application/octet-stream", "binary/octet-stream", "app
 
 @dataclass
 class FetchResult:
-    """The outcome of one fetch: the body, or the status and reason it failed."""
+    """The outcome of one fetch: the body, or the status and reason it failed.
+
+    `retry_in` (seconds) marks an attempt that failed but is worth another one after that wait
+    (`fetch_attempt` only): the status and error say why, and they stand if no retry follows.
+    """
 
     data: bytes | None
     status: str
     error: str | None = None
     http_status: int | None = None
     attempts: int = 1
+    retry_in: float | None = None
 
 
 class FetchError(Exception):
@@ -70,23 +75,33 @@ def user_agent(token: str | None) -> str:
 
 
 def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
-    """Fetch `url` with retries; never raises for a per-URL failure, returns its status instead."""
-    pool = _process_pool(config)
-    attempt = 0
+    """Fetch `url` with retries, waiting in this thread; never raises for a per-URL failure."""
+    attempt = 1
     while True:
+        result = fetch_attempt(url, config, attempt)
+        if result.retry_in is None:
+            return result
+        sleep(result.retry_in)
         attempt += 1
-        try:
-            data, http_status = _fetch_once(pool, url, config)
-            return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
-        except FetchError as err:
-            if not err.retryable or attempt > config.retries:
-                return FetchResult(None, err.status, str(err), err.http_status, attempt)
-            delay = _retry_delay(err, attempt, config)
-            if delay is None:
-                return FetchResult(
-                    None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s", err.http_status, attempt
-                )
-            sleep(delay)
+
+
+def fetch_attempt(url: str, config: FetchConfig, attempt: int = 1) -> FetchResult:
+    """Attempt number `attempt` at `url`. A retryable failure with attempts left comes back with
+    `retry_in` set, the wait Retry-After or the backoff asks for, so that a caller with other work
+    (the download threads) can requeue the URL instead of sleeping."""
+    pool = _process_pool(config)
+    try:
+        data, http_status = _fetch_once(pool, url, config)
+        return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
+    except FetchError as err:
+        if not err.retryable or attempt > config.retries:
+            return FetchResult(None, err.status, str(err), err.http_status, attempt)
+        delay = _retry_delay(err, attempt, config)
+        if delay is None:
+            return FetchResult(
+                None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s", err.http_status, attempt
+            )
+        return FetchResult(None, err.status, str(err), err.http_status, attempt, retry_in=delay)
 
 
 def _retry_delay(err: FetchError, attempt: int, config: FetchConfig) -> float | None:
