@@ -209,6 +209,18 @@ def run_scenario(name: str, args, env: dict) -> dict:
         url_list = workdir / "urls.parquet"
         write_url_list(url_list, info, scenario, args.urls)
         (workdir / "run_img2dataset.py").write_text(IMG2DATASET_SCRIPT)
+        # Each tool's fixed cost (start-up, imports, worker spawn, shutdown): a run of 2 URLs.
+        tiny_list = workdir / "tiny.parquet"
+        write_url_list(tiny_list, info, dict(scenario, failures=False), 2)
+        fixed = {
+            tool: run_tool(tool, tiny_list, workdir / f"{tool}-tiny", args, scenario, run_env, workdir)[0]
+            for tool in ("img2dataset", "wit")
+        }
+        print(
+            f"  [{name}] fixed cost (a run of 2 URLs): img2dataset {fixed['img2dataset']:.1f} s, "
+            f"wit {fixed['wit']:.1f} s",
+            flush=True,
+        )
         rounds = []
         for round_number in range(args.rounds):
             rates = {}
@@ -224,7 +236,7 @@ def run_scenario(name: str, args, env: dict) -> dict:
                 f"ratio {rates['wit'][0] / rates['img2dataset'][0]:.2f}",
                 flush=True,
             )
-        return {"scenario": name, "rounds": rounds, "info": info}
+        return {"scenario": name, "rounds": rounds, "info": info, "fixed": fixed}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait()
@@ -254,10 +266,22 @@ def summarise(result: dict, limit: dict, processes: int) -> None:
         f"img2dataset {statistics.median(theirs):.1f} (min {min(theirs):.1f}, max {max(theirs):.1f}); "
         f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}: median {statistics.median(ratios):.2f}"
     )
+    fixed = result["fixed"]
+    # The same runs with each tool's fixed cost taken off: the rate a long run approaches.
+    steady = {
+        tool: [r[tool][1] / max(r[tool][2] - fixed[tool], 1e-3) for r in rounds] for tool in ("wit", "img2dataset")
+    }
+    steady_ratios = [w / i for w, i in zip(steady["wit"], steady["img2dataset"], strict=True)]
+    print(
+        f"  without each tool's fixed cost (img2dataset {fixed['img2dataset']:.1f} s, wit {fixed['wit']:.1f} s): "
+        f"wit {statistics.median(steady['wit']):.1f}/s, img2dataset {statistics.median(steady['img2dataset']):.1f}/s, "
+        f"ratio per round {', '.join(f'{r:.2f}' for r in steady_ratios)}: median {statistics.median(steady_ratios):.2f}"
+    )
     parts = ", ".join(f"{k} {v:.2f} ms" for k, v in limit["ms_per_image"].items())
     print(
         f"  compute limit: {limit['per_core']:.0f} images/s per core ({parts}) x {processes} processes = "
-        f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it"
+        f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it, "
+        f"{statistics.median(steady['wit']) / limit['limit']:.0%} without its fixed cost"
     )
 
 

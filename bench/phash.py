@@ -1,10 +1,12 @@
-"""Benchmark: wit's pHash path against imagehash on decoded files: identical bits, images/s.
+"""Benchmark: wit's pHash path against imagehash on files: images/s and agreement of the bits.
 
     python bench/phash.py ../shared/data/coco-mini [--repeat 3]
 
-Ours: `wit_pipeline.download.hashing.phash_hex` on the stored bytes already in memory (what the
-download stage does after writing an image). Peer: `imagehash.phash(Image.open(path))`, the call
-a user would make on the written file. Every image must give the same 64 bits.
+Ours: `wit_pipeline.download.hashing.phash_hex` on the file's bytes (decoded as img2dataset
+decodes, then `phash_pixels`: OpenCV's grey, area average to 32 x 32, DCT). Peer:
+`imagehash.phash(Image.open(path))`, the call a user would make on the written file. The two
+reduce to 32 x 32 differently (area average against Pillow's LANCZOS), so the bits are not always
+equal: printed are the share identical, the distribution of the bits apart and the largest.
 """
 
 from __future__ import annotations
@@ -41,19 +43,18 @@ def main() -> None:
     for path in paths:
         with Image.open(path) as image:
             theirs.append(str(imagehash.phash(image)))
-    mismatches = [str(p) for p, a, b in zip(paths, ours, theirs, strict=True) if a != b]
+    apart = [bin(int(a, 16) ^ int(b, 16)).count("1") for a, b in zip(ours, theirs, strict=True)]
 
     ours_seconds = best_of(args.repeat, lambda: [phash_hex(data) for data in stored])
     theirs_seconds = best_of(args.repeat, lambda: [_peer(path) for path in paths])
     n = len(paths)
     megabytes = sum(map(len, stored)) / 1e6
     print(f"machine: {os.cpu_count()} cores (shared with other work while measuring); {n} images, {megabytes:.1f} MB")
-    print(f"identical bits: {n - len(mismatches)}/{n}" + (f"; mismatches: {mismatches[:5]}" if mismatches else ""))
+    counts = {bits: apart.count(bits) for bits in sorted(set(apart))}
+    print(f"identical to imagehash.phash: {apart.count(0)}/{n} ({apart.count(0) / n:.0%}); bits apart: {counts}")
     print(f"wit phash_hex(bytes):              {n / ours_seconds:8.1f} images/s")
     print(f"imagehash.phash(Image.open(path)): {n / theirs_seconds:8.1f} images/s")
     print(f"ratio (wit / imagehash): {theirs_seconds / ours_seconds:.2f}")
-    if mismatches:
-        sys.exit(1)
 
 
 def _peer(path: pathlib.Path) -> str:

@@ -32,10 +32,10 @@ from PIL import Image  # noqa: E402
 
 from wit_pipeline.config import ResizeConfig  # noqa: E402
 from wit_pipeline.download.hashing import phash_pixels  # noqa: E402
-from wit_pipeline.download.image import (
+from wit_pipeline.download.image import (  # noqa: E402
     FastResizer,
     Img2datasetResizer,
-    ResizedImage,  # noqa: E402
+    ResizedImage,
     check_image,
     plan_resize,
 )

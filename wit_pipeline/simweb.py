@@ -115,7 +115,7 @@ def make_tls_files(folder: str, addresses: list[str]) -> tuple[str, str, str]:
         f.write(server.public_bytes(pem))
     with open(paths[2], "wb") as f:
         f.write(server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return paths
+    return paths[0], paths[1], paths[2]
 
 
 class _SimulatedHandler(_Handler):
@@ -144,7 +144,9 @@ class _Host(http.server.ThreadingHTTPServer):
     def __init__(self, address: str, images: dict, tls: ssl.SSLContext | None, connect_delay: float, ttfb: float):
         super().__init__((address, 0), _SimulatedHandler)
         self.images, self.tls, self.connect_delay, self.ttfb = images, tls, connect_delay, ttfb
-        self.hits, self.counters, self.lock = Counter(), Counter(), threading.Lock()
+        self.hits: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()
+        self.lock = threading.Lock()
         self.connections = self.requests = 0
 
     def finish_request(self, request, client_address):
@@ -198,7 +200,7 @@ class SimulatedWeb:
     @property
     def bases(self) -> list[str]:
         scheme = "https" if self.ca_file else "http"
-        return [f"{scheme}://{h.server_address[0]}:{h.server_address[1]}" for h in self.hosts]
+        return [f"{scheme}://{a}:{h.server_address[1]}" for a, h in zip(self.addresses, self.hosts, strict=True)]
 
     def stats(self) -> dict:
         """Connections accepted and requests answered, per host."""
@@ -230,6 +232,8 @@ def upscaled_images(images: dict[str, bytes], count: int) -> dict[str, bytes]:
     result = {}
     for i, name in enumerate(names):
         pixels = cv2.imdecode(np.frombuffer(images[name], np.uint8), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise ValueError(f"{name} does not decode")
         side = 1000 + 1000 * i // max(1, len(names) - 1)
         scale = side / max(pixels.shape[:2])
         big = cv2.resize(

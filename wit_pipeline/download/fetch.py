@@ -287,7 +287,8 @@ def _read_capped(response, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {max_bytes} bytes")
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = response.read(_READ_CHUNK)
         if not chunk:
@@ -343,24 +344,26 @@ def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise FetchError("dns_error", f"{host} did not resolve: {err}") from None
-    candidates = [info for info in infos if policy.allows(info[4][0])]
+    candidates = [info for info in infos if policy.allows(str(info[4][0]))]
     if not candidates:
-        resolved = sorted({info[4][0] for info in infos})
+        resolved = sorted({str(info[4][0]) for info in infos})
         raise FetchError("private_address", f"{host} resolves to non-public address(es) {', '.join(resolved)}")
     return candidates
 
 
-def _guarded_create_connection(
-    address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *, policy: AddressPolicy, **_
-):
+# http.client's "no timeout given" marker, private to socket (not in its type stubs).
+_DEFAULT_TIMEOUT = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def _guarded_create_connection(address, timeout=_DEFAULT_TIMEOUT, source_address=None, *, policy: AddressPolicy, **_):
     """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
     host, port = address
     candidates = allowed_addresses(host, port, policy)
-    last_error = None
+    last_error = OSError(f"no address of {host} to connect to")  # allowed_addresses returns at least one
     for family, socktype, proto, _, sockaddr in candidates:
         sock = socket.socket(family, socktype, proto)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -406,6 +409,8 @@ def proxy_for(parts, config: FetchConfig) -> tuple[str, int] | None:
     if not proxy or _bypasses_proxy(parts.hostname, config.no_proxy):
         return None
     proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not proxy_parts.hostname:
+        raise FetchError("invalid_url", f"the proxy {proxy} names no host")
     return proxy_parts.hostname, proxy_parts.port or 80
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable, Hashable
 
 
 def host_of(url: str | None) -> str:
@@ -27,7 +28,7 @@ def host_of(url: str | None) -> str:
 class HostFairQueue:
     """Items grouped by host; `take()` returns one whose host is under its cap, round-robin."""
 
-    def __init__(self, items: list, host: callable, per_host: int):
+    def __init__(self, items: list, host: Callable[[Hashable], str], per_host: int):
         self._per_host = per_host
         self._host = host
         self._pending: dict[str, deque] = {}
