@@ -4,8 +4,8 @@ Which pixels the pHash describes: the stored image's. `phash_pixels` is the one 
 pHash goes through (downloaded images, evaluation images for decontamination, tests). The fast
 resizer hands over the pixels it has just encoded, so hashing costs no second decode; those are
 the stored image up to the encoder's loss. Bytes with no pixels at hand (img2dataset's resizer,
-an evaluation file as it is) are decoded once as img2dataset decodes them and hashed by the same
-function.
+an evaluation file as it is) are decoded once (a large JPEG at a reduced DCT scale, see
+`phash_hex`) and hashed by the same function.
 
 The algorithm is imagehash's pHash (grey levels, 32 x 32, DCT-II on both axes, the top-left 8 x 8
 against their median, bits row by row), computed with OpenCV: the 32 x 32 reduction is an area
@@ -48,13 +48,38 @@ def phash_pixels(pixels: np.ndarray) -> str:
     return np.packbits(dct > np.median(dct)).tobytes().hex()
 
 
+# A JPEG is decoded for its pHash at the coarsest libjpeg DCT scale that keeps this many times
+# the 32 x 32 reduction on each side (bench/README.md: at 4, hashes stay within 2 bits of the
+# full decode's, at 2.5 within 4).
+PHASH_DECODE_MARGIN = 4.0
+
+
 def phash_hex(data: bytes) -> str:
-    """The pHash of encoded image `data`: decoded as img2dataset decodes, then `phash_pixels`.
+    """The pHash of encoded image `data`, through `phash_pixels`.
 
-    Raises OSError (Pillow's UnidentifiedImageError) for data no decoder reads."""
-    from wit_pipeline.download.image import decode_unchanged
+    A JPEG is decoded in grey at a reduced DCT scale when it is large enough (see
+    PHASH_DECODE_MARGIN): the pHash only keeps 32 x 32 averages, and decoding a 640 px photo at
+    1/4 scale costs a fraction of the full decode. Anything else is decoded as img2dataset
+    decodes (alpha matted on white). Raises OSError (Pillow's UnidentifiedImageError) for data no
+    decoder reads."""
+    import cv2
 
-    pixels = decode_unchanged(np.frombuffer(data, np.uint8))
+    from wit_pipeline.download.image import decode_unchanged, jpeg_scale, sniff_format
+
+    buffer = np.frombuffer(data, np.uint8)
+    if sniff_format(data) == "jpeg":
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        scale = jpeg_scale(width, height, (32, 32), PHASH_DECODE_MARGIN)
+        if scale > 1:
+            # Orientation ignored, as img2dataset's IMREAD_UNCHANGED ignores it.
+            flags = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4}.get(
+                scale, cv2.IMREAD_REDUCED_GRAYSCALE_8
+            )
+            pixels = cv2.imdecode(buffer, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+            if pixels is not None:
+                return phash_pixels(pixels)
+    pixels = decode_unchanged(buffer)
     if pixels is None:
         # A format OpenCV does not read (an evaluation set's GIF): Pillow's decode, as BGR.
         with Image.open(io.BytesIO(data)) as image:
