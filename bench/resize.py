@@ -32,10 +32,10 @@ from PIL import Image  # noqa: E402
 
 from wit_pipeline.config import ResizeConfig  # noqa: E402
 from wit_pipeline.download.hashing import phash_pixels  # noqa: E402
-from wit_pipeline.download.image import (  # noqa: E402
+from wit_pipeline.download.image import (
     FastResizer,
     Img2datasetResizer,
-    ResizedImage,
+    ResizedImage,  # noqa: E402
     check_image,
     plan_resize,
 )

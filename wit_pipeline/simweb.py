@@ -200,7 +200,7 @@ class SimulatedWeb:
     @property
     def bases(self) -> list[str]:
         scheme = "https" if self.ca_file else "http"
-        return [f"{scheme}://{a}:{h.server_address[1]}" for a, h in zip(self.addresses, self.hosts, strict=True)]
+        return [f"{scheme}://{str(h.server_address[0])}:{h.server_address[1]}" for h in self.hosts]
 
     def stats(self) -> dict:
         """Connections accepted and requests answered, per host."""
@@ -233,7 +233,7 @@ def upscaled_images(images: dict[str, bytes], count: int) -> dict[str, bytes]:
     for i, name in enumerate(names):
         pixels = cv2.imdecode(np.frombuffer(images[name], np.uint8), cv2.IMREAD_COLOR)
         if pixels is None:
-            raise ValueError(f"{name} does not decode")
+            raise ValueError(f"{name} is not a decodable image")
         side = 1000 + 1000 * i // max(1, len(names) - 1)
         scale = side / max(pixels.shape[:2])
         big = cv2.resize(
