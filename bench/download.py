@@ -120,9 +120,16 @@ def count_ok(out: pathlib.Path, tool: str) -> int:
     )
 
 
+def shard_seconds(out: pathlib.Path, tool: str) -> float:
+    """The summed time of the tool's shards, from its own per-shard stats (img2dataset's `duration`
+    and wit's `seconds` both span one shard's download_shard call: no imports, no worker spawn)."""
+    folder, key = (out / "raw", "seconds") if tool == "wit" else (out, "duration")
+    return sum(json.loads(p.read_text())[key] for p in folder.glob("[0-9]*_stats.json"))
+
+
 def run_tool(
     tool: str, url_list: pathlib.Path, out: pathlib.Path, args, scenario: dict, env: dict, workdir: pathlib.Path
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     retries = "2" if scenario["failures"] else "0"
     if tool == "img2dataset":
         command = [
@@ -165,8 +172,9 @@ def run_tool(
             command += ["--per-host-connections", str(args.threads)]
     seconds = timed(command, env)
     ok = count_ok(out, tool)
+    busy = shard_seconds(out, tool)
     shutil.rmtree(out)
-    return seconds, ok
+    return seconds, ok, busy
 
 
 def compute_limit(images: list[bytes], image_size: int, processes: int) -> dict:
@@ -208,14 +216,26 @@ def run_scenario(name: str, args, env: dict) -> dict:
         url_list = workdir / "urls.parquet"
         write_url_list(url_list, info, scenario, args.urls)
         (workdir / "run_img2dataset.py").write_text(IMG2DATASET_SCRIPT)
+        # Each tool's fixed cost (start-up, imports, worker spawn, shutdown): a run of 2 URLs.
+        tiny_list = workdir / "tiny.parquet"
+        write_url_list(tiny_list, info, dict(scenario, failures=False), 2)
+        fixed = {
+            tool: run_tool(tool, tiny_list, workdir / f"{tool}-tiny", args, scenario, run_env, workdir)[0]
+            for tool in ("img2dataset", "wit")
+        }
+        print(
+            f"  [{name}] fixed cost (a run of 2 URLs): img2dataset {fixed['img2dataset']:.1f} s, "
+            f"wit {fixed['wit']:.1f} s",
+            flush=True,
+        )
         rounds = []
         for round_number in range(args.rounds):
             rates = {}
             for tool in ("img2dataset", "wit"):
-                seconds, ok = run_tool(
+                seconds, ok, busy = run_tool(
                     tool, url_list, workdir / f"{tool}-{round_number}", args, scenario, run_env, workdir
                 )
-                rates[tool] = (ok / seconds, ok, seconds)
+                rates[tool] = (ok / seconds, ok, seconds, ok / (busy / args.processes))
             rounds.append(rates)
             print(
                 f"  [{name} round {round_number + 1}] img2dataset {rates['img2dataset'][0]:.1f}/s "
@@ -223,7 +243,7 @@ def run_scenario(name: str, args, env: dict) -> dict:
                 f"ratio {rates['wit'][0] / rates['img2dataset'][0]:.2f}",
                 flush=True,
             )
-        return {"scenario": name, "rounds": rounds, "info": info}
+        return {"scenario": name, "rounds": rounds, "info": info, "fixed": fixed}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait()
@@ -253,10 +273,31 @@ def summarise(result: dict, limit: dict, processes: int) -> None:
         f"img2dataset {statistics.median(theirs):.1f} (min {min(theirs):.1f}, max {max(theirs):.1f}); "
         f"ratio per round {', '.join(f'{r:.2f}' for r in ratios)}: median {statistics.median(ratios):.2f}"
     )
+    fixed = result["fixed"]
+    # The same runs with each tool's fixed cost taken off: the rate a long run approaches.
+    steady = {
+        tool: [r[tool][1] / max(r[tool][2] - fixed[tool], 1e-3) for r in rounds] for tool in ("wit", "img2dataset")
+    }
+    steady_ratios = [w / i for w, i in zip(steady["wit"], steady["img2dataset"], strict=True)]
+    print(
+        f"  without each tool's fixed cost (img2dataset {fixed['img2dataset']:.1f} s, wit {fixed['wit']:.1f} s): "
+        f"wit {statistics.median(steady['wit']):.1f}/s, img2dataset {statistics.median(steady['img2dataset']):.1f}/s, "
+        f"ratio per round {', '.join(f'{r:.2f}' for r in steady_ratios)}: median {statistics.median(steady_ratios):.2f}"
+    )
+    # Steady state from the tools' own shard timings: images / (summed shard time / processes).
+    in_shards = {tool: [r[tool][3] for r in rounds] for tool in ("wit", "img2dataset")}
+    shard_ratios = [w / i for w, i in zip(in_shards["wit"], in_shards["img2dataset"], strict=True)]
+    print(
+        f"  inside shards (images / (summed shard seconds / processes)): wit "
+        f"{statistics.median(in_shards['wit']):.1f}/s, "
+        f"img2dataset {statistics.median(in_shards['img2dataset']):.1f}/s, "
+        f"ratio per round {', '.join(f'{r:.2f}' for r in shard_ratios)}: median {statistics.median(shard_ratios):.2f}"
+    )
     parts = ", ".join(f"{k} {v:.2f} ms" for k, v in limit["ms_per_image"].items())
     print(
         f"  compute limit: {limit['per_core']:.0f} images/s per core ({parts}) x {processes} processes = "
-        f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it"
+        f"{limit['limit']:.0f}/s; wit's median is {statistics.median(wit) / limit['limit']:.0%} of it, "
+        f"{statistics.median(steady['wit']) / limit['limit']:.0%} without its fixed cost"
     )
 
 

@@ -185,12 +185,31 @@ def test_phash_of_kept_pixels_is_the_stored_images():
     assert sum(b == 0 for b in bits) >= 0.9 * len(bits)
 
 
-def test_phash_pixels_is_imagehash_phash_bit_for_bit():
+def test_phash_pixels_is_imagehashs_dct_and_median_on_the_area_reduced_image():
+    # The DCT step (cv2.dct, rescaled) splits the same 64 coefficients as imagehash's scipy DCT.
+    import cv2
     import imagehash
-    from PIL import Image
+    import scipy.fftpack
 
     resizer = FastResizer(ResizeConfig(resize_mode="center_crop"))  # a crop: pixels not contiguous
     for data in PHOTOS + LARGE[-3:] + GREY:
         pixels = resizer(data).pixels
+        grey = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY) if pixels.ndim == 3 else pixels
+        small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64)
+        dct = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8]
+        assert phash_pixels(pixels) == str(imagehash.ImageHash(dct > np.median(dct)))
+
+
+def test_phash_pixels_agrees_with_imagehash_phash_on_most_photos():
+    # Only the 32 x 32 reduction differs (area average, not Lanczos): most hashes are identical,
+    # none is far (bench/README.md reports the figures on the COCO set).
+    import imagehash
+    from PIL import Image
+
+    bits = []
+    for data in PHOTOS + LARGE + GREY:
+        pixels = FastResizer(ResizeConfig())(data).pixels
         rgb = pixels[:, :, ::-1] if pixels.ndim == 3 else pixels
-        assert phash_pixels(pixels) == str(imagehash.phash(Image.fromarray(np.ascontiguousarray(rgb))))
+        bits.append(_hamming(phash_pixels(pixels), str(imagehash.phash(Image.fromarray(np.ascontiguousarray(rgb))))))
+    assert sum(b == 0 for b in bits) >= 0.6 * len(bits), bits
+    assert max(bits) <= 6, bits

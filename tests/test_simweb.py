@@ -88,3 +88,37 @@ def test_download_over_the_simulated_web(web, tmp_path, monkeypatch):
     # Zipf-like shares: the first host takes the most URLs, every host takes some.
     per_host = [sum(u.startswith(base + "/") for u in urls) for base in web.bases]
     assert per_host[0] == max(per_host) and min(per_host) > 0
+
+
+def test_a_429_is_requeued_for_its_retry_after_while_the_thread_fetches_others(web, tmp_path, monkeypatch):
+    # One thread: were it to sleep out the Retry-After (1 s), the rate-limited URL, first in the
+    # list, would finish first. Requeued, it gives its thread to the others and finishes last,
+    # retried no sooner than the server asked.
+    import tarfile
+    import time
+
+    monkeypatch.setenv("SSL_CERT_FILE", web.ca_file)
+    names = [n for n in sorted(web.images) if n.endswith(".jpg")][:6]
+    limited = f"{web.bases[0]}/ratelimit/requeue-test/1/{names[0]}"
+    urls = [limited] + [f"{web.bases[0]}/img/requeue/{name}" for name in names]
+    pq.write_table(pa.table({"url": urls, "caption": [f"photo {i}" for i in range(len(urls))]}), tmp_path / "u.parquet")
+    config = DownloadConfig(
+        fetch=FetchConfig(timeout=5, retries=2, allow_networks=("127.0.0.0/8",)),
+        resize=ResizeConfig(image_size=64),
+        threads=1,
+    )
+    started = time.monotonic()
+    stage.run(
+        LocalEngine(1),
+        str(tmp_path / "out"),
+        config,
+        input_path=str(tmp_path / "u.parquet"),
+        url_config=UrlListConfig(),
+    )
+    elapsed = time.monotonic() - started
+    rows = {row["url"]: row for row in _rows(tmp_path / "out")}
+    assert all(row["status"] == "ok" for row in rows.values()), [r["error"] for r in rows.values()]
+    with tarfile.open(tmp_path / "out" / "raw" / "00000.tar") as tar:
+        keys = list(dict.fromkeys(member.name.split(".")[0] for member in tar.getmembers()))
+    assert keys[-1] == rows[limited]["uid"] and len(keys) == len(urls)
+    assert elapsed >= 1.0

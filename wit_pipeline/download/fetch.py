@@ -2,12 +2,13 @@
 
 img2dataset fetches with a bare `urllib.request.urlopen`, one new connection per image. This
 module speaks HTTP through http.client and adds what a web-scale crawler needs: connections are
-kept alive and reused per host by every thread of the process (no TCP and TLS handshake per image); the
-destination address is checked after DNS resolution and after every redirect (and the socket
-connects to the checked address, so DNS rebinding cannot slip past); redirects are bounded and
-loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are honoured (with
-img2dataset's own header parser); 429/5xx/connection errors are retried with exponential backoff
-that honours Retry-After.
+kept alive and reused per host by every thread of the process (no TCP and TLS handshake per
+image); the destination address is checked after DNS resolution and after every redirect (and
+the socket connects to the checked address, so DNS rebinding cannot slip past); redirects are
+bounded and loops detected; the body is capped; the Content-Type and X-Robots-Tag opt-outs are
+honoured (with img2dataset's header parsing, copied here: importing img2dataset costs seconds per
+worker process); 429/5xx/connection errors are retried with exponential backoff that honours
+Retry-After.
 """
 
 from __future__ import annotations
@@ -35,13 +36,18 @@ _GENERIC_BINARY_TYPES = {"application/octet-stream", "binary/octet-stream", "app
 
 @dataclass
 class FetchResult:
-    """The outcome of one fetch: the body, or the status and reason it failed."""
+    """The outcome of one fetch: the body, or the status and reason it failed.
+
+    `retry_in` (seconds) marks an attempt that failed but is worth another one after that wait
+    (`fetch_attempt` only): the status and error say why, and they stand if no retry follows.
+    """
 
     data: bytes | None
     status: str
     error: str | None = None
     http_status: int | None = None
     attempts: int = 1
+    retry_in: float | None = None
 
 
 class FetchError(Exception):
@@ -69,23 +75,33 @@ def user_agent(token: str | None) -> str:
 
 
 def fetch(url: str, config: FetchConfig, sleep=time.sleep) -> FetchResult:
-    """Fetch `url` with retries; never raises for a per-URL failure, returns its status instead."""
-    pool = _process_pool(config)
-    attempt = 0
+    """Fetch `url` with retries, waiting in this thread; never raises for a per-URL failure."""
+    attempt = 1
     while True:
+        result = fetch_attempt(url, config, attempt)
+        if result.retry_in is None:
+            return result
+        sleep(result.retry_in)
         attempt += 1
-        try:
-            data, http_status = _fetch_once(pool, url, config)
-            return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
-        except FetchError as err:
-            if not err.retryable or attempt > config.retries:
-                return FetchResult(None, err.status, str(err), err.http_status, attempt)
-            delay = _retry_delay(err, attempt, config)
-            if delay is None:
-                return FetchResult(
-                    None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s", err.http_status, attempt
-                )
-            sleep(delay)
+
+
+def fetch_attempt(url: str, config: FetchConfig, attempt: int = 1) -> FetchResult:
+    """Attempt number `attempt` at `url`. A retryable failure with attempts left comes back with
+    `retry_in` set, the wait Retry-After or the backoff asks for, so that a caller with other work
+    (the download threads) can requeue the URL instead of sleeping."""
+    pool = _process_pool(config)
+    try:
+        data, http_status = _fetch_once(pool, url, config)
+        return FetchResult(data, "ok", http_status=http_status, attempts=attempt)
+    except FetchError as err:
+        if not err.retryable or attempt > config.retries:
+            return FetchResult(None, err.status, str(err), err.http_status, attempt)
+        delay = _retry_delay(err, attempt, config)
+        if delay is None:
+            return FetchResult(
+                None, err.status, f"{err}; Retry-After exceeds {config.max_retry_after}s", err.http_status, attempt
+            )
+        return FetchResult(None, err.status, str(err), err.http_status, attempt, retry_in=delay)
 
 
 def _retry_delay(err: FetchError, attempt: int, config: FetchConfig) -> float | None:
@@ -243,6 +259,21 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def is_disallowed(headers, token: str | None, directives: frozenset) -> bool:
+    """Whether an X-Robots-Tag header, for every agent or for `token`, carries one of `directives`.
+
+    img2dataset 1.47.0's `downloader.is_disallowed`, line for line (tests/test_fetch_robots.py
+    asserts equal answers): a copy, because importing img2dataset pulls torch, wandb, pandas and
+    albumentations, seconds of start-up in every worker process for one small function.
+    """
+    for values in headers.get_all("X-Robots-Tag", []):
+        parts = values.split(":", 1)
+        agent = parts[0].lower() if len(parts) == 2 else None
+        if (agent is None or agent == token) and any(d.strip().lower() in directives for d in parts[-1].split(",")):
+            return True
+    return False
+
+
 def _check_headers(headers, token: str | None, directives: frozenset) -> None:
     # Imported here, once per process: img2dataset's package pulls in webdataset and torch (about
     # 4 s), which a command that stops at a user error never needs.
@@ -260,7 +291,8 @@ def _read_capped(response, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {max_bytes} bytes")
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         chunk = response.read(_READ_CHUNK)
         if not chunk:
@@ -316,24 +348,26 @@ def allowed_addresses(host: str, port: int, policy: AddressPolicy) -> list:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as err:
         raise FetchError("dns_error", f"{host} did not resolve: {err}") from None
-    candidates = [info for info in infos if policy.allows(info[4][0])]
+    candidates = [info for info in infos if policy.allows(str(info[4][0]))]
     if not candidates:
-        resolved = sorted({info[4][0] for info in infos})
+        resolved = sorted({str(info[4][0]) for info in infos})
         raise FetchError("private_address", f"{host} resolves to non-public address(es) {', '.join(resolved)}")
     return candidates
 
 
-def _guarded_create_connection(
-    address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *, policy: AddressPolicy, **_
-):
+# http.client's "no timeout given" marker, private to socket (not in its type stubs).
+_DEFAULT_TIMEOUT = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+
+def _guarded_create_connection(address, timeout=_DEFAULT_TIMEOUT, source_address=None, *, policy: AddressPolicy, **_):
     """socket.create_connection that resolves once, checks every address, and connects to a checked one."""
     host, port = address
     candidates = allowed_addresses(host, port, policy)
-    last_error = None
+    last_error = OSError(f"no address of {host} to connect to")  # allowed_addresses returns at least one
     for family, socktype, proto, _, sockaddr in candidates:
         sock = socket.socket(family, socktype, proto)
         try:
-            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+            if timeout is not _DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
                 sock.bind(source_address)
@@ -379,6 +413,8 @@ def proxy_for(parts, config: FetchConfig) -> tuple[str, int] | None:
     if not proxy or _bypasses_proxy(parts.hostname, config.no_proxy):
         return None
     proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if not proxy_parts.hostname:
+        raise FetchError("invalid_url", f"the proxy {proxy} names no host")
     return proxy_parts.hostname, proxy_parts.port or 80
 
 

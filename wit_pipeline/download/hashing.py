@@ -1,13 +1,19 @@
-"""Hashes of a stored image: sha256 of its bytes and imagehash's 64-bit pHash as 16 hex chars.
+"""Hashes of a stored image: sha256 of its bytes and a 64-bit pHash as 16 hex chars.
 
 Which pixels the pHash describes: the stored image's. `phash_pixels` is the one function every
-pHash goes through (downloaded images, evaluation images for decontamination, tests): imagehash's
-pHash of a uint8 BGR or grey array as OpenCV holds it. The fast resizer hands over the pixels it
-has just encoded, so hashing costs no second decode; those are the stored image up to the
-encoder's loss, and their pHash is within a few bits of `imagehash.phash` of the written file
-(bench/README.md reports the share identical and the largest difference). Bytes with no pixels at
-hand (img2dataset's resizer, an evaluation file as it is) are decoded once as img2dataset decodes
-them and hashed by the same function.
+pHash goes through (downloaded images, evaluation images for decontamination, tests). The fast
+resizer hands over the pixels it has just encoded, so hashing costs no second decode; those are
+the stored image up to the encoder's loss. Bytes with no pixels at hand (img2dataset's resizer,
+an evaluation file as it is) are decoded once (a large JPEG at a reduced DCT scale, see
+`phash_hex`) and hashed by the same function.
+
+The algorithm is imagehash's pHash (grey levels, 32 x 32, DCT-II on both axes, the top-left 8 x 8
+against their median, bits row by row), computed with OpenCV: the 32 x 32 reduction is an area
+average (cv2.INTER_AREA) where imagehash uses Pillow's LANCZOS, which is most of imagehash's cost.
+The bits are therefore not always imagehash's: on COCO photos about three in four hashes are
+identical and the rest differ by at most a few bits (bench/README.md gives the figures;
+tests/test_resize.py bounds them). Near-duplicate detection only compares hashes made by this
+function, so it is consistent with itself, which is what dedup and decontamination need.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from __future__ import annotations
 import hashlib
 import io
 
-import imagehash
 import numpy as np
 from PIL import Image
+
+# cv2.dct is orthonormal: its first row and column are scaled by 1/sqrt(2) against the others,
+# where scipy's unnormalised DCT-II (imagehash's) scales every coefficient alike. Undo that, so
+# the median splits the same 64 values.
+_FIRST_ROW_AND_COLUMN = np.sqrt(2.0).astype(np.float32)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -25,32 +35,51 @@ def sha256_hex(data: bytes) -> str:
 
 
 def phash_pixels(pixels: np.ndarray) -> str:
-    """imagehash.phash of a BGR (or grey) uint8 image, as 16 lowercase hex characters.
+    """The pHash of a BGR (or grey) uint8 image, as 16 lowercase hex characters (see the module
+    docstring): grey levels (OpenCV's BT.601 weights, as Pillow's RGB->L), area average to
+    32 x 32, DCT, the top-left 8 x 8 against their median."""
+    import cv2
 
-    imagehash's algorithm step by step (Pillow's RGB->L conversion, Pillow's LANCZOS to 32 x 32,
-    scipy's DCT-II on both axes, the top-left 8 x 8 against their median), with the BGR pixels
-    handed to Pillow without a copy: equal to `imagehash.phash(Image.fromarray(rgb))`, bit for bit.
-    """
-    import scipy.fftpack
+    grey = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY) if pixels.ndim == 3 else pixels
+    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    dct = cv2.dct(small)[:8, :8]
+    dct[0, :] *= _FIRST_ROW_AND_COLUMN
+    dct[:, 0] *= _FIRST_ROW_AND_COLUMN
+    return np.packbits(dct > np.median(dct)).tobytes().hex()
 
-    pixels = np.ascontiguousarray(pixels)
-    height, width = pixels.shape[:2]
-    if pixels.ndim == 3:
-        image = Image.frombuffer("RGB", (width, height), pixels, "raw", "BGR", 0, 1).convert("L")
-    else:
-        image = Image.frombuffer("L", (width, height), pixels, "raw", "L", 0, 1)
-    small = np.asarray(image.resize((32, 32), Image.LANCZOS), dtype=np.float64)
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8]
-    return str(imagehash.ImageHash(dct > np.median(dct)))
+
+# A JPEG is decoded for its pHash at the coarsest libjpeg DCT scale that keeps this many times
+# the 32 x 32 reduction on each side (bench/README.md: at 4, hashes stay within 2 bits of the
+# full decode's, at 2.5 within 4).
+PHASH_DECODE_MARGIN = 4.0
 
 
 def phash_hex(data: bytes) -> str:
-    """The pHash of encoded image `data`: decoded as img2dataset decodes, then `phash_pixels`.
+    """The pHash of encoded image `data`, through `phash_pixels`.
 
-    Raises OSError (Pillow's UnidentifiedImageError) for data no decoder reads."""
-    from wit_pipeline.download.image import decode_unchanged
+    A JPEG is decoded in grey at a reduced DCT scale when it is large enough (see
+    PHASH_DECODE_MARGIN): the pHash only keeps 32 x 32 averages, and decoding a 640 px photo at
+    1/4 scale costs a fraction of the full decode. Anything else is decoded as img2dataset
+    decodes (alpha matted on white). Raises OSError (Pillow's UnidentifiedImageError) for data no
+    decoder reads."""
+    import cv2
 
-    pixels = decode_unchanged(np.frombuffer(data, np.uint8))
+    from wit_pipeline.download.image import decode_unchanged, jpeg_scale, sniff_format
+
+    buffer = np.frombuffer(data, np.uint8)
+    if sniff_format(data) == "jpeg":
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        scale = jpeg_scale(width, height, (32, 32), PHASH_DECODE_MARGIN)
+        if scale > 1:
+            # Orientation ignored, as img2dataset's IMREAD_UNCHANGED ignores it.
+            flags = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4}.get(
+                scale, cv2.IMREAD_REDUCED_GRAYSCALE_8
+            )
+            pixels = cv2.imdecode(buffer, flags | cv2.IMREAD_IGNORE_ORIENTATION)
+            if pixels is not None:
+                return phash_pixels(pixels)
+    pixels = decode_unchanged(buffer)
     if pixels is None:
         # A format OpenCV does not read (an evaluation set's GIF): Pillow's decode, as BGR.
         with Image.open(io.BytesIO(data)) as image:

@@ -2,14 +2,20 @@
 
 A plain thread pool with a per-host semaphore would park threads on a slow host's semaphore;
 here a thread only ever receives an item whose host has a free slot, so one slow host cannot
-occupy every thread while items for other hosts wait.
+occupy every thread while items for other hosts wait. An item to be retried later (a 429's
+Retry-After, a backoff) is deferred: it gives back its host's slot and comes back into the queue
+when its time is due, while the thread goes on with other items instead of sleeping.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable, Hashable
 
 
 def host_of(url: str | None) -> str:
@@ -22,7 +28,7 @@ def host_of(url: str | None) -> str:
 class HostFairQueue:
     """Items grouped by host; `take()` returns one whose host is under its cap, round-robin."""
 
-    def __init__(self, items: list, host: callable, per_host: int):
+    def __init__(self, items: list, host: Callable[[Hashable], str], per_host: int):
         self._per_host = per_host
         self._host = host
         self._pending: dict[str, deque] = {}
@@ -31,12 +37,15 @@ class HostFairQueue:
         self._active: dict[str, int] = {}
         self._ready = deque(self._pending)  # hosts with pending items and a free slot
         self._in_ready = set(self._ready)
+        self._deferred: list = []  # heap of (due, sequence, item)
+        self._sequence = itertools.count()
         self._cond = threading.Condition()
 
     def take(self):
         """The next item to work on, or None once every item has been handed out."""
         with self._cond:
             while True:
+                self._release_due()
                 if self._ready:
                     host = self._ready.popleft()
                     self._in_ready.discard(host)
@@ -44,9 +53,23 @@ class HostFairQueue:
                     self._active[host] = self._active.get(host, 0) + 1
                     self._requeue(host)
                     return item
-                if not self._pending:
+                if not self._pending and not self._deferred:
                     return None
-                self._cond.wait()
+                self._cond.wait(self._deferred[0][0] - time.monotonic() if self._deferred else None)
+
+    def defer(self, item, delay: float) -> None:
+        """Hand `item` out again once `delay` seconds have passed (its slot is released by `done`)."""
+        with self._cond:
+            heapq.heappush(self._deferred, (time.monotonic() + delay, next(self._sequence), item))
+            self._cond.notify()
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        while self._deferred and self._deferred[0][0] <= now:
+            item = heapq.heappop(self._deferred)[2]
+            host = self._host(item)
+            self._pending.setdefault(host, deque()).append(item)
+            self._requeue(host)
 
     def done(self, item) -> None:
         """Release the host slot that `item` held."""

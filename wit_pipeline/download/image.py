@@ -119,10 +119,9 @@ def check_header(data: bytes, max_pixels: int) -> tuple[int, int, str]:
         declared = re.search(r"\((\d+) pixels\)", str(err))
         pixels = int(declared.group(1)) if declared else None
         if pixels is not None and pixels <= max_pixels:  # allowed by ours, above Pillow's own hard stop
-            raise ImageError(
-                "decompression_bomb",
-                f"{pixels} pixels exceeds Pillow's hard limit of {2 * Image.MAX_IMAGE_PIXELS}, which caps --max-pixels",
-            ) from None
+            hard_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+            message = f"{pixels} pixels exceeds Pillow's hard limit of {hard_limit}, which caps --max-pixels"
+            raise ImageError("decompression_bomb", message) from None
         raise ImageError("decompression_bomb", f"{pixels or 'more'} pixels exceeds --max-pixels {max_pixels}") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError("decode_error", f"not a decodable image: {err}") from None

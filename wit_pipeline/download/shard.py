@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from wit_pipeline import io, schema, shards
 from wit_pipeline.config import DownloadConfig
-from wit_pipeline.download.fetch import FetchResult, fetch
+from wit_pipeline.download.fetch import FetchResult, fetch_attempt
 from wit_pipeline.download.hashing import phash_stored, sha256_hex
 from wit_pipeline.download.hosts import HostFairQueue, host_of
 from wit_pipeline.download.image import ImageError, check_image, make_resizer
@@ -86,10 +86,17 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
     results: queue.Queue = queue.Queue(maxsize=config.threads * 2)
     stop = threading.Event()
 
+    attempts: dict[int, int] = {}  # rows waiting for a retry: the attempt they are at
+
     def worker():
         while not stop.is_set() and (index := work.take()) is not None:
             try:
-                results.put((index, _process_one(rows[index], config, resizer)))
+                result = _process_one(rows[index], config, resizer, attempts.get(index, 1))
+                if "retry_in" in result:  # a 429 or a backoff: requeued, this thread goes on with others
+                    attempts[index] = attempts.get(index, 1) + 1
+                    work.defer(index, result["retry_in"])
+                else:
+                    results.put((index, result))
             finally:
                 work.done(index)
         results.put(None)
@@ -117,9 +124,11 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
             thread.join()
 
 
-def _process_one(row: dict, config: DownloadConfig, resizer) -> dict:
+def _process_one(row: dict, config: DownloadConfig, resizer, attempt: int = 1) -> dict:
     try:
-        fetched = _fetch_row(row, config)
+        fetched = _fetch_row(row, config, attempt)
+        if fetched.retry_in is not None:
+            return {"retry_in": fetched.retry_in}
         if fetched.status != schema.OK:
             return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
         data = fetched.data or b""  # an ok fetch always has its body
@@ -144,14 +153,14 @@ def _process_one(row: dict, config: DownloadConfig, resizer) -> dict:
         return {"status": "internal_error", "error": traceback.format_exc(limit=5)[-2000:], "http_status": None}
 
 
-def _fetch_row(row: dict, config: DownloadConfig) -> FetchResult:
+def _fetch_row(row: dict, config: DownloadConfig, attempt: int = 1) -> FetchResult:
     """The row's image bytes: read from disk only under the user's trusted --image-root, else fetched.
 
     image_path is just a column of the input: a URL list could name /etc/passwd or an fsspec URL
     there. Without --image-root it is never read, and the row's URL goes through the guarded fetch.
     """
     if not (row.get("image_path") and config.image_root):
-        return fetch(row["url"], config.fetch)
+        return fetch_attempt(row["url"], config.fetch, attempt)
     path = path_under_root(row["image_path"], config.image_root)
     if path is None:
         return FetchResult(
