@@ -16,6 +16,9 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item", bound=Hashable)
 
 
 def host_of(url: str | None) -> str:
@@ -25,13 +28,13 @@ def host_of(url: str | None) -> str:
         return ""
 
 
-class HostFairQueue:
+class HostFairQueue(Generic[Item]):
     """Items grouped by host; `take()` returns one whose host is under its cap, round-robin."""
 
-    def __init__(self, items: list, host: Callable[[Hashable], str], per_host: int):
+    def __init__(self, items: list[Item], host: Callable[[Item], str], per_host: int):
         self._per_host = per_host
         self._host = host
-        self._pending: dict[str, deque] = {}
+        self._pending: dict[str, deque[Item]] = {}
         for item in items:
             self._pending.setdefault(host(item), deque()).append(item)
         self._active: dict[str, int] = {}
@@ -41,7 +44,7 @@ class HostFairQueue:
         self._sequence = itertools.count()
         self._cond = threading.Condition()
 
-    def take(self):
+    def take(self) -> Item | None:
         """The next item to work on, or None once every item has been handed out."""
         with self._cond:
             while True:
@@ -57,7 +60,7 @@ class HostFairQueue:
                     return None
                 self._cond.wait(self._deferred[0][0] - time.monotonic() if self._deferred else None)
 
-    def defer(self, item, delay: float) -> None:
+    def defer(self, item: Item, delay: float) -> None:
         """Hand `item` out again once `delay` seconds have passed (its slot is released by `done`)."""
         with self._cond:
             heapq.heappush(self._deferred, (time.monotonic() + delay, next(self._sequence), item))
