@@ -3,7 +3,7 @@ img2dataset's Resizer and the other decoders we considered, on real photos.
 
 For each candidate: milliseconds per image on one core (decode + resize + encode, the best of
 --repeat passes), SSIM (luma) against the high-quality reference (full decode + Pillow LANCZOS to
-the same geometry; tests/image_quality.py), the SSIM deficit against img2dataset's own output on
+the same geometry; wit_pipeline/testing/image_quality.py), the SSIM deficit against img2dataset's own output on
 the same image, and the pHash distance to img2dataset's output. Also the pHash path: hashing the
 kept pixels against imagehash.phash of the stored file (speed; share identical; max bits apart).
 
