@@ -31,6 +31,9 @@ def start_wit(*args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background (`cmd &` without job control, nohup) inherits SIGINT
+        # ignored, and Python then installs no Ctrl-C handler: give the child the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
