@@ -26,12 +26,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import fsspec
 import numpy as np
 import torch
 from PIL import Image
 
-from wit_pipeline.io import open_parquet
+from wit_pipeline.io import exists, fs_path, open_parquet
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 TEXT_KEYS = ("txt", "caption", "text")
@@ -148,7 +147,7 @@ def decode_sample(sample: dict, image_size: int, rng: random.Random | None):
 
 
 def open_shard(url: str):
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = fs_path(url)
     return fs.open(path, "rb")
 
 
@@ -384,8 +383,7 @@ def _shard_captions(url: str):
 def _readable_captions(url: str):
     sidecar = url[: -len(".tar")] + ".parquet" if url.endswith(".tar") else None
     if sidecar:
-        fs, path = fsspec.core.url_to_fs(sidecar)
-        if fs.exists(path):
+        if exists(sidecar):
             with open_parquet(sidecar) as parquet:
                 if "caption" in parquet.schema_arrow.names:
                     captions = parquet.read(columns=["caption"]).column(0).to_pylist()

@@ -308,6 +308,16 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def parquet_rows(path: str) -> int:
-    """The row count a Parquet file's footer records (the rows are not read)."""
+    """The row count a Parquet file's footer records (the rows are not read); a file that is not
+    Parquet is an InputError naming it."""
+    try:
+        with open_parquet(path) as parquet:
+            return parquet.metadata.num_rows
+    except pa.ArrowInvalid as err:
+        raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+
+
+def parquet_schema(path: str) -> pa.Schema:
+    """The Arrow schema a Parquet file's footer records (the rows are not read)."""
     with open_parquet(path) as parquet:
-        return parquet.metadata.num_rows
+        return parquet.schema_arrow

@@ -184,8 +184,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline.config import ConfigError
     from wit_pipeline.download import stage
-    from wit_pipeline.io import join
-    from wit_pipeline.sources.urls import InputError
+    from wit_pipeline.io import InputError, join
 
     if not args.output:
         raise UsageError("give --output OUT (or `output` in --config)")

@@ -13,7 +13,6 @@ from collections import Counter
 from io import BytesIO
 from urllib.parse import urlsplit
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -184,11 +183,10 @@ def download_section(output: str, totals: dict | None) -> dict | None:
 
 def throughput(folder: str, shard_ids: list[int]) -> dict:
     """Images stored over wall time, from when each shard finished (its marker's time) and its count."""
-    fs, _ = fsspec.core.url_to_fs(folder)
     points = []
     for shard_id in shard_ids:
         stats = shards.read_stats(folder, shard_id)
-        finished = (stats.get("times") or {}).get("finished") or _mtime(fs, shards.marker_path(folder, shard_id))
+        finished = (stats.get("times") or {}).get("finished") or _mtime(shards.marker_path(folder, shard_id))
         if finished is not None:
             points.append((float(finished), int(stats.get("ok", 0)), float(stats.get("seconds", 0.0))))
     if not points:
@@ -200,8 +198,9 @@ def throughput(folder: str, shard_ids: list[int]) -> dict:
     return {"seconds": seconds, "images": images}
 
 
-def _mtime(fs, path: str) -> float | None:
-    info = fs.info(fsspec.core.url_to_fs(path)[1])
+def _mtime(path: str) -> float | None:
+    fs, inner = io.fs_path(path)
+    info = fs.info(inner)
     created = info.get("mtime") or info.get("LastModified") or info.get("updated")
     return created.timestamp() if hasattr(created, "timestamp") else created
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from wit_pipeline import claim, io, schema
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource, expand_inputs
-from wit_pipeline.sources.urls import UrlListConfig, parquet_rows, read_rows, validate_pair
+from wit_pipeline.sources.urls import UrlListConfig, read_rows, validate_pair
 
 # What a record gets from the row's url and caption rather than from the folder.
 _CHECKED = ("uid", "url", "caption", "status", "error")
@@ -55,7 +54,7 @@ class StageFolderSource(FileSource):
         """Row ranges of `shard_size` rows over the part files in name order, numbered across them."""
         planned: list[SourceShard] = []
         for part in self._parts():
-            rows = parquet_rows(part)
+            rows = io.parquet_rows(part)
             for start in range(0, rows, self.config.shard_size):
                 planned.append(SourceShard(len(planned), part, start, min(start + self.config.shard_size, rows)))
         return planned
@@ -73,9 +72,7 @@ class StageFolderSource(FileSource):
 
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
         """The columns beyond wit's schema that an earlier stage carried, with their Arrow types."""
-        fs, inner = io.fs_path(shard.path)
-        with fs.open(inner, "rb") as f:
-            file_schema = pq.read_schema(f)
+        file_schema = io.parquet_schema(shard.path)
         return {field.name: field.type for field in file_schema if field.name not in schema.RAW_SCHEMA.names}
 
     def _parts(self) -> list[str]:

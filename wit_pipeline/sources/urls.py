@@ -27,7 +27,19 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import schema
 from wit_pipeline.config import ConfigError
-from wit_pipeline.io import InputError, NoInput, exists, expand, join, open_parquet, write_atomic
+from wit_pipeline.io import (
+    InputError,
+    NoInput,
+    exists,
+    expand,
+    fs_path,
+    join,
+    open_parquet,
+    parquet_rows,
+    parquet_schema,
+    read_json,
+    write_atomic,
+)
 from wit_pipeline.sources.base import SourceShard, make_record
 from wit_pipeline.sources.files import FileSource
 
@@ -188,9 +200,7 @@ class UrlListSource(FileSource):
 
     def extra_columns(self, shard: SourceShard) -> dict[str, pa.DataType]:
         """Arrow types of the extra columns this shard's records carry, as found in its file."""
-        fs, fs_path = fsspec.core.url_to_fs(shard.path)
-        with fs.open(fs_path, "rb") as f:
-            file_schema = pq.read_schema(f)
+        file_schema = parquet_schema(shard.path)
         return {name: file_schema.field(name).type for name in self.config.keep_cols}
 
     def _resolve_columns(self, names: list[str], origin: str) -> tuple[str, str]:
@@ -213,10 +223,10 @@ class UrlListSource(FileSource):
         if self.staging_dir is None:
             raise InputError(f"{file}: a {fmt} input needs a staging folder for its shards (staging_dir)")
         stage = join(self.staging_dir, f"{first_shard:05d}-{_safe_name(file)}")
-        fs, stage_path = fsspec.core.url_to_fs(stage)
+        fs, stage_path = fs_path(stage)
         done = join(stage, _STAGING_DONE)
-        if fs.exists(fsspec.core.url_to_fs(done)[1]):
-            return [join(stage, n) for n in json.loads(fs.cat(fsspec.core.url_to_fs(done)[1]))]
+        if exists(done):
+            return [join(stage, n) for n in read_json(done)]
         fs.makedirs(stage_path, exist_ok=True)
         try:
             names = _write_staged(fs, stage_path, _text_batches(file, fmt, self.config.shard_size))
@@ -288,19 +298,8 @@ def _safe_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in path.rsplit("/", 1)[-1])[:80]
 
 
-def parquet_rows(path: str) -> int:
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "rb") as f:
-        try:
-            return pq.ParquetFile(f).metadata.num_rows
-        except pa.ArrowInvalid as err:
-            raise InputError(f"{path}: not a readable Parquet file: {err}") from None
-
-
 def _parquet_columns(path: str) -> list[str]:
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    with fs.open(fs_path, "rb") as f:
-        names = pq.read_schema(f).names
+    names = parquet_schema(path).names
     # A staged part made only of malformed lines has no columns of its own (see _with_null_columns).
     return names if "_wit_error" not in names or len(names) > 1 else []
 
@@ -499,8 +498,8 @@ def _csv_header(path: str, delimiter: str) -> list[str]:
 
 
 def _open_text(path: str):
-    fs, fs_path = fsspec.core.url_to_fs(path)
-    return fs.open(fs_path, "rb", compression=fsspec.utils.infer_compression(fs_path))
+    fs, inner = fs_path(path)
+    return fs.open(inner, "rb", compression=fsspec.utils.infer_compression(inner))
 
 
 def _jsonl_batches(f, path: str, batch_rows: int = 50_000) -> Iterator[pa.Table]:
