@@ -39,6 +39,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit_pipeline.testing.commands import download_argv
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 IMG2DATASET_SCRIPT = """
@@ -144,30 +146,9 @@ def run_tool(
             retries,
         ]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "wit_pipeline",
-            "download",
-            "--input",
-            str(url_list),
-            "--output",
-            str(out),
-            "--processes",
-            str(args.processes),
-            "--threads",
-            str(args.threads),
-            "--image-size",
-            str(args.image_size),
-            "--resize-mode",
-            "border",
-            "--shard-size",
-            str(args.shard_size),
-            "--retries",
-            retries,
-            "--allow-network",
-            "127.0.0.0/8",
-        ]
+        work = ("--processes", args.processes, "--threads", args.threads, "--shard-size", args.shard_size)
+        image = ("--image-size", args.image_size, "--resize-mode", "border")
+        command = download_argv(url_list, out, *work, *image, "--retries", retries, "--allow-network", "127.0.0.0/8")
         if scenario["hosts"] == 1:  # one host: the per-host limit would otherwise cap the threads
             command += ["--per-host-connections", str(args.threads)]
     seconds = timed(command, env)
@@ -310,18 +291,7 @@ def long_run(args, env: dict) -> None:
         write_url_list(url_list, info, SCENARIOS["web"], args.urls)
         out = workdir / "out"
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wit_pipeline",
-                "download",
-                "--input",
-                str(url_list),
-                "--output",
-                str(out),
-                "--allow-network",
-                "127.0.0.0/8",
-            ],
+            download_argv(url_list, out, "--allow-network", "127.0.0.0/8"),
             env=dict(env, SSL_CERT_FILE=info["ca_file"]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

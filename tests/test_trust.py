@@ -4,12 +4,11 @@ address (IPv6 literals included) and still applies behind a proxy. Real server, 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.cli import wit_download
 from helpers.download import A, B, fast_config, read_rows
 from helpers.netproxy import HttpsImageServer, Proxy, self_signed_certificate
 from helpers.paths import COCO_IMAGES
@@ -86,28 +85,7 @@ def test_image_root_reads_only_inside_the_root_after_resolving_links(tmp_path, i
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     # Through the command: a relative --image-root is made absolute before workers see it.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wit_pipeline",
-            "download",
-            "--input",
-            input_path,
-            "--output",
-            str(tmp_path / "out"),
-            "--processes",
-            "1",
-            "--allow-network",
-            "127.0.0.1/32",
-            "--image-root",
-            "root",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = wit_download(input_path, tmp_path / "out", "--image-root", "root", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     got = read_rows(tmp_path / "out")
     assert {c: r["status"] for c, r in got.items()} == {
@@ -213,26 +191,7 @@ def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_se
     input_path = write_table(tmp_path / "list.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a cat"}])
     with Proxy() as proxy:
         env = dict(os.environ, HTTP_PROXY=proxy.url, NO_PROXY="")
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wit_pipeline",
-                "download",
-                "--input",
-                input_path,
-                "--output",
-                str(tmp_path / "out"),
-                "--processes",
-                "1",
-                "--allow-network",
-                "127.0.0.1/32",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        result = wit_download(input_path, tmp_path / "out", env=env)
         assert result.returncode == 0, result.stderr
         assert [line.split(" ")[0] for line in proxy.requests] == ["GET"]
     assert read_rows(tmp_path / "out")["a cat"]["status"] == "ok"
