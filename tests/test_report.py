@@ -16,6 +16,7 @@ import shutil
 
 import pytest
 from helpers.browser import Browser, chromium_path
+from helpers.curate import stage_stats
 from helpers.report_runs import STAGES, coco_rows, run_chain
 from PIL import Image
 
@@ -105,22 +106,11 @@ def expected_funnel(out) -> dict:
     """The funnel as each stage's stats.json records it (read here directly, not through wit), with
     download's totals checked against its per-shard stats and reshard's against the manifest."""
 
-    def read(relative):
-        return json.loads((out / relative).read_text())
-
-    funnel = {}
-    for stage, folder in (
-        ("ingest", "ingest"),
-        ("balance", "balance"),
-        ("download", "raw"),
-        ("dedup", "dedup"),
-        ("reshard", "final"),
-    ):
-        stats = read(f"{folder}/stats.json")
-        funnel[stage] = (stats["rows_in"], stats["kept"], stats["dropped"])
+    funnel = {stage: (s["rows_in"], s["kept"], s["dropped"]) for stage, s in stage_stats(out).items()}
     per_shard = [json.loads(p.read_text()) for p in sorted((out / "raw").glob("*_stats.json"))]
     assert funnel["download"][:2] == (sum(s["rows"] for s in per_shard), sum(s["ok"] for s in per_shard))
-    assert funnel["reshard"][1] == read("final/manifest.json")["samples"] == funnel["dedup"][1]
+    manifest = json.loads((out / "final" / "manifest.json").read_text())
+    assert funnel["reshard"][1] == manifest["samples"] == funnel["dedup"][1]
     return funnel
 
 
