@@ -102,6 +102,18 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+def funnel_shown(browser) -> dict:
+    """The funnel as the loaded page shows it: stage -> (rows in, kept, {drop reason: count})."""
+    return {
+        row["stage"]: (
+            number(row["rows_in"]),
+            number(row["kept"]),
+            {reason: number(count) for reason, count in row["dropped"].items()},
+        )
+        for row in browser.evaluate(FUNNEL_FROM_DOM)
+    }
+
+
 def expected_funnel(out) -> dict:
     """The funnel as each stage's stats.json records it (read here directly, not through wit), with
     download's totals checked against its per-shard stats and reshard's against the manifest."""
@@ -116,14 +128,7 @@ def expected_funnel(out) -> dict:
 
 def test_funnel_read_back_from_the_page_equals_the_stats_files(run, browser):
     load(browser, run / "report.html")
-    shown = {
-        row["stage"]: (
-            number(row["rows_in"]),
-            number(row["kept"]),
-            {reason: number(count) for reason, count in row["dropped"].items()},
-        )
-        for row in browser.evaluate(FUNNEL_FROM_DOM)
-    }
+    shown = funnel_shown(browser)
     expected = expected_funnel(run)
     assert shown == expected
     # The run exercised every kind of drop the funnel shows.
@@ -207,12 +212,4 @@ def test_each_engines_output_gives_the_same_report_funnel(run, browser, tmp_path
     out = run_chain(tmp_path / "out", hostile_rows(image_server.url), engines=engines)
     write_report(str(out))
     load(browser, out / "report.html")
-    shown = {
-        row["stage"]: (
-            number(row["rows_in"]),
-            number(row["kept"]),
-            {reason: number(count) for reason, count in row["dropped"].items()},
-        )
-        for row in browser.evaluate(FUNNEL_FROM_DOM)
-    }
-    assert shown == expected_funnel(out) == expected_funnel(run)
+    assert funnel_shown(browser) == expected_funnel(out) == expected_funnel(run)
