@@ -9,15 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers.cli import wit_download
-from helpers.download import A, B, fast_config, read_rows
+from helpers.download import A, B, download_list, read_rows
 from helpers.netproxy import HttpsImageServer, Proxy, self_signed_certificate
 from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig
-from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
-from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
 from wit_pipeline.testing.devserver import ImageServer
 
@@ -46,7 +44,7 @@ def attack_rows(base: str, tmp_path) -> list[dict]:
 def test_a_url_list_never_makes_download_read_a_local_path(tmp_path, image_server):
     rows = attack_rows(image_server.url, tmp_path)
     input_path = write_table(tmp_path / "list.parquet", rows)
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=input_path, url_config=UrlListConfig())
+    download_list(input_path, tmp_path / "out")
     got = read_rows(tmp_path / "out")
     assert {caption: row["status"] for caption, row in got.items()} == {r["caption"]: "ok" for r in rows}
     # Every stored image is the served one (one sha256 for all), and no error column quotes a file.
@@ -64,7 +62,7 @@ def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, 
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
     (folder / "run.json").write_text('{"stage": "balance"}')  # a stage folder: read by StageFolderSource
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(folder), url_config=UrlListConfig())
+    download_list(folder, tmp_path / "out")
     got = read_rows(tmp_path / "out")
     assert {row["status"] for row in got.values()} == {"ok"}
     assert all("root:" not in (row["error"] or "") for row in got.values())
@@ -112,13 +110,7 @@ def test_other_columns_of_a_url_list_are_carried_as_data_only(tmp_path, image_se
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     before = image_server.hits[f"/img/{B}"]
-    stage.run(
-        LocalEngine(1),
-        str(tmp_path / "out"),
-        fast_config(),
-        input_path=input_path,
-        url_config=UrlListConfig(keep_cols=("note",)),
-    )
+    download_list(input_path, tmp_path / "out", url_config=UrlListConfig(keep_cols=("note",)))
     row = read_rows(tmp_path / "out")["a photo"]
     assert (row["status"], row["page_url"], row["license"], row["note"]) == (
         "ok",
