@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wit_pipeline.testing.commands import download_argv
+from wit_pipeline.testing.processes import child_pids
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -325,7 +326,7 @@ def long_run(args, env: dict) -> None:
 def _sample_rss(process: subprocess.Popen, peaks: dict, started: float) -> None:
     """Every second: the resident memory (KiB) of the wit process and its worker processes."""
     while process.poll() is None:
-        for pid in [process.pid] + _children(process.pid):
+        for pid in [process.pid] + child_pids(process.pid):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -333,14 +334,6 @@ def _sample_rss(process: subprocess.Popen, peaks: dict, started: float) -> None:
                 continue
             peaks.setdefault(pid, []).append((time.monotonic() - started, rss))
         time.sleep(1)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
-        return []
 
 
 def main() -> None:

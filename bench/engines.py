@@ -39,6 +39,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit_pipeline.testing.processes import child_pids
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 STAGES = ("ingest", "balance", "download", "dedup", "reshard")
@@ -122,9 +124,9 @@ def engine_services(engine: str, workdir: pathlib.Path):
     if engine == "beam-portable":
         from wit_pipeline.testing.beam_services import portable_runner_args
 
-        before = set(_children(os.getpid()))
+        before = set(child_pids(os.getpid()))
         with portable_runner_args(workdir) as beam_args:
-            yield ["--", *beam_args], sorted(set(_children(os.getpid())) - before)
+            yield ["--", *beam_args], sorted(set(child_pids(os.getpid())) - before)
     elif engine == "spark-standalone":
         from wit_pipeline.testing.spark_cluster import standalone_cluster
 
@@ -136,14 +138,6 @@ def engine_services(engine: str, workdir: pathlib.Path):
                 os.environ.pop("SPARK_CONF_DIR", None)
     else:
         yield [], []
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def run_engine(engine: str, config: pathlib.Path, out: pathlib.Path, extra: list[str], services: list[int]) -> dict:
