@@ -117,6 +117,23 @@ samples_per_shard = {shard_size}
     return path
 
 
+def start_server(images: str, workdir: pathlib.Path) -> tuple[subprocess.Popen, str]:
+    """wit's test image server (wit_pipeline.testing.devserver) in a process of its own on
+    127.0.0.1; the process and its base URL once it listens."""
+    port_file = workdir / "port"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wit_pipeline.testing.devserver", "--images", images, "--port-file", str(port_file)],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the image server did not start")
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port_file.read_text()}"
+
+
 @contextlib.contextmanager
 def engine_services(engine: str, workdir: pathlib.Path):
     """(extra wit flags, pids of the engine's own service processes) while they run."""
@@ -200,8 +217,6 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    from download import start_server
-
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="wit-bench-engines-"))
     server, base = start_server(str(REPO / "tests/data/coco/images"), workdir)
     results = {}
