@@ -39,6 +39,9 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit_pipeline.testing.commands import download_argv
+from wit_pipeline.testing.processes import child_pids
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 IMG2DATASET_SCRIPT = """
@@ -144,30 +147,9 @@ def run_tool(
             retries,
         ]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "wit_pipeline",
-            "download",
-            "--input",
-            str(url_list),
-            "--output",
-            str(out),
-            "--processes",
-            str(args.processes),
-            "--threads",
-            str(args.threads),
-            "--image-size",
-            str(args.image_size),
-            "--resize-mode",
-            "border",
-            "--shard-size",
-            str(args.shard_size),
-            "--retries",
-            retries,
-            "--allow-network",
-            "127.0.0.0/8",
-        ]
+        work = ("--processes", args.processes, "--threads", args.threads, "--shard-size", args.shard_size)
+        image = ("--image-size", args.image_size, "--resize-mode", "border")
+        command = download_argv(url_list, out, *work, *image, "--retries", retries, "--allow-network", "127.0.0.0/8")
         if scenario["hosts"] == 1:  # one host: the per-host limit would otherwise cap the threads
             command += ["--per-host-connections", str(args.threads)]
     seconds = timed(command, env)
@@ -310,18 +292,7 @@ def long_run(args, env: dict) -> None:
         write_url_list(url_list, info, SCENARIOS["web"], args.urls)
         out = workdir / "out"
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wit_pipeline",
-                "download",
-                "--input",
-                str(url_list),
-                "--output",
-                str(out),
-                "--allow-network",
-                "127.0.0.0/8",
-            ],
+            download_argv(url_list, out, "--allow-network", "127.0.0.0/8"),
             env=dict(env, SSL_CERT_FILE=info["ca_file"]),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -355,7 +326,7 @@ def long_run(args, env: dict) -> None:
 def _sample_rss(process: subprocess.Popen, peaks: dict, started: float) -> None:
     """Every second: the resident memory (KiB) of the wit process and its worker processes."""
     while process.poll() is None:
-        for pid in [process.pid] + _children(process.pid):
+        for pid in [process.pid] + child_pids(process.pid):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -363,14 +334,6 @@ def _sample_rss(process: subprocess.Popen, peaks: dict, started: float) -> None:
                 continue
             peaks.setdefault(pid, []).append((time.monotonic() - started, rss))
         time.sleep(1)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
-        return []
 
 
 def main() -> None:

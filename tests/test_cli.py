@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-
-def wit(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "wit_pipeline", *args], capture_output=True, text=True, timeout=timeout
-    )
+from helpers.cli import wit, wit_download
 
 
 def test_help_describes_every_download_flag():
@@ -84,21 +77,7 @@ def test_download_command_end_to_end_prints_totals(tmp_path, image_server):
         {"URL": f"{image_server.url}/img/{name}", "TEXT": f"photo {name}", "pid": i} for i, name in enumerate(names)
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
-    result = wit(
-        "download",
-        "--input",
-        str(tmp_path / "urls.parquet"),
-        "--output",
-        str(tmp_path / "out"),
-        "--processes",
-        "1",
-        "--allow-network",
-        "127.0.0.1/32",
-        "--keep-cols",
-        "pid",
-        "--image-size",
-        "48",
-    )
+    result = wit_download(tmp_path / "urls.parquet", tmp_path / "out", "--keep-cols", "pid", "--image-size", 48)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("download: 3 rows in, 3 kept")
     totals = json.loads((tmp_path / "out" / "raw" / "stats.json").read_text())
@@ -119,18 +98,11 @@ def test_resizer_img2dataset_stores_img2datasets_exact_bytes(tmp_path, image_ser
     names = sorted(image_server.images)[:3]
     rows = [{"url": f"{image_server.url}/img/{name}", "caption": name} for name in names]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
-    result = wit(
-        "download",
-        "--input",
-        str(tmp_path / "urls.parquet"),
-        "--output",
-        str(tmp_path / "out"),
-        "--processes",
-        "1",
-        "--allow-network",
-        "127.0.0.1/32",
+    result = wit_download(
+        tmp_path / "urls.parquet",
+        tmp_path / "out",
         "--image-size",
-        "96",
+        96,
         "--resize-mode",
         "center_crop",
         "--resizer",
@@ -150,24 +122,12 @@ def test_resuming_with_other_settings_is_refused_not_mixed(tmp_path, image_serve
     names = sorted(image_server.images)[:4]
     rows = [{"url": f"{image_server.url}/img/{name}", "caption": f"a photo of {name}"} for name in names]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
-    base = [
-        "download",
-        "--input",
-        str(tmp_path / "urls.parquet"),
-        "--output",
-        str(tmp_path / "out"),
-        "--processes",
-        "1",
-        "--allow-network",
-        "127.0.0.1/32",
-        "--image-size",
-        "32",
-    ]
-    assert wit(*base, "--shard-size", "2").returncode == 0
+    base = [tmp_path / "urls.parquet", tmp_path / "out", "--image-size", 32]
+    assert wit_download(*base, "--shard-size", 2).returncode == 0
     # Another shard plan would duplicate rows across shards of two plans: refused, naming the setting.
-    one_line_error(wit(*base, "--shard-size", "3"), "url_list.shard_size", "new output folder")
+    one_line_error(wit_download(*base, "--shard-size", 3), "url_list.shard_size", "new output folder")
     # Execution settings may change on a resume.
-    resumed = wit(*base, "--shard-size", "2", "--threads", "3")
+    resumed = wit_download(*base, "--shard-size", 2, "--threads", 3)
     assert resumed.returncode == 0 and "(2 already finished)" in resumed.stdout
 
     ingest = [

@@ -9,15 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers.cli import one_line_error, url_list, wit
-from helpers.download import A, fast_config, read_rows
+from helpers.download import A, download_list, read_rows
 from helpers.paths import COCO_IMAGES, TEST_DATA
 from helpers.rawshards import RawSample, write_raw_shard
 
 from wit_pipeline import io
-from wit_pipeline.download import stage
 from wit_pipeline.download.image import ImageError, check_image
-from wit_pipeline.engines.local import LocalEngine
-from wit_pipeline.sources.urls import UrlListConfig
 from wit_pipeline.testing.devserver import bomb_png
 
 JPEGS = sorted(COCO_IMAGES.glob("*.jpg"))
@@ -79,7 +76,7 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
         + b"\xe9 on a street\n"
         + f"{image_server.url}/img/{A},a third good row\n".encode()
     )
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(csv), url_config=UrlListConfig())
+    download_list(csv, tmp_path / "out")
     rows = list(io.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist())
     assert [r["status"] for r in rows] == ["ok", "malformed_record", "ok"]
     assert "not UTF-8" in rows[1]["error"] and "caption" in rows[1]["error"]
@@ -88,26 +85,14 @@ def test_one_non_utf8_byte_in_a_csv_costs_one_row(tmp_path, image_server):
 def test_integer_and_binary_url_and_caption_columns_become_statuses(tmp_path, image_server):
     table = pa.table({"url": pa.array([7, None], pa.int64()), "caption": pa.array([b"a b c", b"\xff\xfe"])})
     pq.write_table(table, tmp_path / "ints.parquet")
-    stage.run(
-        LocalEngine(1),
-        str(tmp_path / "out"),
-        fast_config(),
-        input_path=str(tmp_path / "ints.parquet"),
-        url_config=UrlListConfig(),
-    )
+    download_list(tmp_path / "ints.parquet", tmp_path / "out")
     statuses = [r["status"] for r in io.read_parquet(str(tmp_path / "out" / "raw" / "00000.parquet")).to_pylist()]
     assert statuses == ["malformed_record", "malformed_record"]
     table = pa.table(
         {"url": pa.array([f"{image_server.url}/img/{A}".encode()]), "caption": pa.array([b"a good photo"])}
     )
     pq.write_table(table, tmp_path / "bytes.parquet")
-    stage.run(
-        LocalEngine(1),
-        str(tmp_path / "out2"),
-        fast_config(),
-        input_path=str(tmp_path / "bytes.parquet"),
-        url_config=UrlListConfig(),
-    )
+    download_list(tmp_path / "bytes.parquet", tmp_path / "out2")
     assert read_rows(tmp_path / "out2")["a good photo"]["status"] == "ok"
 
 

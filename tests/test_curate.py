@@ -10,7 +10,7 @@ import sys
 import tomllib
 
 import pytest
-from helpers.curate import example_config, final_files
+from helpers.curate import example_config, final_files, stage_stats
 from helpers.paths import REPO_ROOT
 
 from wit_pipeline import shards
@@ -104,14 +104,7 @@ def test_curate_writes_the_same_final_shards_on_every_engine(tmp_path):
         out = tmp_path / engine
         runs[engine] = final_files(out)
         assert shards.finished_shards(out / "ingest") == [0]  # ingest's markers on every engine
-        for stage, folder in (
-            ("ingest", "ingest"),
-            ("balance", "balance"),
-            ("download", "raw"),
-            ("dedup", "dedup"),
-            ("reshard", "final"),
-        ):
-            stats = json.loads((out / folder / "stats.json").read_text())
+        for stage, stats in stage_stats(out).items():
             assert (stats["stage"], stats["engine"]) == (stage, engine)
         manifest = json.loads((out / "final" / "manifest.json").read_text())
         assert manifest["provenance"]["engine"] == engine and manifest["provenance"]["wit_version"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pyarrow as pa
@@ -19,6 +18,7 @@ from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig
 from wit_pipeline.download import stage
 from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
+from wit_pipeline.testing.commands import download_argv
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 
@@ -71,26 +71,8 @@ def test_killed_run_resumes_with_every_uid_exactly_once(tmp_path, image_server):
     ]
     pq.write_table(pa.Table.from_pylist(rows), input_path)
     out = str(tmp_path / "out")
-    command = [
-        sys.executable,
-        "-m",
-        "wit_pipeline",
-        "download",
-        "--input",
-        input_path,
-        "--output",
-        out,
-        "--shard-size",
-        "12",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-        "--image-size",
-        "32",
-        "--allow-network",
-        "127.0.0.1/32",
-    ]
+    fetch = ("--processes", 1, "--threads", 2, "--image-size", 32, "--allow-network", "127.0.0.1/32")
+    command = download_argv(input_path, out, "--shard-size", 12, *fetch)
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

@@ -20,6 +20,7 @@ from helpers.cli import one_line_error, url_list, wit
 from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import io, shards
+from wit_pipeline.testing.commands import wit_argv
 
 IMAGES = sorted(p.name for p in COCO_IMAGES.iterdir())
 IS_ROOT = os.geteuid() == 0
@@ -27,7 +28,7 @@ IS_ROOT = os.geteuid() == 0
 
 def start_wit(*args):
     return subprocess.Popen(
-        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
+        wit_argv(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,6 +16,7 @@ import shutil
 
 import pytest
 from helpers.browser import Browser, chromium_path
+from helpers.curate import stage_stats
 from helpers.report_runs import STAGES, coco_rows, run_chain
 from PIL import Image
 
@@ -101,32 +102,9 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-def expected_funnel(out) -> dict:
-    """The funnel as each stage's stats.json records it (read here directly, not through wit), with
-    download's totals checked against its per-shard stats and reshard's against the manifest."""
-
-    def read(relative):
-        return json.loads((out / relative).read_text())
-
-    funnel = {}
-    for stage, folder in (
-        ("ingest", "ingest"),
-        ("balance", "balance"),
-        ("download", "raw"),
-        ("dedup", "dedup"),
-        ("reshard", "final"),
-    ):
-        stats = read(f"{folder}/stats.json")
-        funnel[stage] = (stats["rows_in"], stats["kept"], stats["dropped"])
-    per_shard = [json.loads(p.read_text()) for p in sorted((out / "raw").glob("*_stats.json"))]
-    assert funnel["download"][:2] == (sum(s["rows"] for s in per_shard), sum(s["ok"] for s in per_shard))
-    assert funnel["reshard"][1] == read("final/manifest.json")["samples"] == funnel["dedup"][1]
-    return funnel
-
-
-def test_funnel_read_back_from_the_page_equals_the_stats_files(run, browser):
-    load(browser, run / "report.html")
-    shown = {
+def funnel_shown(browser) -> dict:
+    """The funnel as the loaded page shows it: stage -> (rows in, kept, {drop reason: count})."""
+    return {
         row["stage"]: (
             number(row["rows_in"]),
             number(row["kept"]),
@@ -134,6 +112,23 @@ def test_funnel_read_back_from_the_page_equals_the_stats_files(run, browser):
         )
         for row in browser.evaluate(FUNNEL_FROM_DOM)
     }
+
+
+def expected_funnel(out) -> dict:
+    """The funnel as each stage's stats.json records it (read here directly, not through wit), with
+    download's totals checked against its per-shard stats and reshard's against the manifest."""
+
+    funnel = {stage: (s["rows_in"], s["kept"], s["dropped"]) for stage, s in stage_stats(out).items()}
+    per_shard = [json.loads(p.read_text()) for p in sorted((out / "raw").glob("*_stats.json"))]
+    assert funnel["download"][:2] == (sum(s["rows"] for s in per_shard), sum(s["ok"] for s in per_shard))
+    manifest = json.loads((out / "final" / "manifest.json").read_text())
+    assert funnel["reshard"][1] == manifest["samples"] == funnel["dedup"][1]
+    return funnel
+
+
+def test_funnel_read_back_from_the_page_equals_the_stats_files(run, browser):
+    load(browser, run / "report.html")
+    shown = funnel_shown(browser)
     expected = expected_funnel(run)
     assert shown == expected
     # The run exercised every kind of drop the funnel shows.
@@ -217,12 +212,4 @@ def test_each_engines_output_gives_the_same_report_funnel(run, browser, tmp_path
     out = run_chain(tmp_path / "out", hostile_rows(image_server.url), engines=engines)
     write_report(str(out))
     load(browser, out / "report.html")
-    shown = {
-        row["stage"]: (
-            number(row["rows_in"]),
-            number(row["kept"]),
-            {reason: number(count) for reason, count in row["dropped"].items()},
-        )
-        for row in browser.evaluate(FUNNEL_FROM_DOM)
-    }
-    assert shown == expected_funnel(out) == expected_funnel(run)
+    assert funnel_shown(browser) == expected_funnel(out) == expected_funnel(run)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
 import pyarrow as pa
@@ -22,6 +21,7 @@ from helpers.download import raw_contents  # noqa: E402
 from helpers.paths import COCO_IMAGES, REPO_ROOT  # noqa: E402
 
 from wit_pipeline import shards  # noqa: E402
+from wit_pipeline.testing.commands import wit_argv  # noqa: E402
 from wit_pipeline.testing.spark_cluster import standalone_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,8 @@ def cluster(tmp_path_factory):
 
 
 def wit_command(cluster, *args):
-    return [sys.executable, "-m", "wit_pipeline", *args], dict(os.environ, **cluster.env)
+    """`wit ARGS` as an argv, and an environment that reaches the cluster."""
+    return wit_argv(*args), dict(os.environ, **cluster.env)
 
 
 def test_curate_on_a_standalone_cluster_writes_the_local_shards(tmp_path, cluster):
@@ -64,25 +65,10 @@ def test_a_worker_killed_mid_download_loses_and_repeats_nothing(tmp_path, cluste
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "urls.parquet")
     out = tmp_path / "out"
+    spark = ("--engine", "spark", "--spark-master", cluster.master_url)
+    fetch = ("--shard-size", 8, "--threads", 2, "--image-size", 32, "--allow-network", "127.0.0.1/32")
     command, env = wit_command(
-        cluster,
-        "download",
-        "--input",
-        str(tmp_path / "urls.parquet"),
-        "--output",
-        str(out),
-        "--engine",
-        "spark",
-        "--spark-master",
-        cluster.master_url,
-        "--shard-size",
-        "8",
-        "--threads",
-        "2",
-        "--image-size",
-        "32",
-        "--allow-network",
-        "127.0.0.1/32",
+        cluster, "download", "--input", tmp_path / "urls.parquet", "--output", out, *spark, *fetch
     )
     log = open(tmp_path / "download.log", "w")
     run = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

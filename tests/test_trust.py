@@ -4,21 +4,18 @@ address (IPv6 literals included) and still applies behind a proxy. Real server, 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.download import A, B, fast_config, read_rows
+from helpers.cli import wit_download
+from helpers.download import A, B, download_list, read_rows
 from helpers.netproxy import HttpsImageServer, Proxy, self_signed_certificate
 from helpers.paths import COCO_IMAGES
 
 from wit_pipeline import schema
 from wit_pipeline.config import FetchConfig
-from wit_pipeline.download import stage
 from wit_pipeline.download.fetch import fetch
-from wit_pipeline.engines.local import LocalEngine
 from wit_pipeline.sources.urls import UrlListConfig
 from wit_pipeline.testing.devserver import ImageServer
 
@@ -47,7 +44,7 @@ def attack_rows(base: str, tmp_path) -> list[dict]:
 def test_a_url_list_never_makes_download_read_a_local_path(tmp_path, image_server):
     rows = attack_rows(image_server.url, tmp_path)
     input_path = write_table(tmp_path / "list.parquet", rows)
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=input_path, url_config=UrlListConfig())
+    download_list(input_path, tmp_path / "out")
     got = read_rows(tmp_path / "out")
     assert {caption: row["status"] for caption, row in got.items()} == {r["caption"]: "ok" for r in rows}
     # Every stored image is the served one (one sha256 for all), and no error column quotes a file.
@@ -65,7 +62,7 @@ def test_a_wit_stage_output_carrying_image_path_is_fetched_by_url_too(tmp_path, 
     folder.mkdir()
     write_table(folder / "part-00000.parquet", rows)
     (folder / "run.json").write_text('{"stage": "balance"}')  # a stage folder: read by StageFolderSource
-    stage.run(LocalEngine(1), str(tmp_path / "out"), fast_config(), input_path=str(folder), url_config=UrlListConfig())
+    download_list(folder, tmp_path / "out")
     got = read_rows(tmp_path / "out")
     assert {row["status"] for row in got.values()} == {"ok"}
     assert all("root:" not in (row["error"] or "") for row in got.values())
@@ -86,28 +83,7 @@ def test_image_root_reads_only_inside_the_root_after_resolving_links(tmp_path, i
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     # Through the command: a relative --image-root is made absolute before workers see it.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wit_pipeline",
-            "download",
-            "--input",
-            input_path,
-            "--output",
-            str(tmp_path / "out"),
-            "--processes",
-            "1",
-            "--allow-network",
-            "127.0.0.1/32",
-            "--image-root",
-            "root",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = wit_download(input_path, tmp_path / "out", "--image-root", "root", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     got = read_rows(tmp_path / "out")
     assert {c: r["status"] for c, r in got.items()} == {
@@ -134,13 +110,7 @@ def test_other_columns_of_a_url_list_are_carried_as_data_only(tmp_path, image_se
     ]
     input_path = write_table(tmp_path / "list.parquet", rows)
     before = image_server.hits[f"/img/{B}"]
-    stage.run(
-        LocalEngine(1),
-        str(tmp_path / "out"),
-        fast_config(),
-        input_path=input_path,
-        url_config=UrlListConfig(keep_cols=("note",)),
-    )
+    download_list(input_path, tmp_path / "out", url_config=UrlListConfig(keep_cols=("note",)))
     row = read_rows(tmp_path / "out")["a photo"]
     assert (row["status"], row["page_url"], row["license"], row["note"]) == (
         "ok",
@@ -213,26 +183,7 @@ def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_se
     input_path = write_table(tmp_path / "list.parquet", [{"url": f"{image_server.url}/img/{A}", "caption": "a cat"}])
     with Proxy() as proxy:
         env = dict(os.environ, HTTP_PROXY=proxy.url, NO_PROXY="")
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wit_pipeline",
-                "download",
-                "--input",
-                input_path,
-                "--output",
-                str(tmp_path / "out"),
-                "--processes",
-                "1",
-                "--allow-network",
-                "127.0.0.1/32",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        result = wit_download(input_path, tmp_path / "out", env=env)
         assert result.returncode == 0, result.stderr
         assert [line.split(" ")[0] for line in proxy.requests] == ["GET"]
     assert read_rows(tmp_path / "out")["a cat"]["status"] == "ok"

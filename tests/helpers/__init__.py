@@ -2,7 +2,7 @@
 
     paths        REPO_ROOT, TEST_DATA, COCO_IMAGES
     cli          `wit` as a subprocess; what a one-line user error looks like
-    curate       the COCO example config and its final shards
+    curate       the COCO example config, its final shards, every stage's stats.json
     download     a fast fetch config; the raw shards' rows and members
     engines      Beam in this process and a folder's Parquet rows, for test_<stage>_engines.py
     rawshards    raw shards as download writes them, from real photos (and the dedup test's set)

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from wit_pipeline.testing.commands import download_argv, wit_argv
 
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
 
 
 def wit(*args, timeout=180, **kwargs):
     """Run `python -m wit_pipeline ARGS`; the finished process, its output as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "wit_pipeline", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
+    return subprocess.run(wit_argv(*args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def wit_download(input_path, output, *flags, timeout=180, **kwargs):
+    """`wit download INPUT -> OUTPUT FLAGS` from the test servers: one process, 127.0.0.1 allowed."""
+    argv = download_argv(input_path, output, "--processes", 1, "--allow-network", "127.0.0.1/32", *flags)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def one_line_error(result, *fragments):

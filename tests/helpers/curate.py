@@ -1,4 +1,5 @@
-"""The COCO example config (examples/coco-subset.toml) as the tests run it, and its final shards."""
+"""The COCO example config (examples/coco-subset.toml) as the tests run it, its final shards, and
+every stage's stats.json in a run's folder."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ def final_files(out):
     manifest = json.loads((out / "final" / "manifest.json").read_text())
     manifest.pop("provenance")
     return files, manifest
+
+
+# Where each stage writes its stats.json, as DESIGN.md names the folders: written out here rather
+# than read from wit's own table, so a test would notice wit moving one.
+STAGE_FOLDERS = {"ingest": "ingest", "balance": "balance", "download": "raw", "dedup": "dedup", "reshard": "final"}
+
+
+def stage_stats(out) -> dict[str, dict]:
+    """Each stage's stats.json in the run folder `out`, by stage name (in the stages' order)."""
+    return {stage: json.loads((out / folder / "stats.json").read_text()) for stage, folder in STAGE_FOLDERS.items()}

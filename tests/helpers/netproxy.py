@@ -63,22 +63,19 @@ def _pipe_both_ways(a: socket.socket, b: socket.socket) -> None:
     other.join()
 
 
-class Proxy:
-    """A forwarding proxy on 127.0.0.1 that records every request line it is sent."""
+class _ServedInBackground:
+    """A socketserver on 127.0.0.1, served from a daemon thread while the `with` block runs."""
 
-    def __init__(self):
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ProxyHandler)
-        self._server.daemon_threads = True
-        self._server.requests = []
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    scheme = "http"
+
+    def __init__(self, server: socketserver.TCPServer):
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def requests(self) -> list[str]:
-        return self._server.requests
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self):
         self._thread.start()
@@ -87,6 +84,19 @@ class Proxy:
     def __exit__(self, *exc):
         self._server.shutdown()
         self._server.server_close()
+
+
+class Proxy(_ServedInBackground):
+    """A forwarding proxy on 127.0.0.1 that records every request line it is sent."""
+
+    def __init__(self):
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ProxyHandler)
+        server.requests = []
+        super().__init__(server)
+
+    @property
+    def requests(self) -> list[str]:
+        return self._server.requests
 
 
 def self_signed_certificate(folder) -> tuple[str, str]:
@@ -117,8 +127,10 @@ def self_signed_certificate(folder) -> tuple[str, str]:
     return cert, key
 
 
-class HttpsImageServer:
+class HttpsImageServer(_ServedInBackground):
     """Serves one image at any path over TLS on 127.0.0.1."""
+
+    scheme = "https"
 
     def __init__(self, image: bytes, cert: str, key: str):
         image_bytes = image
@@ -134,21 +146,8 @@ class HttpsImageServer:
                 self.end_headers()
                 self.wfile.write(image_bytes)
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        super().__init__(server)

@@ -1,4 +1,5 @@
-"""Service processes for tests and benchmarks: free ports, readiness, and a stop by PID.
+"""Service processes for tests and benchmarks: free ports, readiness, a stop by PID, and the
+children a process started (for a benchmark's memory readings).
 
 Each service starts in its own session (process group), so stopping it reaches the children it
 forked (a JVM's, a worker pool's) and nothing else: never a search by name, which would hit
@@ -35,6 +36,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on port {port} after {seconds}s")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The PIDs `pid` started (Linux /proc); none once it has gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
 
 
 class ProcessGroups:
