@@ -6,7 +6,7 @@ import argparse
 
 from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_funnel
 from wit_pipeline.commands.source_flags import add_url_list_flags, url_list_config
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
 
 
@@ -126,7 +126,7 @@ def register(subparsers) -> None:
         help="decompression-bomb limit on declared pixels (default %(default)s, Pillow's)",
     )
     image.add_argument("--no-phash", action="store_true", help="skip the perceptual hash")
-    parser.set_defaults(run=run_command)
+    set_stage_run(parser, run_stage)
 
 
 def D(name: str):
@@ -144,10 +144,6 @@ def _proxies_from_environment() -> dict:
         "https_proxy": found.get("https"),
         "no_proxy": tuple(h.strip() for h in found.get("no", "").split(",") if h.strip()),
     }
-
-
-def run_command(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
 
 
 def build_config(args: argparse.Namespace) -> DownloadConfig:

@@ -11,7 +11,7 @@ import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
 from wit_pipeline.commands import source_flags
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import field_default
 
 
@@ -75,7 +75,7 @@ def register(subparsers) -> None:
     )
     add_engine_flags(parser)
     source_flags.add_source_flags(parser)
-    parser.set_defaults(run=run)
+    set_stage_run(parser, run_stage)
 
 
 def build_config(args):
@@ -109,10 +109,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     from wit_pipeline import io
 
     return io.expand(inputs, folders=False, missing="--input {} matches no file")
-
-
-def run(args) -> int:
-    return run_on_engine(args, run_stage)
 
 
 def run_stage(args, engine) -> dict:

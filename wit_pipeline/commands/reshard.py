@@ -10,7 +10,7 @@ from wit_pipeline.commands.stage_flags import (
     add_engine_flags,
     config_from_flags,
     resolve_folders,
-    run_on_engine,
+    set_stage_run,
 )
 from wit_pipeline.config import ReshardConfig, field_default
 
@@ -44,11 +44,7 @@ def register(subparsers) -> None:
         help="use only the finished raw shards of an unfinished download (default: refuse)",
     )
     add_engine_flags(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
+    set_stage_run(parser, run_stage)
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
