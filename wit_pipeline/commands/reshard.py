@@ -8,6 +8,7 @@ from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths,
     add_engine_flags,
+    add_partial_flag,
     config_from_flags,
     resolve_folders,
     set_stage_run,
@@ -38,11 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed", type=int, default=field_default(ReshardConfig, "seed"), help="shuffle seed (default %(default)s)"
     )
-    parser.add_argument(
-        "--partial",
-        action="store_true",
-        help="use only the finished raw shards of an unfinished download (default: refuse)",
-    )
+    add_partial_flag(parser)
     add_engine_flags(parser)
     set_stage_run(parser, run_stage)
 

@@ -94,6 +94,15 @@ def set_stage_run(parser: argparse.ArgumentParser, run_stage) -> None:
     parser.set_defaults(run=functools.partial(run_on_engine, run_stage=run_stage))
 
 
+def add_partial_flag(parser: argparse.ArgumentParser) -> None:
+    """`--partial`: a stage after download may read the finished raw shards of an unfinished one."""
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="use only the finished raw shards of an unfinished download (default: refuse)",
+    )
+
+
 def long_name(action: argparse.Action) -> str:
     """A flag's key in a config table: its long name, dashes as underscores."""
     return max(action.option_strings, key=len).lstrip("-").replace("-", "_")
