@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import print_funnel
+from wit_pipeline.cli import print_stats_funnel
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 
 
@@ -30,7 +30,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
 
     absolute_paths(args)
     stats = adopt.run(engine, args.output, args.input)
-    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    print_stats_funnel(stats)
     if stats["unfinished_source_shards"]:
         print(
             f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}"

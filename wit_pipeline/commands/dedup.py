@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import print_funnel
+from wit_pipeline.cli import print_stats_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths,
     add_engine_flags,
@@ -71,7 +71,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
         output_folder=output_folder,
         partial=args.partial,
     )
-    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    print_stats_funnel(stats)
     print(f"  {stats['clusters_of_two_or_more']} clusters of two or more; wrote {output_folder}")
     return stats
 

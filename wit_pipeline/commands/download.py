@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_funnel
+from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_stats_funnel
 from wit_pipeline.commands.source_flags import add_url_list_flags, url_list_config
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
@@ -196,7 +196,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     except (ConfigError, InputError) as err:
         raise UsageError(str(err)) from None
     totals = stage.run_tasks(engine, tasks, stage.raw_dir(args.output))
-    print_funnel(totals["stage"], totals["rows_in"], totals["kept"], totals["dropped"])
+    print_stats_funnel(totals)
     print(
         f"  {totals['bytes'] / 1e6:.1f} MB stored in {totals['shards']} shards "
         f"({totals['skipped_shards']} already finished); stats in {stage.raw_dir(args.output)}/stats.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.cli import UsageError, print_stats_funnel
 from wit_pipeline.commands import source_flags
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import field_default
@@ -131,7 +131,7 @@ def run_stage(args, engine) -> dict:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     summary = ingest.run(engine, args.output, config, source=source)
-    print_summary(summary)
+    print_stats_funnel(summary)
     _check_inputs_read(source, args)
     if args.source == "coco" and args.image_root:
         print(
@@ -163,7 +163,3 @@ def _check_inputs_read(source, args) -> None:
             f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
             f"unreadable); is it the right --source?"
         )
-
-
-def print_summary(summary: dict) -> None:
-    print_funnel(summary["stage"], summary["rows_in"], summary["kept"], summary["dropped"])
