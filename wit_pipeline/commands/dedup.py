@@ -61,8 +61,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     input_folder, output_folder = resolve_folders(args, "raw", "dedup")
     config = config_from_flags(args, DedupConfig, radius=args.radius, bands=args.bands, max_bucket=args.max_bucket)
     _check_path(args.decontaminate)
-    stats = _guarded(
-        stage.run,
+    stats = stage.run(
         engine,
         args.out,
         config,
@@ -83,13 +82,3 @@ def _check_path(path: str | None) -> None:
     if path is not None:
         if not io.is_dir(path):
             raise UsageError(f"--decontaminate {path}: not a folder")
-
-
-def _guarded(function, *args, **kwargs):
-    from wit_pipeline.cli import UsageError
-    from wit_pipeline.io import InputError
-
-    try:
-        return function(*args, **kwargs)
-    except InputError as err:
-        raise UsageError(str(err)) from err

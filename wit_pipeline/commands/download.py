@@ -178,10 +178,8 @@ def build_config(args: argparse.Namespace) -> DownloadConfig:
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline.config import ConfigError
     from wit_pipeline.download import stage
     from wit_pipeline.io import join
-    from wit_pipeline.sources.urls import InputError
 
     if not args.output:
         raise UsageError("give --output OUT (or `output` in --config)")
@@ -189,12 +187,8 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     input_path = args.input or (join(args.output, "balance") if args.config else None)
     if not input_path:
         raise UsageError("give --input URL_LIST")
-    try:
-        url_config = url_list_config(args)
-        config = build_config(args)
-        tasks = stage.plan_tasks(input_path, args.output, url_config, config)
-    except (ConfigError, InputError) as err:
-        raise UsageError(str(err)) from None
+    # A bad flag value (ConfigError) or list (InputError) is a UserError: cli.main prints its one line.
+    tasks = stage.plan_tasks(input_path, args.output, url_list_config(args), build_config(args))
     totals = stage.run_tasks(engine, tasks, stage.raw_dir(args.output))
     print_stats_funnel(totals)
     print(

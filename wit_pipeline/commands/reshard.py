@@ -48,7 +48,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline import io
     from wit_pipeline.cli import UsageError
-    from wit_pipeline.io import InputError, join
+    from wit_pipeline.io import join
     from wit_pipeline.reshard import stage as reshard
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
@@ -61,19 +61,16 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     stage_folders = None
     if not args.out:
         stage_folders = {"download": input_folder, "dedup": keep_path.rsplit("/", 1)[0]}
-    try:
-        manifest = reshard.run(
-            engine,
-            args.out,
-            config,
-            input_folder=input_folder,
-            keep_path=keep_path,
-            output_folder=output_folder,
-            stage_folders=stage_folders,
-            partial=args.partial,
-        )
-    except InputError as err:
-        raise UsageError(str(err)) from err
+    manifest = reshard.run(
+        engine,
+        args.out,
+        config,
+        input_folder=input_folder,
+        keep_path=keep_path,
+        output_folder=output_folder,
+        stage_folders=stage_folders,
+        partial=args.partial,
+    )
     stats = manifest["provenance"]
     print_funnel("reshard", manifest["samples"], manifest["samples"], {})
     print(
