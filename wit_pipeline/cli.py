@@ -154,6 +154,11 @@ def print_funnel(stage: str, rows_in: int, kept: int, dropped: dict[str, int]) -
         print(f"  dropped {reason}: {count}")
 
 
+def print_stats_funnel(stats: dict) -> None:
+    """The funnel of a stage's stats, in the shape every stage's stats.json has."""
+    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+
+
 # argparse types for flag values: a bad value is rejected by argparse with the flag's name, exit 2.
 def positive_int(text: str) -> int:
     value = _parse(int, text)

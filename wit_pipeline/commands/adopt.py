@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
+from wit_pipeline.cli import print_stats_funnel
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 
 
 def register(subparsers) -> None:
@@ -22,11 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="I2D_FOLDER", help="img2dataset's output_folder (output_format='webdataset')")
     parser.add_argument("--output", required=True, help="the run folder: writes OUT/raw")
     add_engine_flags(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
+    set_stage_run(parser, run_stage)
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
@@ -34,7 +30,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
 
     absolute_paths(args)
     stats = adopt.run(engine, args.output, args.input)
-    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    print_stats_funnel(stats)
     if stats["unfinished_source_shards"]:
         print(
             f"  left out unfinished img2dataset shards (no _stats.json): {', '.join(stats['unfinished_source_shards'])}"

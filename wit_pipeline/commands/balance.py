@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from wit_pipeline.cli import UsageError, print_funnel
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, config_from_flags, run_on_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, config_from_flags, set_stage_run
 from wit_pipeline.config import BalanceConfig, field_default
 
 
@@ -35,11 +35,7 @@ def register(subparsers) -> None:
         help="keep pairs that match no entry (default: drop them as no_query_match)",
     )
     add_engine_flags(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args) -> int:
-    return run_on_engine(args, run_stage)
+    set_stage_run(parser, run_stage)
 
 
 def run_stage(args, engine) -> dict:

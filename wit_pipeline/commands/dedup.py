@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import print_funnel
+from wit_pipeline.cli import print_stats_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths,
     add_engine_flags,
+    add_partial_flag,
     config_from_flags,
     resolve_folders,
-    run_on_engine,
+    set_stage_run,
 )
 from wit_pipeline.config import DedupConfig, field_default
 
@@ -48,17 +49,9 @@ def register(subparsers) -> None:
         help="evaluation set (an image folder, or a folder of our shards): training images within "
         "the radius of one are dropped as eval_overlap",
     )
-    parser.add_argument(
-        "--partial",
-        action="store_true",
-        help="use only the finished raw shards of an unfinished download (default: refuse)",
-    )
+    add_partial_flag(parser)
     add_engine_flags(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
+    set_stage_run(parser, run_stage)
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
@@ -68,8 +61,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     input_folder, output_folder = resolve_folders(args, "raw", "dedup")
     config = config_from_flags(args, DedupConfig, radius=args.radius, bands=args.bands, max_bucket=args.max_bucket)
     _check_path(args.decontaminate)
-    stats = _guarded(
-        stage.run,
+    stats = stage.run(
         engine,
         args.out,
         config,
@@ -78,7 +70,7 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
         output_folder=output_folder,
         partial=args.partial,
     )
-    print_funnel(stats["stage"], stats["rows_in"], stats["kept"], stats["dropped"])
+    print_stats_funnel(stats)
     print(f"  {stats['clusters_of_two_or_more']} clusters of two or more; wrote {output_folder}")
     return stats
 
@@ -90,13 +82,3 @@ def _check_path(path: str | None) -> None:
     if path is not None:
         if not io.is_dir(path):
             raise UsageError(f"--decontaminate {path}: not a folder")
-
-
-def _guarded(function, *args, **kwargs):
-    from wit_pipeline.cli import UsageError
-    from wit_pipeline.io import InputError
-
-    try:
-        return function(*args, **kwargs)
-    except InputError as err:
-        raise UsageError(str(err)) from err

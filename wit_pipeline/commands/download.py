@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_funnel
+from wit_pipeline.cli import UsageError, non_negative_int, positive_float, positive_int, print_stats_funnel
 from wit_pipeline.commands.source_flags import add_url_list_flags, url_list_config
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import DownloadConfig, FetchConfig, ResizeConfig, field_default
 
 
@@ -126,7 +126,7 @@ def register(subparsers) -> None:
         help="decompression-bomb limit on declared pixels (default %(default)s, Pillow's)",
     )
     image.add_argument("--no-phash", action="store_true", help="skip the perceptual hash")
-    parser.set_defaults(run=run_command)
+    set_stage_run(parser, run_stage)
 
 
 def D(name: str):
@@ -144,10 +144,6 @@ def _proxies_from_environment() -> dict:
         "https_proxy": found.get("https"),
         "no_proxy": tuple(h.strip() for h in found.get("no", "").split(",") if h.strip()),
     }
-
-
-def run_command(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
 
 
 def build_config(args: argparse.Namespace) -> DownloadConfig:
@@ -182,9 +178,8 @@ def build_config(args: argparse.Namespace) -> DownloadConfig:
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
-    from wit_pipeline.config import ConfigError
     from wit_pipeline.download import stage
-    from wit_pipeline.io import InputError, join
+    from wit_pipeline.io import join
 
     if not args.output:
         raise UsageError("give --output OUT (or `output` in --config)")
@@ -192,14 +187,10 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     input_path = args.input or (join(args.output, "balance") if args.config else None)
     if not input_path:
         raise UsageError("give --input URL_LIST")
-    try:
-        url_config = url_list_config(args)
-        config = build_config(args)
-        tasks = stage.plan_tasks(input_path, args.output, url_config, config)
-    except (ConfigError, InputError) as err:
-        raise UsageError(str(err)) from None
+    # A bad flag value (ConfigError) or list (InputError) is a UserError: cli.main prints its one line.
+    tasks = stage.plan_tasks(input_path, args.output, url_list_config(args), build_config(args))
     totals = stage.run_tasks(engine, tasks, stage.raw_dir(args.output))
-    print_funnel(totals["stage"], totals["rows_in"], totals["kept"], totals["dropped"])
+    print_stats_funnel(totals)
     print(
         f"  {totals['bytes'] / 1e6:.1f} MB stored in {totals['shards']} shards "
         f"({totals['skipped_shards']} already finished); stats in {stage.raw_dir(args.output)}/stats.json"

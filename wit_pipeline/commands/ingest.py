@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.cli import UsageError, print_stats_funnel
 from wit_pipeline.commands import source_flags
-from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, run_on_engine
+from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, set_stage_run
 from wit_pipeline.config import field_default
 
 
@@ -75,7 +75,7 @@ def register(subparsers) -> None:
     )
     add_engine_flags(parser)
     source_flags.add_source_flags(parser)
-    parser.set_defaults(run=run)
+    set_stage_run(parser, run_stage)
 
 
 def build_config(args):
@@ -111,10 +111,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return io.expand(inputs, folders=False, missing="--input {} matches no file")
 
 
-def run(args) -> int:
-    return run_on_engine(args, run_stage)
-
-
 def run_stage(args, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline.config import ConfigError
@@ -135,7 +131,7 @@ def run_stage(args, engine) -> dict:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from err
     summary = ingest.run(engine, args.output, config, source=source)
-    print_summary(summary)
+    print_stats_funnel(summary)
     _check_inputs_read(source, args)
     if args.source == "coco" and args.image_root:
         print(
@@ -167,7 +163,3 @@ def _check_inputs_read(source, args) -> None:
             f"{path}: no record could be read as --source {args.source} ({rows} malformed or "
             f"unreadable); is it the right --source?"
         )
-
-
-def print_summary(summary: dict) -> None:
-    print_funnel(summary["stage"], summary["rows_in"], summary["kept"], summary["dropped"])

@@ -8,9 +8,10 @@ from wit_pipeline.cli import print_funnel
 from wit_pipeline.commands.stage_flags import (
     absolute_paths,
     add_engine_flags,
+    add_partial_flag,
     config_from_flags,
     resolve_folders,
-    run_on_engine,
+    set_stage_run,
 )
 from wit_pipeline.config import ReshardConfig, field_default
 
@@ -38,24 +39,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--seed", type=int, default=field_default(ReshardConfig, "seed"), help="shuffle seed (default %(default)s)"
     )
-    parser.add_argument(
-        "--partial",
-        action="store_true",
-        help="use only the finished raw shards of an unfinished download (default: refuse)",
-    )
+    add_partial_flag(parser)
     add_engine_flags(parser)
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return run_on_engine(args, run_stage)
+    set_stage_run(parser, run_stage)
 
 
 def run_stage(args: argparse.Namespace, engine) -> dict:
     absolute_paths(args)
     from wit_pipeline import io
     from wit_pipeline.cli import UsageError
-    from wit_pipeline.io import InputError, join
+    from wit_pipeline.io import join
     from wit_pipeline.reshard import stage as reshard
 
     input_folder, output_folder = resolve_folders(args, "raw", "final")
@@ -68,19 +61,16 @@ def run_stage(args: argparse.Namespace, engine) -> dict:
     stage_folders = None
     if not args.out:
         stage_folders = {"download": input_folder, "dedup": keep_path.rsplit("/", 1)[0]}
-    try:
-        manifest = reshard.run(
-            engine,
-            args.out,
-            config,
-            input_folder=input_folder,
-            keep_path=keep_path,
-            output_folder=output_folder,
-            stage_folders=stage_folders,
-            partial=args.partial,
-        )
-    except InputError as err:
-        raise UsageError(str(err)) from err
+    manifest = reshard.run(
+        engine,
+        args.out,
+        config,
+        input_folder=input_folder,
+        keep_path=keep_path,
+        output_folder=output_folder,
+        stage_folders=stage_folders,
+        partial=args.partial,
+    )
     stats = manifest["provenance"]
     print_funnel("reshard", manifest["samples"], manifest["samples"], {})
     print(

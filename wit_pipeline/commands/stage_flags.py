@@ -11,6 +11,7 @@ flag given on the command line wins because it comes later.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Set as AbstractSet
 
 ENGINE_KEYS = ("engine", "processes", "spark_master", "spark_python", "beam_args")
@@ -83,6 +84,23 @@ def run_on_engine(args: argparse.Namespace, run_stage) -> int:
     finally:
         engine.close()
     return 0
+
+
+def set_stage_run(parser: argparse.ArgumentParser, run_stage) -> None:
+    """The command runs `run_stage(args, engine)` on the one engine its flags build.
+
+    `wit curate` calls the same `run_stage` with the engine it shares between stages.
+    """
+    parser.set_defaults(run=functools.partial(run_on_engine, run_stage=run_stage))
+
+
+def add_partial_flag(parser: argparse.ArgumentParser) -> None:
+    """`--partial`: a stage after download may read the finished raw shards of an unfinished one."""
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="use only the finished raw shards of an unfinished download (default: refuse)",
+    )
 
 
 def long_name(action: argparse.Action) -> str:

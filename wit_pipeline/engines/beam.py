@@ -44,19 +44,12 @@ class BeamEngine:
         return pipeline_options(self.beam_args, self.local_workers)
 
     def map_shards(self, fn, tasks, desc="shards", unit_key="rows", unit_label=None) -> list[dict]:
-        tasks = list(tasks)
-        if not tasks:
+        numbered = list(enumerate(tasks))
+        if not numbered:
             return []
-
-        def body(pipeline):
-            return (
-                pipeline
-                | "Shards" >> beam.Create(list(enumerate(tasks)))
-                | "Spread" >> beam.Reshuffle()
-                | "Run" >> beam.ParDo(_CallFn(fn, desc))
-            )
-
-        return in_task_order(self._run(body), desc)
+        call = beam.ParDo(_CallFn(fn, desc))
+        results = self._run(lambda pipeline: _spread(pipeline, "Shards", numbered) | "Run" >> call)
+        return in_task_order(results, desc)
 
     def group_by(self, emit, tasks, reduce, desc="group") -> list:
         tasks = list(tasks)
@@ -65,9 +58,7 @@ class BeamEngine:
 
         def body(pipeline):
             return (
-                pipeline
-                | "Tasks" >> beam.Create(tasks)
-                | "Spread" >> beam.Reshuffle()
+                _spread(pipeline, "Tasks", tasks)
                 | "Emit" >> beam.FlatMap(emit)
                 | "Group" >> beam.GroupByKey()
                 | "Reduce" >> beam.FlatMap(functools.partial(_reduce_group, reduce))
@@ -107,6 +98,14 @@ class BeamEngine:
         if self._local_temp is not None:
             shutil.rmtree(self._local_temp, ignore_errors=True)
             self._local_temp = None
+
+
+def _spread(pipeline, label: str, tasks: list):
+    """The tasks as a PCollection spread over the workers.
+
+    Without the Reshuffle the runner fuses the steps after Create with it, and one worker runs every task.
+    """
+    return pipeline | label >> beam.Create(tasks) | "Spread" >> beam.Reshuffle()
 
 
 def _write_pickle(results, path):
