@@ -113,7 +113,7 @@ def load_image(data: bytes, image_size: int, rng: random.Random | None) -> torch
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def normalize_images(images: torch.Tensor) -> torch.Tensor:
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
     """uint8 `[B, 3, S, S]` to CLIP-normalised floats; done on the device, after the copy, since
     uint8 is a quarter of the bytes to move."""
     mean = torch.tensor(CLIP_MEAN, device=images.device).view(1, 3, 1, 1)

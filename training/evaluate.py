@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from training.data import DECODE_ERRORS, eval_samples, expand_shards, load_image, normalize_images
+from training.data import DECODE_ERRORS, eval_samples, expand_shards, load_image, normalise_images
 
 TEMPLATES = ("a photo of a {}.",)
 # The prompt subset that CLIP's authors found best on ImageNet, plus the default prompt.
@@ -68,10 +68,10 @@ def encode_image_batches(model, images, batch_size: int, device) -> torch.Tensor
     for image in images:
         batch.append(image)
         if len(batch) == batch_size:
-            features.append(model.encode_image(normalize_images(torch.stack(batch).to(device))).float().cpu())
+            features.append(model.encode_image(normalise_images(torch.stack(batch).to(device))).float().cpu())
             batch = []
     if batch:
-        features.append(model.encode_image(normalize_images(torch.stack(batch).to(device))).float().cpu())
+        features.append(model.encode_image(normalise_images(torch.stack(batch).to(device))).float().cpu())
     return torch.cat(features)
 
 

@@ -35,7 +35,7 @@ from training.data import (
     count_samples,
     expand_shards,
     iter_captions,
-    normalize_images,
+    normalise_images,
     train_loader,
 )
 from training.loss import clip_loss, gradient_share
@@ -261,7 +261,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
         for _ in range(config.accum_steps):
             batch = next(batches)
             loader_state.update(batch)
-            images = normalize_images(batch["images"].to(device, non_blocking=True))
+            images = normalise_images(batch["images"].to(device, non_blocking=True))
             micro_batches.append((images, batch["tokens"].to(device, non_blocking=True)))
         loss = train_step(net, model, optimizer, micro_batches, info, autocast, config.grad_clip)
         losses.append(loss)
