@@ -48,3 +48,19 @@ def test_downloading_does_not_import_img2dataset():
 
     code = "import sys, wit_pipeline.download.shard; print('img2dataset' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_checking_a_response_does_not_import_img2dataset():
+    # The check must use the copy: an import inside it would cost every worker torch's start-up.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, email.message\n"
+        "from wit_pipeline.download.fetch import _check_headers\n"
+        "headers = email.message.Message(); headers['Content-Type'] = 'image/jpeg'\n"
+        "headers['X-Robots-Tag'] = 'noindex'\n"
+        "_check_headers(headers, 'img2dataset', frozenset({'noai', 'noimageai'}))\n"
+        "print('img2dataset' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -275,10 +275,6 @@ def is_disallowed(headers, token: str | None, directives: frozenset) -> bool:
 
 
 def _check_headers(headers, token: str | None, directives: frozenset) -> None:
-    # Imported here, once per process: img2dataset's package pulls in webdataset and torch (about
-    # 4 s), which a command that stops at a user error never needs.
-    from img2dataset.downloader import is_disallowed
-
     if directives and is_disallowed(headers, token, directives):
         raise FetchError("opted_out", f"X-Robots-Tag: {', '.join(headers.get_all('X-Robots-Tag', []))}")
     content_type = (headers.get_content_type() if headers.get("Content-Type") else "").lower()
