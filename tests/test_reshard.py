@@ -125,3 +125,15 @@ def test_keep_list_not_matching_raw_is_an_error(out, tmp_path):
             keep_path=str(keep),
             output_folder=str(tmp_path / "final"),
         )
+
+
+def test_shard_writer_takes_a_folder_holding_a_percent_sign(tmp_path):
+    from wit_pipeline.shards import ShardWriter
+
+    folder = tmp_path / "50%done"
+    folder.mkdir()
+    with ShardWriter(str(folder / "%05d.tar"), max_count=1) as writer:
+        writer.write("a", {"txt": b"a"})
+        writer.write("b", {"txt": b"b"})
+    assert [p.rsplit("/", 1)[1] for p in writer.paths] == ["00000.tar", "00001.tar"]
+    assert sorted(p.name for p in folder.iterdir()) == ["00000.tar", "00001.tar"]

@@ -176,7 +176,9 @@ class ShardWriter:
         )
 
     def _open_next(self) -> TarSampleWriter:
-        self.paths.append(self.pattern % (self.start + len(self.paths)))
+        # Only the file name is a %-format: a folder may hold a literal % (`runs/50%/raw`).
+        folder, slash, name = self.pattern.rpartition("/")
+        self.paths.append(folder + slash + name % (self.start + len(self.paths)))
         return TarSampleWriter(self.paths[-1])
 
     def close(self) -> None:
