@@ -187,3 +187,15 @@ def test_the_cli_reads_the_proxy_variables_and_passes_them_in(tmp_path, image_se
         assert result.returncode == 0, result.stderr
         assert [line.split(" ")[0] for line in proxy.requests] == ["GET"]
     assert read_rows(tmp_path / "out")["a cat"]["status"] == "ok"
+
+
+def test_an_image_path_naming_a_filesystem_chain_is_refused(tmp_path):
+    # fsspec reads `a::b` as a chain of filesystems: such a path is never what the check resolved.
+    from wit_pipeline.download.shard import path_under_root
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"x")
+    assert path_under_root(str(root / "a.jpg"), str(root)) is not None
+    assert path_under_root(f"{root / 'a.jpg'}::file:///etc/passwd", str(root)) is None
+    assert path_under_root("gs://bucket/imgs/a.jpg::file:///etc/passwd", "gs://bucket/imgs") is None

@@ -170,7 +170,10 @@ def _fetch_row(row: dict, config: DownloadConfig, attempt: int = 1) -> FetchResu
 
 
 def path_under_root(path: str, root: str) -> str | None:
-    """`path` resolved (symlinks, `..`) when it lies strictly inside `root`, else None."""
+    """`path` resolved (symlinks, `..`) when it lies strictly inside `root`, else None. A path
+    holding `::` is refused: fsspec would read it as a chain of filesystems, not as this path."""
+    if "::" in path:
+        return None
     local = "://" not in root or root.startswith("file://")
     if local:
         if "://" in path and not path.startswith("file://"):
