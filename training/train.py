@@ -269,7 +269,7 @@ def train(config: TrainConfig, info: DistInfo = DistInfo(), resume: bool = False
         progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
 
         done = step + 1
-        log.step(done, loss, lr, model.logit_scale.exp().item(), loader_state.skipped())
+        log.step(done, loss, lr, model, loader_state)
         if done % config.checkpoint_every == 0 or done == steps:
             save_checkpoint(config, model, optimizer, done, loader_state, tokenizer_json, info)
             log.flush()
@@ -292,11 +292,13 @@ class TrainLog:
         self.interval_losses: list[float] = []
         self.interval_start = time.perf_counter()
 
-    def step(self, done: int, loss: float, lr: float, logit_scale: float, skipped: dict) -> None:
-        """Count step `done`; write a record when one is due."""
+    def step(self, done: int, loss: float, lr: float, model: CLIP, loader_state: LoaderState) -> None:
+        """Count step `done`; write a record when one is due. The logit scale (a device-to-host
+        copy) and the skip counts are read only then, not on every step."""
         self.interval_losses.append(loss)
         if done % self.log_every and done != self.steps:
             return
+        logit_scale, skipped = model.logit_scale.exp().item(), loader_state.skipped()
         elapsed = time.perf_counter() - self.interval_start
         record = {
             "step": done,
