@@ -163,9 +163,9 @@ def run(engine, output: str, source_folder: str) -> dict:
     clock = Clock()
     tasks, unfinished = plan(source_folder, output)
     raw = io.join(output, "raw")
-    claim.claim(raw, {"stage": "adopt", "input": source_folder})
+    claim.claim(raw, {"stage": "adopt", "input": claim.location(source_folder)})
     config = {"input": source_folder, "from": SOURCE}
-    io.write_atomic(io.join(raw, "config.json"), io.json_bytes({"stage": "adopt", **config}))
+    io.write_json(io.join(raw, "config.json"), {"stage": "adopt", **config})
     totals = summarise(engine.map_shards(adopt_shard, tasks, desc="adopt", unit_key="ok", unit_label="images"))
     totals["unfinished_source_shards"] = unfinished
     dropped = {status: n for status, n in totals["statuses"].items() if status != schema.OK}

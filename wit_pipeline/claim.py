@@ -125,7 +125,7 @@ def _own(folder: str, identity: dict, write: bool = True) -> None:
         )
     if not write:
         return
-    io.write_atomic(io.join(folder, RUN_FILE), io.json_bytes(wanted))
+    io.write_json(io.join(folder, RUN_FILE), wanted)
     _created.add(_key(folder))
 
 

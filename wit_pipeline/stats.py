@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from wit_pipeline import io
 
 STATS_FILE = "stats.json"
-SHAPE = ("stage", "engine", "rows_in", "kept", "dropped", "seconds", "started", "ended", "wit_version", "config")
 
 
 PROVENANCE = ("engine", "seconds", "started", "ended", "wit_version")
