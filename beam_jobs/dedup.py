@@ -60,25 +60,18 @@ def mark_eval_overlaps(batch: list[DedupRecord], references: np.ndarray, config:
             yield record
 
 
-def band_entries(value: int, band_count: int, radius: int):
-    """((combination, key), pHash) for every key combination of one distinct pHash."""
-    layout = bands.band_layout(band_count)
-    hashes = np.array([value], dtype=np.uint64)
-    for number, combo in enumerate(bands.key_combinations(band_count, radius)):
-        yield (number, int(bands.band_keys(hashes, layout, combo)[0])), value
+def band_keys(batch: list[int], band_count: int, radius: int):
+    """The library's band entries (`stage.band_entries`, the Spark engine's too) for a batch of
+    distinct pHashes: keys computed a batch at a time, not one array per hash."""
+    yield from stage.band_entries(stage.BandTask(np.array(batch, dtype=np.uint64), band_count, radius))
 
 
 def verify_bucket(entry, config: DedupConfig):
-    """Verified pairs of one bucket, with the same guard as the local engine."""
-    (number, key), values = entry
-    hashes = np.array(sorted(values), dtype=np.uint64)
-    if len(hashes) > config.max_bucket:
-        yield beam.pvalue.TaggedOutput("huge", bands.HugeBucket(number, key, len(hashes)).to_dict())
-    left, right = bands.pairs_within_runs(
-        hashes, np.array([0]), config.radius, config.max_bucket, config.huge_bucket_window
-    )
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        yield int(hashes[i]), int(hashes[j])
+    """The library's verification of one bucket (`stage.verify_bucket`); huge buckets tagged."""
+    key, values = entry
+    found = stage.verify_bucket(key, list(values), config.radius, config.max_bucket, config.huge_bucket_window)
+    for kind, value in found:
+        yield beam.pvalue.TaggedOutput("huge", value.to_dict()) if kind == "huge" else value
 
 
 def components(pairs: list[tuple[int, int]]):
@@ -176,8 +169,9 @@ def build(pipeline, input_folder, output_folder, config, decontaminate, referenc
     band_count = count | "Bands" >> beam.Map(lambda n: config.bands or bands.choose_bands(n, config.radius))
     verified = (
         distinct
+        | "BatchHashes" >> beam.BatchElements(min_batch_size=1000, max_batch_size=stage.HASHES_PER_TASK)
         | "Keys"
-        >> beam.FlatMap(lambda value, m: band_entries(value, m, config.radius), beam.pvalue.AsSingleton(band_count))
+        >> beam.FlatMap(lambda batch, m: band_keys(batch, m, config.radius), beam.pvalue.AsSingleton(band_count))
         | "Buckets" >> beam.GroupByKey()
         | "Verify" >> beam.FlatMap(verify_bucket, config).with_outputs("huge", main="pairs")
     )
@@ -224,12 +218,14 @@ def run_pipeline(
     config: DedupConfig,
     decontaminate: str | None = None,
     beam_args: list[str] | None = None,
+    local_workers: int = 2,
 ) -> dict:
-    """Run dedup on Beam (FnApiRunner by default; any runner via `beam_args`); return the stats."""
+    """Run dedup on Beam (FnApiRunner by default, `local_workers` processes; any runner via
+    `beam_args`); return the stats."""
     started = time.monotonic()
     shard_ids = stage.finished_raw_shards(input_folder)
     references = load_eval_hashes(decontaminate, stored_image_resize(input_folder)) if decontaminate else None
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+    with beam.Pipeline(options=pipeline_options(beam_args, local_workers)) as pipeline:
         build(pipeline, input_folder, output_folder, config, decontaminate, references, shard_ids)
     stats = io.read_json(io.join(output_folder, stage.STATS_FILE))
     stats["seconds"] = round(time.monotonic() - started, 3)

@@ -67,7 +67,7 @@ def run(
     if engine.name == "beam":
         from beam_jobs.dedup import run_pipeline
 
-        stats = run_pipeline(input_folder, output_folder, config, decontaminate, engine.beam_args)
+        stats = run_pipeline(input_folder, output_folder, config, decontaminate, engine.beam_args, engine.local_workers)
     else:
         pair_finder = bands.near_pairs if engine.name == "local" else engine_pair_finder(engine)
         stats = dedup_folder(input_folder, output_folder, config, decontaminate, pair_finder, engine.name)
