@@ -120,6 +120,12 @@ def in_task_order(indexed: Iterable[tuple[int, Any]], desc: str) -> list:
     return results
 
 
+def reduce_group(reduce: Callable[[Any, list], Iterable[Any]], keyed: tuple[Any, Iterable[Any]]) -> list:
+    """One (key, values) group of a distributed group-by through `reduce` (Beam's and Spark's)."""
+    key, values = keyed
+    return list(reduce(key, list(values)))
+
+
 def group_locally(pairs: Iterable[tuple], reduce: Callable[[Any, list], Iterable[Any]]) -> list:
     """The group-by in one process, keys in sorted order (the local engine's, and tests')."""
     groups: dict = {}

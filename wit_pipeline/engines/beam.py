@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from wit_pipeline.engines import in_task_order, worker_storage_error
+from wit_pipeline.engines import in_task_order, reduce_group, worker_storage_error
 
 
 class BeamEngine:
@@ -61,7 +61,7 @@ class BeamEngine:
                 _spread(pipeline, "Tasks", tasks)
                 | "Emit" >> beam.FlatMap(emit)
                 | "Group" >> beam.GroupByKey()
-                | "Reduce" >> beam.FlatMap(functools.partial(_reduce_group, reduce))
+                | "Reduce" >> beam.FlatMap(functools.partial(reduce_group, reduce))
             )
 
         return self._run(body)
@@ -111,11 +111,6 @@ def _spread(pipeline, label: str, tasks: list):
 def _write_pickle(results, path):
     with FileSystems.create(path) as f:
         f.write(pickle.dumps(results))
-
-
-def _reduce_group(reduce, keyed):
-    key, values = keyed
-    return list(reduce(key, list(values)))
 
 
 def _counter_namespace(desc: str) -> str:

@@ -16,7 +16,7 @@ import functools
 import os
 import sys
 
-from wit_pipeline.engines import in_task_order, worker_storage_error
+from wit_pipeline.engines import in_task_order, reduce_group, worker_storage_error
 
 
 class SparkEngine:
@@ -54,7 +54,7 @@ class SparkEngine:
             self.context.parallelize(tasks, numSlices=len(tasks))
             .flatMap(emit)
             .groupByKey(numPartitions=partitions)
-            .flatMap(functools.partial(_reduce_group, reduce))
+            .flatMap(functools.partial(reduce_group, reduce))
         )
 
     def close(self) -> None:
@@ -78,11 +78,6 @@ def _collect(rdd) -> list:
 def _call(fn, item):
     index, task = item
     return index, fn(task)
-
-
-def _reduce_group(reduce, keyed):
-    key, values = keyed
-    return list(reduce(key, list(values)))
 
 
 def session(master: str, app_name: str = "wit", python: str | None = None, conf: dict | None = None):
