@@ -28,6 +28,14 @@ from datetime import UTC, datetime
 from wit_pipeline import io
 
 STATS_FILE = "stats.json"
+# The folder under OUT that each stage writes its outputs and stats.json into.
+STAGE_FOLDERS: dict[str, str] = {
+    "ingest": "ingest",
+    "balance": "balance",
+    "download": "raw",
+    "dedup": "dedup",
+    "reshard": "final",
+}
 
 
 PROVENANCE = ("engine", "seconds", "started", "ended", "wit_version")

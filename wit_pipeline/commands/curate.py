@@ -28,19 +28,13 @@ import json
 import logging
 
 from wit_pipeline.cli import UsageError
+from wit_pipeline.commands.stage_flags import STAGE_COMMANDS as STAGES
+from wit_pipeline.stats import STAGE_FOLDERS as DATA_STAGE_FOLDERS
 
 log = logging.getLogger("wit")
 
-STAGES = ("ingest", "balance", "download", "dedup", "reshard")
 # The folder under OUT that each stage writes (and --force removes).
-STAGE_FOLDERS = {
-    "ingest": "ingest",
-    "balance": "balance",
-    "download": "raw",
-    "dedup": "dedup",
-    "reshard": "final",
-    "train": "train",
-}
+STAGE_FOLDERS = {**DATA_STAGE_FOLDERS, "train": "train"}
 CURATE_FOLDER = "curate"
 
 

@@ -14,6 +14,8 @@ import argparse
 import functools
 from collections.abc import Set as AbstractSet
 
+from wit_pipeline.engines import ENGINE_NAMES
+
 ENGINE_KEYS = ("engine", "processes", "spark_master", "spark_python", "beam_args")
 TOP_LEVEL_KEYS = ("output",) + ENGINE_KEYS
 STAGE_COMMANDS = ("ingest", "balance", "download", "dedup", "reshard")
@@ -27,9 +29,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     from wit_pipeline.cli import positive_int
 
     group = parser.add_argument_group("engine and configuration (the same on every stage; Beam flags go after --)")
-    group.add_argument(
-        "--engine", choices=("local", "beam", "spark"), help="local process pool (default), Apache Beam, or PySpark"
-    )
+    group.add_argument("--engine", choices=ENGINE_NAMES, help="local process pool (default), Apache Beam, or PySpark")
     group.add_argument(
         "--processes",
         type=positive_int,

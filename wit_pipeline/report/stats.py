@@ -13,16 +13,9 @@ written, extras included.
 from __future__ import annotations
 
 from wit_pipeline import io
-from wit_pipeline.stats import STATS_FILE
+from wit_pipeline.stats import STAGE_FOLDERS, STATS_FILE
 
 # The funnel's order, and the folder of OUT that each stage writes.
-STAGE_FOLDERS: dict[str, str] = {
-    "ingest": "ingest",
-    "balance": "balance",
-    "download": "raw",
-    "dedup": "dedup",
-    "reshard": "final",
-}
 
 
 def stage_folder(output: str, stage: str) -> str:
