@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from wit_pipeline.io import exists, fs_path, open_parquet
+from wit_pipeline.io import exists, expand, fs_path, open_parquet
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 TEXT_KEYS = ("txt", "caption", "text")
@@ -45,9 +45,7 @@ def expand_shards(pattern: str) -> list[str]:
     """Shard URLs from a brace pattern (`out/final/{00000..00012}.tar`), a glob (`out/*.tar`) or
     a folder (its `*.tar`, sorted); several patterns may be joined with '::'. A `.tar` URL is
     taken as given, without a request to its store."""
-    from wit_pipeline import io
-
-    return io.expand(
+    return expand(
         pattern,
         recursive=False,
         accept=lambda name: name.endswith(".tar"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from wit_pipeline.cli import UsageError, print_funnel
+from wit_pipeline.cli import UsageError, print_stats_funnel
 from wit_pipeline.commands.stage_flags import absolute_paths, add_engine_flags, config_from_flags, set_stage_run
 from wit_pipeline.config import BalanceConfig, field_default
 
@@ -49,7 +49,7 @@ def run_stage(args, engine) -> dict:
         summary = balance.run(engine, args.output, config)
     except FileNotFoundError as err:
         raise UsageError(str(err)) from err
-    print_funnel("balance", summary["rows_in"], summary["kept"], summary["dropped"])
+    print_stats_funnel(summary)
     if summary["dropped"].get("no_query_match") and not summary["kept"]:
         print(
             "  every pair matched no query entry: ingest with --metadata ENTRIES.json (from `wit metadata "

@@ -34,7 +34,8 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
         },
     )
     source: Source
-    if is_stage_folder(input_path):
+    from_stage = is_stage_folder(input_path)
+    if from_stage:
         source = StageFolderSource(input_path, url_config)
     else:
         source = UrlListSource(input_path, url_config, staging_dir=io.join(out, "_input"))
@@ -42,7 +43,7 @@ def plan_tasks(input_path: str, output: str, url_config: UrlListConfig, config: 
         tasks = [DownloadTask(source, shard, out, config) for shard in source.shards()]
         # An empty list the user gave is most likely the wrong file; an earlier stage that kept
         # nothing is a result (its stats say why), and the chain goes on with no shard.
-        if not tasks and not is_stage_folder(input_path):
+        if not tasks and not from_stage:
             raise io.InputError(f"{input_path}: no rows to download (the list is empty)")
     except io.InputError:
         claim.abandon(out)  # nothing was downloaded: a corrected rerun starts afresh
