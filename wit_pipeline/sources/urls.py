@@ -35,7 +35,6 @@ from wit_pipeline.io import (
     fs_path,
     join,
     open_parquet,
-    parquet_rows,
     parquet_schema,
     read_json,
     write_atomic,
@@ -144,8 +143,8 @@ class UrlListSource(FileSource):
             parquet_files = [file] if fmt == "parquet" else self._stage_text_file(file, fmt, len(planned))
             row_offset = 0  # row number within the original file, for provenance
             for parquet_file in parquet_files:
-                rows = parquet_rows(parquet_file)
-                columns = _parquet_columns(parquet_file) if rows else []
+                rows, names = _footer(parquet_file)
+                columns = _data_columns(names) if rows else []
                 if columns:  # a missing column is the user's to fix: say so before any work starts
                     self._resolve_columns(columns, file)
                 for start in range(0, rows, self.config.shard_size):
@@ -298,8 +297,16 @@ def _safe_name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in path.rsplit("/", 1)[-1])[:80]
 
 
-def _parquet_columns(path: str) -> list[str]:
-    names = parquet_schema(path).names
+def _footer(path: str) -> tuple[int, list[str]]:
+    """A Parquet file's row count and column names, from one read of its footer."""
+    try:
+        with open_parquet(path) as parquet:
+            return parquet.metadata.num_rows, parquet.schema_arrow.names
+    except pa.ArrowInvalid as err:
+        raise InputError(f"{path}: not a readable Parquet file: {err}") from None
+
+
+def _data_columns(names: list[str]) -> list[str]:
     # A staged part made only of malformed lines has no columns of its own (see _with_null_columns).
     return names if "_wit_error" not in names or len(names) > 1 else []
 
