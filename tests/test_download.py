@@ -219,3 +219,24 @@ def test_connections_are_kept_alive_and_a_silently_closed_one_is_replaced(image_
     after_close = fetch(f"{image_server.url}/img/after-close/{B}", config)
     assert after_close.status == "ok" and after_close.attempts == 1
     assert image_server.connections - before == 2
+
+
+def test_closing_the_host_queue_wakes_a_thread_waiting_out_a_retry_after():
+    # Ctrl-C or a failed write closes the queue: a thread must not sleep out a 60 s Retry-After.
+    import threading
+    import time
+
+    from wit_pipeline.download.hosts import HostFairQueue
+
+    work = HostFairQueue([0], host=lambda i: "h", per_host=1)
+    assert work.take() == 0
+    work.defer(0, 60.0)
+    work.done(0)
+    taken = []
+    waiter = threading.Thread(target=lambda: taken.append(work.take()))
+    waiter.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    work.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive() and taken == [None] and time.monotonic() - started < 5

@@ -43,11 +43,13 @@ class HostFairQueue(Generic[Item]):
         self._deferred: list = []  # heap of (due, sequence, item)
         self._sequence = itertools.count()
         self._cond = threading.Condition()
+        self._closed = False
 
     def take(self) -> Item | None:
-        """The next item to work on, or None once every item has been handed out."""
+        """The next item to work on, or None once every item has been handed out or the queue is
+        closed (a thread waiting for a deferred item's Retry-After wakes at once)."""
         with self._cond:
-            while True:
+            while not self._closed:
                 self._release_due()
                 if self._ready:
                     host = self._ready.popleft()
@@ -59,6 +61,13 @@ class HostFairQueue(Generic[Item]):
                 if not self._pending and not self._deferred:
                     return None
                 self._cond.wait(self._deferred[0][0] - time.monotonic() if self._deferred else None)
+            return None
+
+    def close(self) -> None:
+        """Hand out nothing more: every `take()`, waiting or not, returns None."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def defer(self, item: Item, delay: float) -> None:
         """Hand `item` out again once `delay` seconds have passed (its slot is released by `done`)."""

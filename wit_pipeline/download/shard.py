@@ -84,12 +84,11 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
     resizer = make_resizer(config.resize)
     work = HostFairQueue(todo, host=lambda i: host_of(rows[i]["url"]), per_host=config.fetch.per_host_connections)
     results: queue.Queue = queue.Queue(maxsize=config.threads * 2)
-    stop = threading.Event()
 
     attempts: dict[int, int] = {}  # rows waiting for a retry: the attempt they are at
 
     def worker():
-        while not stop.is_set() and (index := work.take()) is not None:
+        while (index := work.take()) is not None:
             try:
                 result = _process_one(rows[index], config, resizer, attempts.get(index, 1))
                 if "retry_in" in result:  # a 429 or a backoff: requeued, this thread goes on with others
@@ -116,7 +115,7 @@ def _process_rows(rows: list[dict], config: DownloadConfig):
         # On Ctrl-C or a failed write, stop the threads before the error travels on: one left
         # inside img2dataset's resizer holds stdout and stderr swapped to /dev/null, and a daemon
         # thread still running at exit aborts the interpreter (SIGABRT) mid-traceback.
-        stop.set()
+        work.close()
         while finished < len(threads):
             if results.get() is None:
                 finished += 1
