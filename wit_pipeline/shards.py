@@ -17,7 +17,6 @@ and s3:// all work.
 
 from __future__ import annotations
 
-import io as _bytes_io
 import json
 import re
 import tarfile
@@ -103,7 +102,9 @@ class TarSampleWriter:
     """Writes WebDataset samples to one tar: `<key>.<ext>` members, in the order written.
 
     Member headers carry fixed owner and time, so the same samples in the same order give the
-    same bytes on every machine and rerun.
+    same bytes on every machine and rerun: the bytes tarfile writes in USTAR stream mode (a test
+    compares them), with the headers built here, because tarfile's per-member objects, copies and
+    checksum loop cost more than the rest of storing a sample (bench/README.md).
     """
 
     def __init__(self, path: str):
@@ -111,27 +112,29 @@ class TarSampleWriter:
         fs, fs_path = io.fs_path(path)
         with io.writing(path):
             self._file = fs.open(fs_path, "wb")
-        self._tar = tarfile.open(fileobj=self._file, mode="w|", format=tarfile.USTAR_FORMAT)
+        self._offset = 0  # bytes of the archive so far
         self.count = 0
         self.bytes_written = 0
 
     def write(self, key: str, members: dict[str, bytes]) -> None:
         """Add one sample: `members` maps an extension (`jpg`, `txt`, `json`) to its bytes."""
         for ext, data in members.items():
-            info = tarfile.TarInfo(f"{key}.{ext}")
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            info.uname = info.gname = ""
+            padding = -len(data) % tarfile.BLOCKSIZE
             with io.writing(self.path):
-                self._tar.addfile(info, _bytes_io.BytesIO(data))
+                self._file.write(ustar_header(f"{key}.{ext}", len(data)))
+                self._file.write(data)
+                self._file.write(bytes(padding))
+            self._offset += tarfile.BLOCKSIZE + len(data) + padding
             self.bytes_written += len(data)
         self.count += 1
 
     def close(self) -> None:
+        # tarfile's end of archive: two zero blocks, then zeros up to a whole record.
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self._offset + end) % tarfile.RECORDSIZE
         with io.writing(self.path):
             try:
-                self._tar.close()
+                self._file.write(bytes(end))
             finally:
                 self._file.close()
 
@@ -140,6 +143,26 @@ class TarSampleWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# The fixed parts of a member's USTAR header (regular file, mode 644, owner 0, time 0, no names).
+_USTAR_MODE_IDS = b"0000644\0" + b"0000000\0" * 2
+_USTAR_TAIL = tarfile.REGTYPE + bytes(100) + tarfile.POSIX_MAGIC + bytes(tarfile.BLOCKSIZE - 265)
+_USTAR_CHECKSUM_BASE = sum(_USTAR_MODE_IDS) + sum(b"00000000000\0") + sum(_USTAR_TAIL) + 8 * ord(" ")
+
+
+def ustar_header(name: str, size: int) -> bytes:
+    """The 512-byte header tarfile writes for a regular member `name` of `size` bytes with our
+    fixed owner, mode and time; tarfile's own for a name that needs its long-name handling."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) > 100 or size >= 8**11:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.uname, info.gname = size, 0, 0o644, "", ""
+        return info.tobuf(tarfile.USTAR_FORMAT, tarfile.ENCODING, "surrogateescape")
+    size_field = b"%011o\0" % size
+    checksum = _USTAR_CHECKSUM_BASE + sum(encoded) + sum(size_field)
+    head = encoded + bytes(100 - len(encoded)) + _USTAR_MODE_IDS + size_field + b"00000000000\0"
+    return head + b"%06o\0 " % checksum + _USTAR_TAIL
 
 
 class ShardWriter:
