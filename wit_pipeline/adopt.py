@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from wit_pipeline import claim, io, schema, shards
 from wit_pipeline.download.hashing import phash_hex, sha256_hex
 from wit_pipeline.download.image import _RESIZER_ERRORS
-from wit_pipeline.download.shard import _mark_duplicate_uids, _stats, _store
+from wit_pipeline.download.shard import _mark_duplicate_uids, _stats, record_result
 from wit_pipeline.sources.base import make_record
 
 SOURCE = "img2dataset"
@@ -80,7 +80,9 @@ def adopt_shard(task: AdoptTask) -> dict:
             if row["status"] == schema.OK:
                 extension, data = images.get(source["key"], ("", None))  # no image: a failed row
                 # The same writer as wit's download: tar members and .json metadata match its shards.
-                _store(row, _stored(source, data), tar, extension, schema.RAW_SCHEMA)
+                members = record_result(row, _stored(source, data), extension, schema.RAW_SCHEMA)
+                if members is not None:
+                    tar.write(row["uid"], members)
     shards.write_parquet(
         io.join(task.raw_folder, f"{name}.parquet"),
         [{k: r.get(k) for k in schema.RAW_SCHEMA.names} for r in rows],
