@@ -6,6 +6,8 @@ import io
 import random
 import tarfile
 
+import pytest
+
 from wit_pipeline.shards import TarSampleWriter, iter_tar
 
 
@@ -22,7 +24,7 @@ def _tarfile_bytes(samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
 
 
 def _samples(rng: random.Random, count: int) -> list[tuple[str, dict[str, bytes]]]:
-    keys = ["%016x" % rng.getrandbits(64) for _ in range(count)]
+    keys = [f"{rng.getrandbits(64):016x}" for _ in range(count)]
     keys[1] = "k" * 95  # "<key>.json" fills the 100 bytes of the USTAR name field
     keys[2] = "clé-ünïcode"
     sizes = [0, 1, 511, 512, 513, 10240, 70000]
@@ -32,7 +34,9 @@ def _samples(rng: random.Random, count: int) -> list[tuple[str, dict[str, bytes]
     ]
 
 
-def test_shard_tars_equal_tarfiles_ustar_stream_bytes(tmp_path):
+@pytest.mark.parametrize("flush_bytes", [TarSampleWriter.flush_bytes, 1000])
+def test_shard_tars_equal_tarfiles_ustar_stream_bytes(tmp_path, monkeypatch, flush_bytes):
+    monkeypatch.setattr(TarSampleWriter, "flush_bytes", flush_bytes)  # 1000: a flush after every sample
     rng = random.Random(7)
     for count in (0, 3, 25):
         samples = _samples(rng, count) if count else []

@@ -105,7 +105,13 @@ class TarSampleWriter:
     same bytes on every machine and rerun: the bytes tarfile writes in USTAR stream mode (a test
     compares them), with the headers built here, because tarfile's per-member objects, copies and
     checksum loop cost more than the rest of storing a sample (bench/README.md).
+
+    Samples gather in memory and reach the file `flush_bytes` at a time: the download's threads
+    append under one lock, and a thread that released the GIL for a write while holding it kept
+    all the others waiting for as long as it took to get the GIL back.
     """
+
+    flush_bytes = 4 << 20
 
     def __init__(self, path: str):
         self.path = path
@@ -113,6 +119,7 @@ class TarSampleWriter:
         with io.writing(path):
             self._file = fs.open(fs_path, "wb")
         self._offset = 0  # bytes of the archive so far
+        self._pending = bytearray()
         self.count = 0
         self.bytes_written = 0
 
@@ -120,22 +127,28 @@ class TarSampleWriter:
         """Add one sample: `members` maps an extension (`jpg`, `txt`, `json`) to its bytes."""
         for ext, data in members.items():
             padding = -len(data) % tarfile.BLOCKSIZE
-            with io.writing(self.path):
-                self._file.write(ustar_header(f"{key}.{ext}", len(data)))
-                self._file.write(data)
-                self._file.write(bytes(padding))
+            self._pending += ustar_header(f"{key}.{ext}", len(data))
+            self._pending += data
+            self._pending += bytes(padding)
             self._offset += tarfile.BLOCKSIZE + len(data) + padding
             self.bytes_written += len(data)
         self.count += 1
+        if len(self._pending) >= self.flush_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        with io.writing(self.path):
+            self._file.write(self._pending)
+        self._pending.clear()
 
     def close(self) -> None:
         # tarfile's end of archive: two zero blocks, then zeros up to a whole record.
         end = 2 * tarfile.BLOCKSIZE
-        end += -(self._offset + end) % tarfile.RECORDSIZE
-        with io.writing(self.path):
-            try:
-                self._file.write(bytes(end))
-            finally:
+        self._pending += bytes(end + -(self._offset + end) % tarfile.RECORDSIZE)
+        try:
+            self._flush()
+        finally:
+            with io.writing(self.path):
                 self._file.close()
 
     def __enter__(self):
