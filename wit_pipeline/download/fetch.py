@@ -285,23 +285,35 @@ def _check_headers(headers, token: str | None, directives: frozenset) -> None:
 def _read_capped(response, max_bytes: int) -> bytes:
     """The body, refused as soon as it is known to exceed `max_bytes` (declared or streamed)."""
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    length = int(declared) if declared and declared.isdigit() else None
+    if length is not None and length > max_bytes:
         raise FetchError("too_large_bytes", f"Content-Length {declared} exceeds the cap of {max_bytes} bytes")
+    if length is not None and not response.chunked:
+        # The declared size in one read: one buffer, filled in place (a large photo came in ten
+        # 64 kB pieces, then was copied once more to join them).
+        body = response.read(length)
+        if len(body) < length:
+            raise _dropped(len(body), declared)
+        return body
     chunks: list[bytes] = []
     total = 0
     while True:
         chunk = response.read(_READ_CHUNK)
         if not chunk:
             # http.client returns a short body silently when the peer closes early.
-            if declared and declared.isdigit() and total < int(declared):
-                raise FetchError(
-                    "connection_error", f"connection dropped mid-body: got {total} of {declared} bytes", retryable=True
-                )
+            if length is not None and total < length:
+                raise _dropped(total, declared)
             return b"".join(chunks)
         total += len(chunk)
         if total > max_bytes:
             raise FetchError("too_large_bytes", f"body exceeds the cap of {max_bytes} bytes")
         chunks.append(chunk)
+
+
+def _dropped(received: int, declared: str) -> FetchError:
+    return FetchError(
+        "connection_error", f"connection dropped mid-body: got {received} of {declared} bytes", retryable=True
+    )
 
 
 # --- address guard -------------------------------------------------------------------------
