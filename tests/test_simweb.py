@@ -85,6 +85,8 @@ def test_download_over_the_simulated_web(web, tmp_path, monkeypatch):
     requests = sum(after["requests"]) - sum(before["requests"])
     assert requests >= len(urls)
     assert connections <= requests / 3, (connections, requests)
+    # Polite: no host answered more requests at once than its per-host limit (8 threads, limit 4).
+    assert max(after["peak_in_flight"]) <= config.fetch.per_host_connections == 4, after["peak_in_flight"]
     # Zipf-like shares: the first host takes the most URLs, every host takes some.
     per_host = [sum(u.startswith(base + "/") for u in urls) for base in web.bases]
     assert per_host[0] == max(per_host) and min(per_host) > 0

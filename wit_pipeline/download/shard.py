@@ -141,17 +141,18 @@ def _process_rows(rows: list[dict], config: DownloadConfig, store) -> None:
     def worker():
         while (index := work.take()) is not None:
             try:
-                result = _process_one(rows[index], config, resizer, attempts.get(index, 1))
-                if "retry_in" in result:  # a 429 or a backoff: requeued, this thread goes on with others
+                try:
+                    fetched = _fetch_guarded(rows[index], config, attempts.get(index, 1))
+                finally:
+                    work.done(index)  # the host's connection is free once the body is in
+                if fetched.retry_in is not None:  # a 429 or a backoff: requeued, this thread goes on with others
                     attempts[index] = attempts.get(index, 1) + 1
-                    work.defer(index, result["retry_in"])
+                    work.defer(index, fetched.retry_in)
                 else:
-                    store(index, result)
+                    store(index, _image_result(fetched, config, resizer))
             except BaseException as err:  # noqa: BLE001 - a failed write: stop every thread, raise it in the caller
                 failures.append(err)
                 work.close()
-            finally:
-                work.done(index)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(config.threads, len(todo)))]
     for thread in threads:
@@ -170,13 +171,18 @@ def _process_rows(rows: list[dict], config: DownloadConfig, store) -> None:
         raise failures[0]
 
 
-def _process_one(row: dict, config: DownloadConfig, resizer, attempt: int = 1) -> dict:
+def _fetch_guarded(row: dict, config: DownloadConfig, attempt: int) -> FetchResult:
     try:
-        fetched = _fetch_row(row, config, attempt)
-        if fetched.retry_in is not None:
-            return {"retry_in": fetched.retry_in}
-        if fetched.status != schema.OK:
-            return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
+        return _fetch_row(row, config, attempt)
+    except Exception:  # noqa: BLE001 - the per-sample boundary: record the traceback, keep the shard going
+        return FetchResult(None, "internal_error", traceback.format_exc(limit=5)[-2000:])
+
+
+def _image_result(fetched: FetchResult, config: DownloadConfig, resizer) -> dict:
+    """A fetched row's result: its failure, or the stored image with its size and hashes."""
+    if fetched.status != schema.OK:
+        return {"status": fetched.status, "error": fetched.error, "http_status": fetched.http_status}
+    try:
         data = fetched.data or b""  # an ok fetch always has its body
         header = check_image(data, config.fetch.max_pixels)
         image = resizer(data, header)

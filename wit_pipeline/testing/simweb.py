@@ -120,10 +120,17 @@ def make_tls_files(folder: str, addresses: list[str]) -> tuple[str, str, str]:
 
 class _SimulatedHandler(_Handler):
     def do_GET(self):  # noqa: N802 - the http.server naming
-        with self.server.lock:
-            self.server.requests += 1
-        time.sleep(self.server.ttfb)
-        super().do_GET()
+        server = self.server
+        with server.lock:
+            server.requests += 1
+            server.in_flight += 1
+            server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+        try:
+            time.sleep(server.ttfb)
+            super().do_GET()
+        finally:
+            with server.lock:
+                server.in_flight -= 1
 
     def _route_reset(self, rest):
         key, name = rest
@@ -148,6 +155,7 @@ class _Host(http.server.ThreadingHTTPServer):
         self.counters: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.connections = self.requests = 0
+        self.in_flight = self.peak_in_flight = 0  # requests being answered at once
 
     def finish_request(self, request, client_address):
         # In the connection's own thread: the delay stands for the TCP and TLS round trips.
@@ -203,8 +211,12 @@ class SimulatedWeb:
         return [f"{scheme}://{str(h.server_address[0])}:{h.server_address[1]}" for h in self.hosts]
 
     def stats(self) -> dict:
-        """Connections accepted and requests answered, per host."""
-        return {"connections": [h.connections for h in self.hosts], "requests": [h.requests for h in self.hosts]}
+        """Connections accepted, requests answered and the most requests answered at once, per host."""
+        return {
+            "connections": [h.connections for h in self.hosts],
+            "requests": [h.requests for h in self.hosts],
+            "peak_in_flight": [h.peak_in_flight for h in self.hosts],
+        }
 
     def start(self) -> SimulatedWeb:
         for thread in self._threads:
