@@ -240,3 +240,23 @@ def test_closing_the_host_queue_wakes_a_thread_waiting_out_a_retry_after():
     work.close()
     waiter.join(timeout=5)
     assert not waiter.is_alive() and taken == [None] and time.monotonic() - started < 5
+
+
+def test_the_host_with_most_items_waiting_goes_first_within_its_limit():
+    # A big host can only go `per_host` wide: each freed slot of it is filled first, so its
+    # backlog does not trickle through at the end of the shard after the small hosts ran dry.
+    from wit_pipeline.download.hosts import HostFairQueue
+
+    items = ["a1", "a2", "a3", "a4", "b1", "c1", "c2"]
+    work = HostFairQueue(items, host=lambda item: item[0], per_host=2)
+    taken = [work.take() for _ in range(5)]
+    assert taken == ["a1", "a2", "c1", "b1", "c2"]  # a at its limit of 2 after two; ties in order
+    work.done("c1")
+    work.done("a1")
+    assert work.take() == "a3"
+    work.defer("c2", 0.0)  # back into the queue, c's count is 1 again: a (1 left) and c tie
+    work.done("c2")
+    assert [work.take(), work.take()] in (["a4", "c2"], ["c2", "a4"])
+    for item in ("a2", "a3", "a4", "b1", "c2"):
+        work.done(item)
+    assert work.take() is None

@@ -5,6 +5,11 @@ here a thread only ever receives an item whose host has a free slot, so one slow
 occupy every thread while items for other hosts wait. An item to be retried later (a 429's
 Retry-After, a backoff) is deferred: it gives back its host's slot and comes back into the queue
 when its time is due, while the thread goes on with other items instead of sleeping.
+
+Among the hosts with a free slot, the one with the most items waiting goes first. A big host can
+only go `per_host` wide, so it sets the pace of the shard: served round-robin, its freed slot
+waited behind every other ready host, the small hosts ran dry early, and the shard ended with the
+big host's backlog trickling through its few slots while the other threads idled.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def host_of(url: str | None) -> str:
 
 
 class HostFairQueue(Generic[Item]):
-    """Items grouped by host; `take()` returns one whose host is under its cap, round-robin."""
+    """Items grouped by host; `take()` returns one whose host is under its cap, from the host
+    with the most items waiting."""
 
     def __init__(self, items: list[Item], host: Callable[[Item], str], per_host: int):
         self._per_host = per_host
@@ -38,12 +44,16 @@ class HostFairQueue(Generic[Item]):
         for item in items:
             self._pending.setdefault(host(item), deque()).append(item)
         self._active: dict[str, int] = {}
-        self._ready = deque(self._pending)  # hosts with pending items and a free slot
-        self._in_ready = set(self._ready)
+        # Hosts with pending items and a free slot, as a heap of (-items waiting, sequence, host).
+        # An entry whose count is no longer the host's is stale and skipped when it surfaces.
+        self._ready: list[tuple[int, int, str]] = []
+        self._in_ready: set[str] = set()
         self._deferred: list = []  # heap of (due, sequence, item)
         self._sequence = itertools.count()
         self._cond = threading.Condition()
         self._closed = False
+        for name in self._pending:
+            self._requeue(name)
 
     def take(self) -> Item | None:
         """The next item to work on, or None once every item has been handed out or the queue is
@@ -51,9 +61,8 @@ class HostFairQueue(Generic[Item]):
         with self._cond:
             while not self._closed:
                 self._release_due()
-                if self._ready:
-                    host = self._ready.popleft()
-                    self._in_ready.discard(host)
+                host = self._pop_ready()
+                if host is not None:
                     item = self._pending[host].popleft()
                     self._active[host] = self._active.get(host, 0) + 1
                     self._requeue(host)
@@ -62,6 +71,15 @@ class HostFairQueue(Generic[Item]):
                     return None
                 self._cond.wait(self._deferred[0][0] - time.monotonic() if self._deferred else None)
             return None
+
+    def _pop_ready(self) -> str | None:
+        while self._ready:
+            negative_count, _, host = heapq.heappop(self._ready)
+            queue = self._pending.get(host)
+            if host in self._in_ready and queue and len(queue) == -negative_count:
+                self._in_ready.discard(host)
+                return host
+        return None
 
     def close(self) -> None:
         """Hand out nothing more: every `take()`, waiting or not, returns None."""
@@ -97,6 +115,7 @@ class HostFairQueue(Generic[Item]):
             del self._pending[host]
             self._cond.notify_all()  # waiting threads may now find nothing left and exit
             return
-        if queue and self._active.get(host, 0) < self._per_host and host not in self._in_ready:
-            self._ready.append(host)
+        if queue and self._active.get(host, 0) < self._per_host:
+            # Pushed again when its count changed while it waited: the old entry goes stale.
+            heapq.heappush(self._ready, (-len(queue), next(self._sequence), host))
             self._in_ready.add(host)
