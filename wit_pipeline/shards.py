@@ -103,8 +103,8 @@ class TarSampleWriter:
 
     Member headers carry fixed owner and time, so the same samples in the same order give the
     same bytes on every machine and rerun: the bytes tarfile writes in USTAR stream mode (a test
-    compares them), with the headers built here, because tarfile's per-member objects, copies and
-    checksum loop cost more than the rest of storing a sample (bench/README.md).
+    compares them), with the headers built here: tarfile's per-member objects, copies and
+    checksum loop made storing a sample cost 0.19 ms, now 0.07 ms (bench/README.md).
 
     Samples gather in memory and reach the file `flush_bytes` at a time: the download's threads
     append under one lock, and a thread that released the GIL for a write while holding it kept

@@ -71,7 +71,8 @@ def keep_freed_memory() -> None:
     default glibc serves such sizes with mmap, or trims them off its heaps when freed, so the next
     image faults the same pages in again, zero-filled: at 32 threads that was 80 page faults and
     0.15 ms of kernel time per image (bench/README.md). Keeping up to 64 MB free per heap costs
-    about 35 MB of peak memory per process. Other C libraries are left as they are.
+    memory that levels off: +33 MB of peak RSS on a 6,000-image run, workers steady at about
+    450 MB through a 100,000-URL run. Other C libraries are left as they are.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
